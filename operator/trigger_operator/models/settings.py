@@ -1,0 +1,51 @@
+"""The operator's settings: one object, built at start-up from the environment.
+
+Every variable is prefixed `TRIGGER_OPERATOR_` (for example `TRIGGER_OPERATOR_DATABASE_URL`),
+except the downward-API variables `POD_NAME` and `POD_NAMESPACE` that a Deployment sets.
+Nothing reads the environment at import time: call `Settings()` where the process starts.
+"""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything the operator process can be told at start-up."""
+
+    model_config = SettingsConfigDict(env_prefix="TRIGGER_OPERATOR_", extra="ignore")
+
+    # Which triggers to watch: empty means every namespace.
+    namespaces: list[str] = Field(default_factory=list)
+    # Where the operator itself runs: its Lease and its Events live there.
+    operator_namespace: str = Field(
+        default="trigger-operator",
+        validation_alias=AliasChoices("POD_NAMESPACE", "TRIGGER_OPERATOR_OPERATOR_NAMESPACE"),
+    )
+    pod_name: str | None = Field(
+        default=None, validation_alias=AliasChoices("POD_NAME", "TRIGGER_OPERATOR_POD_NAME")
+    )
+    # Overrides the revision found through the pod's ReplicaSet.
+    revision: int | None = None
+    identity: str | None = None
+
+    dispatch_concurrency: int = Field(default=16, ge=1)
+    upcoming_runs: int = Field(default=3, ge=0, le=20)
+
+    lease_name: str = "trigger-operator-leader"
+    lease_duration_seconds: float = Field(default=15.0, gt=0)
+    renew_interval_seconds: float = Field(default=5.0, gt=0)
+    retry_period_seconds: float = Field(default=2.0, gt=0)
+
+    # The ledger: a SQLAlchemy URL; empty means a SQLite file at `sqlite_path`.
+    database_url: str | None = None
+    sqlite_path: str = "trigger-operator.db"
+    migrate_on_start: bool = True
+    ledger_retention_days: int = Field(default=90, ge=1)
+    ledger_queue_size: int = Field(default=10_000, ge=1)
+
+    metrics_port: int = Field(default=8080, ge=0, le=65535)
+
+    # Fault injection for the crash-safety tests: exit the process at a named point.
+    crash_at: str | None = None
