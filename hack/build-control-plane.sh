@@ -17,7 +17,7 @@ if ! command -v go >/dev/null 2>&1; then
   exit 1
 fi
 
-export CGO_ENABLED=0 GOFLAGS=-mod=mod
+export CGO_ENABLED=0 GOFLAGS="-mod=readonly -buildvcs=false"
 build_date="$(date -u -d @0 +%Y-%m-%dT%H:%M:%SZ)"
 minor="$(echo "$k8s_version" | cut -d. -f2)"
 k8s_ldflags="-s -w"

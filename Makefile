@@ -1,0 +1,77 @@
+# trigger-operator: `make run` and `make test` set up everything they need.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEV := .dev
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: help setup venv control-plane postgres lint fmt test test-unit test-integration \
+        run cluster-up cluster-down cluster-status crd clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -m venv --help >/dev/null 2>&1 || { \
+	  echo "python3 venv support missing; installing python3-venv" >&2; \
+	  apt-get update -q && apt-get install -y -q python3-venv; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev,bench]'
+	@touch $@
+
+venv: $(STAMP)  ## the virtual environment with the package and its dev tools
+
+control-plane:  ## build the control-plane binaries once per machine (cached outside the repo)
+	@bash hack/build-control-plane.sh >/dev/null
+
+postgres:  ## make sure Debian's PostgreSQL server binaries are installed
+	@bash scripts/ensure-postgres.sh
+
+setup: venv control-plane postgres  ## everything the tests and `make run` need
+
+lint: venv  ## ruff, mypy strict, import-linter
+	$(BIN)/ruff check operator tests bench
+	$(BIN)/ruff format --check operator tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+fmt: venv  ## format the code
+	$(BIN)/ruff check --fix operator tests bench
+	$(BIN)/ruff format operator tests bench
+
+test: setup lint  ## lint, then every test tier (unit, integration on the dev cluster, e2e on kind)
+	$(BIN)/pytest tests $(PYTEST_ARGS)
+
+test-unit: venv  ## the unit tier alone (no cluster)
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+test-integration: setup  ## the integration tier alone
+	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
+
+cluster-up: venv control-plane  ## start the dev cluster (kubeconfig in .dev/kubeconfig)
+	$(BIN)/trigger-operator dev-cluster up --dev-dir $(DEV)
+
+cluster-down: venv  ## stop the dev cluster and every process of it
+	$(BIN)/trigger-operator dev-cluster down --dev-dir $(DEV)
+
+cluster-status: venv
+	@$(BIN)/trigger-operator dev-cluster status --dev-dir $(DEV)
+
+run: setup  ## the dev cluster, the CRD, the operator in the foreground, and the examples
+	@$(BIN)/trigger-operator dev-cluster status --dev-dir $(DEV) >/dev/null 2>&1 || \
+	  $(BIN)/trigger-operator dev-cluster up --dev-dir $(DEV)
+	$(DEV)/bin/kubectl --kubeconfig $(DEV)/kubeconfig apply --server-side -f crds/
+	$(DEV)/bin/kubectl --kubeconfig $(DEV)/kubeconfig wait --for=condition=Established \
+	  crd/scheduledtriggers.triggers.dev --timeout=60s
+	$(DEV)/bin/kubectl --kubeconfig $(DEV)/kubeconfig apply -f examples/
+	KUBECONFIG=$(DEV)/kubeconfig TRIGGER_OPERATOR_SQLITE_PATH=$(DEV)/ledger.db \
+	  TRIGGER_OPERATOR_OPERATOR_NAMESPACE=default \
+	  $(BIN)/trigger-operator run
+
+clean: cluster-down  ## stop the cluster and remove .dev/ and .venv/
+	rm -rf $(DEV) $(VENV)

@@ -1,0 +1,126 @@
+"""The test harness: a real control plane per session, a fresh namespace per test.
+
+Unit tests use none of these fixtures and never start a cluster. Integration tests
+take `cluster` (started once per session, lazily) and `namespace`.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from tests.harness.cluster import KubeCluster, docker_engine_missing_reason
+from tests.harness.wait import wait_for
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("trigger-operator")
+    group.addoption(
+        "--cluster",
+        choices=["dev", "kind"],
+        default="dev",
+        help="dev: the project's own control plane (default); kind: pytest-kind (needs Docker)",
+    )
+    # `--kubeconfig PATH` (an existing cluster, used as it is) comes from pytest-kind.
+
+
+def _log(line: str) -> None:
+    print(f"[dev-cluster] {line}", file=sys.stderr, flush=True)
+
+
+@pytest.fixture(scope="session")
+def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeCluster]:
+    kubeconfig = request.config.getoption("--kubeconfig")
+    backend = request.config.getoption("--cluster")
+    if kubeconfig:
+        kubectl = shutil.which("kubectl")
+        if kubectl is None:
+            from trigger_operator.devcluster import binaries
+
+            kubectl = str(binaries.default().kubectl)
+        yield KubeCluster(Path(kubeconfig), kubectl, "external")
+        return
+    if backend == "kind":
+        reason = docker_engine_missing_reason()
+        if reason is not None:
+            pytest.skip(f"--cluster=kind needs Docker and kind: {reason}")
+        from pytest_kind import KindCluster
+
+        kind = KindCluster(
+            "trigger-operator-tests",
+            kind_path=Path(shutil.which("kind") or "kind"),
+            kubectl_path=Path(shutil.which("kubectl") or "kubectl"),
+        )
+        kind.create()
+        try:
+            yield KubeCluster(Path(kind.kubeconfig_path), str(kind.kubectl_path), "kind")
+        finally:
+            kind.delete()
+        return
+
+    from trigger_operator.devcluster import binaries
+    from trigger_operator.devcluster.cluster import DevCluster
+
+    built = binaries.ensure()
+    dev = DevCluster(tmp_path_factory.mktemp("cluster"), built, log=_log)
+    dev.start()
+    try:
+        yield KubeCluster(dev.kubeconfig, str(built.kubectl), "dev")
+    finally:
+        dev.stop()
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40].strip("-")
+
+
+@pytest.fixture
+def namespace(cluster: KubeCluster, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace for one test, deleted afterwards."""
+    name = f"{_slug(request.node.name)}-{secrets.token_hex(3)}"
+    core = cluster.core()
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+
+    def default_account() -> bool:
+        try:
+            core.read_namespaced_service_account("default", name)
+        except ApiException as error:
+            if error.status == 404:
+                return False
+            raise
+        return True
+
+    # Pods are admitted only once the namespace's default ServiceAccount exists.
+    wait_for(default_account, timeout=30, message=f"default ServiceAccount in {name}")
+    yield name
+    try:
+        core.delete_namespace(name)
+    except ApiException as error:
+        if error.status != 404:
+            raise
+
+
+@pytest.fixture(scope="session")
+def crd(cluster: KubeCluster) -> str:
+    """The ScheduledTrigger CRD, applied once per session and Established."""
+    cluster.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
+    name = "scheduledtriggers.triggers.dev"
+
+    def established() -> bool:
+        found = cluster.apiextensions().read_custom_resource_definition(name)
+        return any(
+            c.type == "Established" and c.status == "True" for c in found.status.conditions or []
+        )
+
+    wait_for(established, timeout=30, message=f"CRD {name} Established")
+    return name
