@@ -1,0 +1,68 @@
+"""kopf event handlers: every watch event of a trigger or of a trigger's Job feeds the cache.
+
+Only event handlers are used: they store no progress and no last-handled configuration
+on the trigger, so a GitOps tool never sees an annotation or finalizer it did not write.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import kopf
+
+from trigger_operator.jobs.builder import GROUP, LABEL_TRIGGER_UID
+
+VERSION = "v1alpha1"
+PLURAL = "scheduledtriggers"
+
+
+class Feed(Protocol):
+    """What the handlers hand events to."""
+
+    def on_trigger_event(self, event_type: str | None, body: dict[str, Any]) -> None: ...
+
+    def on_job_event(self, event_type: str | None, body: dict[str, Any]) -> None: ...
+
+
+def build_registry(
+    feed: Feed, *, on_started: Callable[[], None] | None = None
+) -> kopf.OperatorRegistry:
+    """A kopf registry whose handlers forward watch events to `feed`."""
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.startup(registry=registry)
+    async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        # The scheduler writes its own Events; kopf's would duplicate every log line.
+        settings.posting.enabled = False
+        settings.watching.server_timeout = 300
+        settings.watching.client_timeout = 330
+        settings.watching.connect_timeout = 10
+        settings.networking.request_timeout = 30
+        settings.execution.max_workers = 4
+        if on_started is not None:
+            on_started()
+
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        # The same credentials as the Kubernetes client: in-cluster, else KUBECONFIG.
+        return kopf.login_via_client(**kwargs)
+
+    @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
+    async def trigger_event(event: kopf.RawEvent, **_: Any) -> None:
+        feed.on_trigger_event(event.get("type"), dict(event["object"]))
+
+    @kopf.on.event(
+        "batch", "v1", "jobs", labels={LABEL_TRIGGER_UID: kopf.PRESENT}, registry=registry
+    )
+    async def job_event(event: kopf.RawEvent, **_: Any) -> None:
+        feed.on_job_event(event.get("type"), dict(event["object"]))
+
+    return registry
+
+
+def quiet_kopf_logs() -> None:
+    """kopf logs every handler call at INFO; our own lines carry the context that matters."""
+    for name in ("kopf.objects", "kopf.activities.startup"):
+        logging.getLogger(name).setLevel(logging.WARNING)

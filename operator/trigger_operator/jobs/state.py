@@ -1,0 +1,127 @@
+"""What a Job says about its run, and which finished Jobs to prune.
+
+Pure functions over Job bodies as plain dicts (as the API returns them), so the status
+of a trigger can be rebuilt from the Jobs it owns rather than trusted from its last
+status: the Jobs are the evidence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from trigger_operator.jobs.builder import (
+    ANNOTATION_RUN_KIND,
+    ANNOTATION_RUN_NOW,
+    ANNOTATION_SCHEDULED_FOR,
+    KIND,
+    LABEL_TRIGGER_UID,
+)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class RunResult(StrEnum):
+    """Where a run stands, from its Job's conditions."""
+
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+
+@dataclass(frozen=True)
+class RunState:
+    """One owned Job, reduced to what the trigger's status and the ledger need."""
+
+    name: str
+    uid: str
+    namespace: str
+    trigger_name: str
+    trigger_uid: str
+    scheduled_for: datetime | None
+    result: RunResult
+    kind: str
+    run_now: str | None
+    created: datetime | None
+    started: datetime | None
+    finished: datetime | None
+    failed_pods: int
+    deleting: bool
+
+
+def parse_time(value: Any) -> datetime | None:
+    """An RFC3339 string (or a datetime, as the Python client returns) as an aware datetime."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value
+    text = str(value)
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    parsed = datetime.fromisoformat(text)
+    return parsed if parsed.tzinfo else None
+
+
+def run_state(job: dict[str, Any]) -> RunState:
+    """Read a Job body as a run."""
+    metadata = job.get("metadata") or {}
+    status = job.get("status") or {}
+    annotations = metadata.get("annotations") or {}
+    labels = metadata.get("labels") or {}
+    result = RunResult.RUNNING
+    finished: datetime | None = None
+    for condition in status.get("conditions") or []:
+        if condition.get("status") != "True":
+            continue
+        if condition.get("type") == "Complete":
+            result = RunResult.SUCCEEDED
+            finished = parse_time(
+                status.get("completionTime") or condition.get("lastTransitionTime")
+            )
+        elif condition.get("type") == "Failed":
+            result = RunResult.FAILED
+            finished = parse_time(condition.get("lastTransitionTime"))
+    owner: dict[str, Any] = next(
+        (
+            reference
+            for reference in metadata.get("ownerReferences") or []
+            if reference.get("kind") == KIND and reference.get("controller")
+        ),
+        {},
+    )
+    return RunState(
+        name=str(metadata.get("name", "")),
+        uid=str(metadata.get("uid", "")),
+        namespace=str(metadata.get("namespace", "")),
+        trigger_name=str(owner.get("name", "")),
+        trigger_uid=str(labels.get(LABEL_TRIGGER_UID, "")),
+        scheduled_for=parse_time(annotations.get(ANNOTATION_SCHEDULED_FOR)),
+        result=result,
+        kind=str(annotations.get(ANNOTATION_RUN_KIND, "scheduled")),
+        run_now=annotations.get(ANNOTATION_RUN_NOW),
+        created=parse_time(metadata.get("creationTimestamp")),
+        started=parse_time(status.get("startTime")),
+        finished=finished,
+        failed_pods=int(status.get("failed") or 0),
+        deleting=bool(metadata.get("deletionTimestamp")),
+    )
+
+
+def _order(run: RunState) -> tuple[datetime, str]:
+    moment = run.finished or run.scheduled_for or run.created or _EPOCH
+    return (moment, run.name)
+
+
+def to_prune(runs: list[RunState], *, keep_succeeded: int, keep_failed: int) -> list[RunState]:
+    """Finished runs beyond the history limits, oldest first; running Jobs are never pruned."""
+    doomed: list[RunState] = []
+    for result, keep in ((RunResult.SUCCEEDED, keep_succeeded), (RunResult.FAILED, keep_failed)):
+        finished = sorted(
+            (run for run in runs if run.result is result and not run.deleting), key=_order
+        )
+        excess = len(finished) - max(keep, 0)
+        if excess > 0:
+            doomed.extend(finished[:excess])
+    return sorted(doomed, key=_order)

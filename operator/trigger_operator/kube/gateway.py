@@ -1,0 +1,277 @@
+"""The only code that calls the Kubernetes API.
+
+Callers get plain JSON-like dicts and domain errors instead of `ApiException`:
+404 → `None` (or `NotFound` where absence is an error), 409 → `Conflict` /
+`AlreadyExists`, 403 → `Forbidden`, 400/422 → `Invalid`, everything else →
+`ApiUnavailable` (worth a retry). The official client is synchronous; its calls run
+in a bounded thread pool so that the asyncio loop (kopf's and the scheduler's)
+never blocks on the network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any, TypeVar
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError
+
+from trigger_operator.jobs.builder import API_VERSION, GROUP, KIND
+from trigger_operator.models.instants import format_instant
+
+PLURAL = "scheduledtriggers"
+VERSION = "v1alpha1"
+FIELD_MANAGER = "trigger-operator"
+
+T = TypeVar("T")
+
+
+class KubeError(Exception):
+    """A Kubernetes API call failed; `status` is the HTTP status (0 without an answer)."""
+
+    def __init__(self, message: str, *, status: int = 0, reason: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+
+
+class NotFound(KubeError):
+    pass
+
+
+class Conflict(KubeError):
+    """A precondition failed (stale resourceVersion or uid)."""
+
+
+class AlreadyExists(Conflict):
+    pass
+
+
+class Forbidden(KubeError):
+    pass
+
+
+class Invalid(KubeError):
+    """The API server rejected the object; the message says which field and why."""
+
+
+class ApiUnavailable(KubeError):
+    """No answer, or a server-side error: worth retrying later."""
+
+
+def _message(error: ApiException) -> tuple[str, str]:
+    try:
+        body = json.loads(error.body or "{}")
+    except (TypeError, ValueError):
+        body = {}
+    return str(body.get("message") or error.reason or error), str(body.get("reason") or "")
+
+
+def _translate(error: ApiException) -> KubeError:
+    message, reason = _message(error)
+    status = int(error.status or 0)
+    if status == 404:
+        return NotFound(message, status=status, reason=reason)
+    if status == 409:
+        kind = AlreadyExists if reason == "AlreadyExists" else Conflict
+        return kind(message, status=status, reason=reason)
+    if status == 403:
+        return Forbidden(message, status=status, reason=reason)
+    if status in (400, 422):
+        return Invalid(message, status=status, reason=reason)
+    return ApiUnavailable(message, status=status, reason=reason)
+
+
+def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:
+    """An API client from the in-cluster service account, else from a kubeconfig."""
+    if kubeconfig is None:
+        try:
+            config.load_incluster_config()  # type: ignore[no-untyped-call]
+            return client.ApiClient()
+        except config.ConfigException:
+            pass
+    api: client.ApiClient = config.new_client_from_config(  # type: ignore[no-untyped-call]
+        config_file=kubeconfig
+    )
+    return api
+
+
+class KubeGateway:
+    """Typed, async access to the few API calls the operator makes."""
+
+    def __init__(self, api: client.ApiClient, *, workers: int = 20) -> None:
+        self.api = api
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kube")
+        self._batch = client.BatchV1Api(api)
+        self._core = client.CoreV1Api(api)
+        self._apps = client.AppsV1Api(api)
+        self._custom = client.CustomObjectsApi(api)
+        self._coordination = client.CoordinationV1Api(api)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    async def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        def run() -> Any:
+            try:
+                response = fn(*args, _preload_content=False, **kwargs)
+            except ApiException as error:
+                raise _translate(error) from error
+            except (HTTPError, OSError) as error:
+                raise ApiUnavailable(f"API server unreachable: {error}") from error
+            data = response.data
+            return json.loads(data) if data else None
+
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, run)
+
+    async def _maybe(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await self._call(fn, *args, **kwargs)
+        except NotFound:
+            return None
+
+    # -- triggers ------------------------------------------------------------------------
+
+    async def read_trigger(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return await self._maybe(  # type: ignore[no-any-return]
+            self._custom.get_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, name
+        )
+
+    async def patch_trigger_status(
+        self, namespace: str, name: str, *, resource_version: str, status: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Merge `status` into the trigger's status, only if it is still at `resource_version`.
+
+        A stale writer gets `Conflict` and must re-read: the cursor never moves back.
+        """
+        body = {"metadata": {"resourceVersion": resource_version}, "status": status}
+        return await self._call(  # type: ignore[no-any-return]
+            self._custom.patch_namespaced_custom_object_status,
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            name,
+            body,
+            field_manager=FIELD_MANAGER,
+            _content_type="application/merge-patch+json",
+        )
+
+    # -- jobs ----------------------------------------------------------------------------
+
+    async def create_job(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Create a Job; `AlreadyExists` when its name is taken."""
+        namespace = body["metadata"]["namespace"]
+        return await self._call(  # type: ignore[no-any-return]
+            self._batch.create_namespaced_job, namespace, body, field_manager=FIELD_MANAGER
+        )
+
+    async def dry_run_job(self, body: dict[str, Any]) -> None:
+        """Ask the API server whether it would accept this Job; `Invalid` says why not."""
+        namespace = body["metadata"]["namespace"]
+        await self._call(
+            self._batch.create_namespaced_job,
+            namespace,
+            body,
+            dry_run="All",
+            field_manager=FIELD_MANAGER,
+        )
+
+    async def read_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return await self._maybe(  # type: ignore[no-any-return]
+            self._batch.read_namespaced_job, name, namespace
+        )
+
+    async def list_jobs(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        found = await self._call(
+            self._batch.list_namespaced_job, namespace, label_selector=label_selector
+        )
+        return list(found.get("items") or [])
+
+    async def delete_job(self, namespace: str, name: str, *, uid: str) -> bool:
+        """Delete a Job (and, through the garbage collector, its pods); False if gone already."""
+        body = {"propagationPolicy": "Background", "preconditions": {"uid": uid}}
+        try:
+            await self._call(self._batch.delete_namespaced_job, name, namespace, body=body)
+        except (NotFound, Conflict):
+            return False
+        return True
+
+    # -- events --------------------------------------------------------------------------
+
+    async def emit_event(
+        self,
+        *,
+        namespace: str,
+        name: str,
+        uid: str,
+        kind: str = KIND,
+        api_version: str = API_VERSION,
+        event_type: str,
+        reason: str,
+        message: str,
+        now: datetime,
+        component: str = "trigger-operator",
+    ) -> None:
+        """Record a core/v1 Event about an object (best effort: failures are swallowed)."""
+        stamp = format_instant(now)
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{name[:200]}.", "namespace": namespace},
+            "involvedObject": {
+                "apiVersion": api_version,
+                "kind": kind,
+                "name": name,
+                "namespace": namespace,
+                "uid": uid,
+            },
+            "type": event_type,
+            "reason": reason,
+            "message": message[:1024],
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+            "source": {"component": component},
+            "reportingComponent": component,
+            "reportingInstance": component,
+        }
+        with contextlib.suppress(KubeError):
+            await self._call(self._core.create_namespaced_event, namespace, body)
+
+    # -- pods, replica sets, leases (leadership) --------------------------------------------
+
+    async def read_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return await self._maybe(  # type: ignore[no-any-return]
+            self._core.read_namespaced_pod, name, namespace
+        )
+
+    async def read_replica_set(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return await self._maybe(  # type: ignore[no-any-return]
+            self._apps.read_namespaced_replica_set, name, namespace
+        )
+
+    async def read_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return await self._maybe(  # type: ignore[no-any-return]
+            self._coordination.read_namespaced_lease, name, namespace
+        )
+
+    async def create_lease(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        return await self._call(  # type: ignore[no-any-return]
+            self._coordination.create_namespaced_lease, namespace, body
+        )
+
+    async def replace_lease(
+        self, namespace: str, name: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Replace a Lease; `body.metadata.resourceVersion` makes it conditional (409 if stale)."""
+        return await self._call(  # type: ignore[no-any-return]
+            self._coordination.replace_namespaced_lease, name, namespace, body
+        )

@@ -1,0 +1,55 @@
+"""The scheduler's one question to leadership: may I write now, and as whom?
+
+The scheduler only creates Jobs and patches status while `may_write()` is true. The
+Lease elector answers it (fenced by its local deadline); a single replica outside a
+Deployment can use `AlwaysLeader`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Protocol
+
+from trigger_operator.jobs.builder import Writer
+
+
+class Gate(Protocol):
+    """Whether this replica may dispatch, and the identity its writes carry."""
+
+    def may_write(self) -> bool:
+        """True while this replica leads and its lease cannot have expired."""
+        ...
+
+    @property
+    def writer(self) -> Writer:
+        """Identity and revision recorded on every Job this replica creates."""
+        ...
+
+    async def wait_until_leader(self) -> None:
+        """Return once `may_write()` is true."""
+        ...
+
+    def changed(self) -> asyncio.Event:
+        """Set whenever leadership changes, so a sleeping scheduler wakes up."""
+        ...
+
+
+class AlwaysLeader:
+    """A gate that always says yes: one replica, no Lease."""
+
+    def __init__(self, writer: Writer) -> None:
+        self._writer = writer
+        self._changed = asyncio.Event()
+
+    def may_write(self) -> bool:
+        return True
+
+    @property
+    def writer(self) -> Writer:
+        return self._writer
+
+    async def wait_until_leader(self) -> None:
+        return None
+
+    def changed(self) -> asyncio.Event:
+        return self._changed

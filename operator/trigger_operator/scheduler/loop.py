@@ -1,0 +1,189 @@
+"""The scheduler: one loop, a min-heap of due times, bounded dispatch.
+
+Watch events (from every replica's kopf handlers) keep `TriggerCache` warm and mark
+triggers dirty. Only while the gate says this replica leads does the loop act: it pops
+the triggers whose due time has come (O(log n) each), reconciles the dirty ones, and
+sleeps until the earliest due time or until an event or a leadership change wakes it.
+There is no timer per trigger, no polling tick and no full scan per dispatch.
+
+A trigger is reconciled by at most one task at a time (`Reconciler` does the work);
+an event that arrives meanwhile marks it dirty again, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import logging
+from datetime import datetime
+from typing import Any
+
+from trigger_operator.clock import Clock
+from trigger_operator.jobs.state import RunResult
+from trigger_operator.scheduler.cache import TriggerCache
+from trigger_operator.scheduler.gate import Gate
+from trigger_operator.scheduler.reconcile import Reconciler
+
+log = logging.getLogger(__name__)
+
+# The longest the loop sleeps without a reason to wake: a safety net against a lost
+# wake-up, not a polling tick (nothing is scanned when it expires).
+_MAX_SLEEP = 60.0
+
+
+class Scheduler:
+    """Feeds the cache from watch events and dispatches due triggers while leading."""
+
+    def __init__(
+        self,
+        *,
+        reconciler: Reconciler,
+        cache: TriggerCache,
+        gate: Gate,
+        clock: Clock,
+        concurrency: int,
+    ) -> None:
+        self.reconciler = reconciler
+        self.cache = cache
+        self.gate = gate
+        self.clock = clock
+        self._heap: list[tuple[datetime, int, str]] = []
+        self._seq = itertools.count()
+        self._dirty: dict[str, None] = {}
+        self._running: set[str] = set()
+        self._wake = asyncio.Event()
+        self._slots = asyncio.Semaphore(concurrency)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping = False
+
+    # -- feed (called from watch handlers on every replica) --------------------------------
+
+    def on_trigger_event(self, event_type: str | None, body: dict[str, Any]) -> None:
+        uid = str(body["metadata"]["uid"])
+        if event_type == "DELETED":
+            entry = self.cache.remove_trigger(uid)
+            if entry is not None:
+                self.reconciler.forget(entry)
+            self._dirty.pop(uid, None)
+            return
+        self.cache.upsert_trigger(body)
+        self.mark_dirty(uid)
+
+    def on_job_event(self, event_type: str | None, body: dict[str, Any]) -> None:
+        if event_type == "DELETED":
+            removed = self.cache.remove_job(body)
+            if removed is not None:
+                self.reconciler.job_deleted(removed)
+                self.mark_dirty(removed.trigger_uid)
+            return
+        state, previous = self.cache.upsert_job(body)
+        if previous is None or previous.result != state.result or previous.uid != state.uid:
+            self.reconciler.job_changed(state, previous)
+            # Status (active, lastRun, lastSuccessfulTime) is rebuilt from the Jobs.
+            if state.result is not RunResult.RUNNING or previous is None:
+                self.mark_dirty(state.trigger_uid)
+
+    def mark_dirty(self, uid: str) -> None:
+        if uid in self.cache.triggers:
+            self._dirty[uid] = None
+            self._wake.set()
+
+    # -- the loop (acts only while leading) ---------------------------------------------
+
+    async def run(self) -> None:
+        log.info("scheduler started")
+        leadership = self.gate.changed()
+        was_leading = False
+        while not self._stopping:
+            if not self.gate.may_write():
+                if was_leading:
+                    log.warning("scheduler paused: not leading")
+                was_leading = False
+                await self.gate.wait_until_leader()
+                continue
+            if not was_leading:
+                # A new leader looks at every trigger once: the last one may have left
+                # work undone (a created Job whose status patch never happened).
+                was_leading = True
+                for uid in list(self.cache.triggers):
+                    self._dirty[uid] = None
+            self._wake.clear()
+            leadership.clear()
+            self._dispatch_ready()
+            timeout = self._seconds_to_next()
+            waiters = {
+                asyncio.ensure_future(self._wake.wait()),
+                asyncio.ensure_future(leadership.wait()),
+            }
+            try:
+                await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waiters:
+                    waiter.cancel()
+
+    def pause(self) -> None:
+        """Stop dispatching now (shutdown): no new pass starts, running ones finish."""
+        self._stopping = True
+        self._wake.set()
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _seconds_to_next(self) -> float:
+        self._drop_stale_heads()
+        if not self._heap:
+            return _MAX_SLEEP
+        delta = (self._heap[0][0] - self.clock.now()).total_seconds()
+        return min(_MAX_SLEEP, max(0.0, delta))
+
+    def _drop_stale_heads(self) -> None:
+        while self._heap:
+            due, _, uid = self._heap[0]
+            entry = self.cache.triggers.get(uid)
+            if entry is not None and entry.due_at == due:
+                return
+            heapq.heappop(self._heap)
+
+    def _dispatch_ready(self) -> None:
+        now = self.clock.now()
+        while self._heap and self._heap[0][0] <= now:
+            due, _, uid = heapq.heappop(self._heap)
+            entry = self.cache.triggers.get(uid)
+            if entry is not None and entry.due_at == due:
+                entry.due_at = None
+                self._dirty[uid] = None
+        for uid in list(self._dirty):
+            if uid in self._running:
+                continue  # picked up again when the running task finishes
+            del self._dirty[uid]
+            if uid not in self.cache.triggers:
+                continue
+            self._running.add(uid)
+            task = asyncio.create_task(self._reconcile(uid), name=f"reconcile-{uid}")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _reconcile(self, uid: str) -> None:
+        try:
+            async with self._slots:
+                entry = self.cache.triggers.get(uid)
+                if entry is None or self._stopping or not self.gate.may_write():
+                    return
+                due_at = await self.reconciler.reconcile(entry)
+                if due_at is not None and uid in self.cache.triggers:
+                    entry.due_at = due_at
+                    heapq.heappush(self._heap, (due_at, next(self._seq), uid))
+        except Exception:
+            log.exception("reconcile failed; retrying shortly", extra={"trigger_uid": uid})
+            entry = self.cache.triggers.get(uid)
+            if entry is not None:
+                retry_at = self.clock.now() + self.reconciler.retry_delay
+                entry.due_at = retry_at
+                heapq.heappush(self._heap, (retry_at, next(self._seq), uid))
+        finally:
+            self._running.discard(uid)
+            self._wake.set()

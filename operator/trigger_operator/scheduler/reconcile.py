@@ -1,0 +1,698 @@
+"""One trigger, one pass: the numbered steps that turn due times into Jobs.
+
+1. Load the spec; an invalid one (schedule, zone, Job template) is reported on the
+   trigger (Ready=False, a Warning Event once per problem) and never runs.
+2. Rebuild what status can from the world: the Jobs the trigger owns.
+3. Plan: which scheduled times to start now and which are missed (`schedule.plan`).
+4. Apply concurrencyPolicy, then create each Job. Its name is derived from (uid, time),
+   so AlreadyExists for our own Job means "already done": the run is started first and
+   the cursor advanced second, and a crash between the two loses nothing.
+5. Start a run for a new value of the run-now annotation.
+6. Patch status with a resourceVersion precondition: a stale writer gets 409 and
+   re-reads instead of moving the cursor back.
+7. Prune finished Jobs beyond the history limits; hand every outcome to the ledger,
+   off the hot path.
+
+Returns when the trigger next needs a pass (its next due time), or None.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+
+from trigger_operator.clock import Clock
+from trigger_operator.jobs.builder import (
+    ANNOTATION_RUN_NOW,
+    ANNOTATION_SCHEDULED_FOR,
+    LABEL_TRIGGER_UID,
+    RunKind,
+    TriggerRef,
+    build_job,
+)
+from trigger_operator.jobs.state import RunResult, RunState, parse_time, run_state, to_prune
+from trigger_operator.kube.gateway import (
+    AlreadyExists,
+    Conflict,
+    Forbidden,
+    Invalid,
+    KubeError,
+    KubeGateway,
+    NotFound,
+)
+from trigger_operator.ledger.records import RunKind as LedgerKind
+from trigger_operator.ledger.records import RunRef, RunStatus
+from trigger_operator.ledger.writer import LedgerWriter
+from trigger_operator.metrics import Metrics
+from trigger_operator.models.instants import format_instant
+from trigger_operator.models.spec import ConcurrencyPolicy, TriggerSpec
+from trigger_operator.models.status import ActiveRun, Condition, LastRun, TriggerStatus
+from trigger_operator.models.status import RunResult as StatusResult
+from trigger_operator.schedule.errors import ScheduleError
+from trigger_operator.schedule.jitter import jitter_for
+from trigger_operator.schedule.planner import CATCH_UP_NONE_GRACE, Plan, plan
+from trigger_operator.schedule.progress import progress_from_status
+from trigger_operator.schedule.times import schedule_of
+from trigger_operator.scheduler.cache import TriggerEntry
+from trigger_operator.scheduler.gate import Gate
+
+log = logging.getLogger(__name__)
+
+CRASH_AFTER_JOB_CREATE = "after-job-create"
+
+
+class NotLeading(Exception):
+    """The gate closed mid-pass: stop writing at once (fencing)."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Why a trigger cannot run, as its Ready condition shows it."""
+
+    reason: str
+    message: str
+
+
+class Reconciler:
+    """Carries out one pass over one trigger."""
+
+    retry_delay = timedelta(seconds=5)
+
+    def __init__(
+        self,
+        *,
+        gateway: KubeGateway,
+        gate: Gate,
+        clock: Clock,
+        metrics: Metrics,
+        ledger: LedgerWriter | None = None,
+        upcoming_count: int = 3,
+        crash_at: str | None = None,
+    ) -> None:
+        self.gateway = gateway
+        self.gate = gate
+        self.clock = clock
+        self.metrics = metrics
+        self.ledger = ledger
+        self.upcoming_count = upcoming_count
+        self.crash_at = crash_at
+
+    # -- entry points ----------------------------------------------------------------------
+
+    async def reconcile(self, entry: TriggerEntry) -> datetime | None:
+        try:
+            return await self._reconcile(entry)
+        except NotLeading:
+            log.warning("stopped mid-pass: no longer leading", extra=self._context(entry))
+            return None
+        except Conflict:
+            # Someone wrote the trigger since we read it: re-read, plan again at once.
+            fresh = await self.gateway.read_trigger(entry.namespace, entry.name)
+            if fresh is not None and fresh["metadata"]["uid"] == entry.uid:
+                entry.body = fresh
+            return self.clock.now()
+        except Forbidden as error:
+            log.error(
+                "not allowed to act on this trigger; skipping it",
+                extra={**self._context(entry), "error": str(error)},
+            )
+            return None
+
+    def forget(self, entry: TriggerEntry) -> None:
+        """The trigger was deleted: its active runs go with it (garbage collector)."""
+        if self.ledger is None:
+            return
+        for job in entry.jobs.values():
+            if job.result is RunResult.RUNNING:
+                ref = self._ref_for_job(entry.namespace, entry.name, job)
+                if ref is not None:
+                    self.ledger.record_cancelled(
+                        ref, reason="TriggerDeleted", message="the trigger was deleted"
+                    )
+
+    def job_changed(self, job: RunState, previous: RunState | None) -> None:
+        """A Job of some trigger started or finished: tell the ledger."""
+        if job.result is RunResult.SUCCEEDED:
+            self.metrics.runs.labels(result="succeeded").inc()
+        elif job.result is RunResult.FAILED:
+            self.metrics.runs.labels(result="failed").inc()
+        if self.ledger is None or not self.gate.may_write():
+            return
+        ref = self._ref_for_job(None, None, job)
+        if ref is None:
+            return
+        status = {
+            RunResult.RUNNING: RunStatus.RUNNING,
+            RunResult.SUCCEEDED: RunStatus.SUCCEEDED,
+            RunResult.FAILED: RunStatus.FAILED,
+        }[job.result]
+        self.ledger.record_job_state(
+            ref,
+            status,
+            started_at=job.started,
+            finished_at=job.finished,
+            failed_pods=job.failed_pods,
+            job_uid=job.uid,
+        )
+
+    def job_deleted(self, job: RunState) -> None:
+        """Deleted Jobs keep their ledger rows; nothing to record."""
+
+    # -- the pass ----------------------------------------------------------------------------
+
+    async def _reconcile(self, entry: TriggerEntry) -> datetime | None:
+        body = entry.body
+        if body["metadata"].get("deletionTimestamp"):
+            return None
+        ref = TriggerRef(namespace=entry.namespace, name=entry.name, uid=entry.uid)
+        now = self.clock.now()
+        status = _status_of(body)
+
+        # 1. Load and validate.
+        spec, problem = self._load(body)
+        if spec is not None and problem is None:
+            problem = await self._check_job_template(entry, spec, ref)
+        if spec is None or problem is not None:
+            assert problem is not None
+            await self._report_problem(entry, status, problem, now)
+            return None
+        entry.reported_problem = None
+
+        # 2. Rebuild from the world.
+        jobs = dict(entry.jobs)
+
+        # 3. Plan.
+        progress = progress_from_status(spec, status, created=_created(body, now), now=now)
+        jitter = jitter_for(entry.uid, spec.jitter_seconds)
+        outcome = plan(spec, progress, now=now, jitter=jitter, upcoming_count=self.upcoming_count)
+
+        # 4. Concurrency policy, then create.
+        started: list[tuple[datetime, RunState]] = []
+        skipped: list[datetime] = []
+        for index, scheduled_for in enumerate(outcome.start):
+            late = now - (scheduled_for + jitter)
+            catch_up = index < len(outcome.start) - 1 or late > CATCH_UP_NONE_GRACE
+            kind = RunKind.CATCH_UP if catch_up else RunKind.SCHEDULED
+            active = await self._active_runs(entry, spec, jobs)
+            if active and spec.concurrency_policy is ConcurrencyPolicy.FORBID:
+                skipped.append(scheduled_for)
+                self._record_skipped(ref, scheduled_for, kind, active)
+                continue
+            if active and spec.concurrency_policy is ConcurrencyPolicy.REPLACE:
+                await self._replace(ref, active, jobs)
+            job = await self._start(ref, spec, scheduled_for, kind, now=now, jitter=jitter)
+            jobs[job.name] = job
+            started.append((scheduled_for, job))
+
+        # 5. Run now.
+        run_now = (body["metadata"].get("annotations") or {}).get(ANNOTATION_RUN_NOW)
+        if run_now and not status.handled_run_now(run_now):
+            job = await self._start(
+                ref, spec, now, RunKind.MANUAL, now=now, jitter=timedelta(0), run_now=run_now
+            )
+            jobs[job.name] = job
+            status = status.with_run_now(run_now, handled_at=now)
+
+        # 6. Status.
+        self._record_missed(ref, outcome)
+        new_status = self._next_status(
+            spec, status, outcome, progress.fingerprint, progress.epoch, jobs, body, now
+        )
+        await self._write_status(entry, status, new_status)
+
+        # 7. History.
+        await self._prune(spec, jobs, entry)
+        return outcome.next_due
+
+    def _load(self, body: dict[str, Any]) -> tuple[TriggerSpec | None, Problem | None]:
+        try:
+            spec = TriggerSpec.model_validate(body.get("spec") or {})
+        except ValidationError as error:
+            first = error.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            field = f"spec.{where}" if where else "spec"
+            return None, Problem("InvalidSpec", f"{field}: {first['msg']}")
+        try:
+            # Compiling the schedule is where grammar and zone errors surface.
+            schedule_of(spec)
+        except ScheduleError as error:
+            return spec, Problem(error.reason, str(error))
+        return spec, None
+
+    async def _check_job_template(
+        self, entry: TriggerEntry, spec: TriggerSpec, ref: TriggerRef
+    ) -> Problem | None:
+        generation = entry.generation
+        if entry.template_ok_generation == generation:
+            return None
+        if entry.template_error is not None and entry.template_error[0] == generation:
+            return Problem("InvalidJobTemplate", entry.template_error[1])
+        body = build_job(
+            ref,
+            spec.job_template.model_dump(mode="json", by_alias=True),
+            scheduled_for=self.clock.now(),
+            kind=RunKind.SCHEDULED,
+            writer=self.gate.writer,
+            payload=spec.payload,
+        )
+        try:
+            await self.gateway.dry_run_job(body)
+        except Invalid as error:
+            message = f"spec.jobTemplate: the API server rejects the Job: {error}"
+            entry.template_error = (generation, message)
+            return Problem("InvalidJobTemplate", message)
+        entry.template_ok_generation = generation
+        entry.template_error = None
+        return None
+
+    async def _report_problem(
+        self, entry: TriggerEntry, status: TriggerStatus, problem: Problem, now: datetime
+    ) -> None:
+        key = (entry.generation, problem.reason, problem.message)
+        ready = _condition(status, "Ready")
+        already = (
+            ready is not None
+            and ready.status == "False"
+            and ready.reason == problem.reason
+            and ready.message == problem.message
+            and status.observed_generation == entry.generation
+            and status.next_run_at is None
+        )
+        if not already:
+            self._require_leader()
+            new_status = status.model_copy(
+                update={
+                    "observed_generation": entry.generation,
+                    "next_run_at": None,
+                    "upcoming_runs": [],
+                    "conditions": _set_condition(
+                        status.conditions,
+                        "False",
+                        problem.reason,
+                        problem.message,
+                        now,
+                        entry.generation,
+                    ),
+                }
+            )
+            await self._write_status(entry, status, new_status)
+        if entry.reported_problem != key:
+            entry.reported_problem = key
+            log.warning(
+                "trigger is invalid and will not run",
+                extra={
+                    **self._context(entry),
+                    "reason": problem.reason,
+                    "problem": problem.message,
+                },
+            )
+            if self.gate.may_write():
+                await self.gateway.emit_event(
+                    namespace=entry.namespace,
+                    name=entry.name,
+                    uid=entry.uid,
+                    event_type="Warning",
+                    reason=problem.reason,
+                    message=problem.message,
+                    now=now,
+                )
+
+    async def _active_runs(
+        self, entry: TriggerEntry, spec: TriggerSpec, jobs: dict[str, RunState]
+    ) -> list[RunState]:
+        if spec.concurrency_policy is ConcurrencyPolicy.ALLOW:
+            return []
+        # Forbid and Replace decide on what runs now, not on a possibly lagging cache.
+        listed = await self.gateway.list_jobs(
+            entry.namespace, label_selector=f"{LABEL_TRIGGER_UID}={entry.uid}"
+        )
+        for item in listed:
+            state = run_state(item)
+            jobs[state.name] = state
+        return [
+            job for job in jobs.values() if job.result is RunResult.RUNNING and not job.deleting
+        ]
+
+    async def _replace(
+        self, ref: TriggerRef, active: list[RunState], jobs: dict[str, RunState]
+    ) -> None:
+        for job in active:
+            self._require_leader()
+            deleted = await self.gateway.delete_job(ref.namespace, job.name, uid=job.uid)
+            jobs.pop(job.name, None)
+            if deleted:
+                self.metrics.runs.labels(result="cancelled").inc()
+                log.info(
+                    "replaced an active run",
+                    extra={**_ref_context(ref), "job": job.name},
+                )
+                ledger_ref = self._ref_for_job(ref.namespace, ref.name, job)
+                if self.ledger is not None and ledger_ref is not None:
+                    self.ledger.record_cancelled(
+                        ledger_ref,
+                        reason="Replaced",
+                        message="concurrencyPolicy Replace: a newer run started",
+                        finished_at=self.clock.now(),
+                    )
+
+    async def _start(
+        self,
+        ref: TriggerRef,
+        spec: TriggerSpec,
+        scheduled_for: datetime,
+        kind: RunKind,
+        *,
+        now: datetime,
+        jitter: timedelta,
+        run_now: str | None = None,
+    ) -> RunState:
+        writer = self.gate.writer
+        body = build_job(
+            ref,
+            spec.job_template.model_dump(mode="json", by_alias=True),
+            scheduled_for=scheduled_for,
+            kind=kind,
+            writer=writer,
+            payload=spec.payload,
+            run_now_value=run_now,
+        )
+        name = body["metadata"]["name"]
+        context = {
+            **_ref_context(ref),
+            "scheduled_for": format_instant(scheduled_for),
+            "job": name,
+            "revision": writer.revision,
+        }
+        ledger_ref = self._ledger_ref(ref, scheduled_for, kind, name, run_now)
+        if self.ledger is not None:
+            self.ledger.record_pending(
+                ledger_ref, leader_identity=writer.identity, leader_revision=writer.revision
+            )
+        self._require_leader()
+        try:
+            created = await self.gateway.create_job(body)
+            log.info("run started", extra=context)
+            self.metrics.runs.labels(result="started").inc()
+            self.metrics.dispatch_lateness.observe(
+                max(0.0, (self.clock.now() - (scheduled_for + jitter)).total_seconds())
+                if run_now is None
+                else 0.0
+            )
+        except AlreadyExists:
+            created = await self._existing(ref, name, scheduled_for)
+            log.info("run already started", extra=context)
+        if self.crash_at == CRASH_AFTER_JOB_CREATE:
+            log.critical("fault injection: exiting after the Job create", extra=context)
+            logging.shutdown()
+            os._exit(86)
+        state = run_state(created)
+        if self.ledger is not None:
+            self.ledger.record_job(ledger_ref, job_uid=state.uid)
+        return state
+
+    async def _existing(
+        self, ref: TriggerRef, name: str, scheduled_for: datetime
+    ) -> dict[str, Any]:
+        job = await self.gateway.read_job(ref.namespace, name)
+        if job is None:
+            raise NotFound(f"Job {name} exists and then did not", status=404)
+        owners = job["metadata"].get("ownerReferences") or []
+        annotations = job["metadata"].get("annotations") or {}
+        ours = any(owner.get("uid") == ref.uid for owner in owners)
+        same_time = parse_time(annotations.get(ANNOTATION_SCHEDULED_FOR)) == scheduled_for
+        if not ours:
+            raise Forbidden(f"Job {name} exists but belongs to another owner")
+        if not same_time and not annotations.get(ANNOTATION_RUN_NOW):
+            log.warning(
+                "existing Job has another scheduled time",
+                extra={**_ref_context(ref), "job": name},
+            )
+        return job
+
+    def _next_status(
+        self,
+        spec: TriggerSpec,
+        status: TriggerStatus,
+        outcome: Plan,
+        fingerprint: str | None,
+        epoch: datetime | None,
+        jobs: dict[str, RunState],
+        body: dict[str, Any],
+        now: datetime,
+    ) -> TriggerStatus:
+        generation = int(body["metadata"].get("generation") or 0)
+        active = sorted(
+            (job for job in jobs.values() if job.result is RunResult.RUNNING and not job.deleting),
+            key=lambda job: (job.scheduled_for or now, job.name),
+        )
+        # The newest run by scheduled time; a pruned history keeps the last value seen.
+        newest = max(
+            (job for job in jobs.values() if job.scheduled_for is not None),
+            key=lambda job: (job.scheduled_for or now, job.name),
+            default=None,
+        )
+        last_run = status.last_run
+        if (
+            newest is not None
+            and newest.scheduled_for is not None
+            and (last_run is None or newest.scheduled_for >= last_run.scheduled_for)
+        ):
+            last_run = LastRun(
+                name=newest.name,
+                scheduled_for=newest.scheduled_for,
+                result=StatusResult(newest.result.value),
+            )
+        successes = [
+            job.finished
+            for job in jobs.values()
+            if job.result is RunResult.SUCCEEDED and job.finished is not None
+        ]
+        last_success = max(
+            [t for t in (status.last_successful_time, *successes) if t is not None], default=None
+        )
+        scheduled = [
+            job.scheduled_for
+            for job in jobs.values()
+            if job.scheduled_for is not None and job.kind != RunKind.MANUAL.value
+        ]
+        last_schedule = max(
+            [t for t in (status.last_schedule_time, *scheduled) if t is not None], default=None
+        )
+        if spec.suspend:
+            reason, message = "Suspended", "spec.suspend is true: no new runs start"
+        elif outcome.completed:
+            reason, message = "Completed", "the one-time run has been handled"
+        elif outcome.next_run is None:
+            reason, message = "NoFutureRuns", "the schedule fires no more times"
+        else:
+            reason, message = "Scheduled", f"next run at {format_instant(outcome.next_run)}"
+        return status.model_copy(
+            update={
+                "observed_generation": generation,
+                "next_run_at": outcome.next_run,
+                "upcoming_runs": list(outcome.upcoming),
+                "last_schedule_time": last_schedule,
+                "last_successful_time": last_success,
+                "last_run": last_run,
+                "active": [ActiveRun(name=job.name, uid=job.uid) for job in active],
+                "missed_runs": status.missed_runs + outcome.missed_count,
+                "last_missed_time": outcome.last_missed or status.last_missed_time,
+                "conditions": _set_condition(
+                    status.conditions, "True", reason, message, now, generation
+                ),
+                "cursor": outcome.cursor,
+                "schedule_hash": fingerprint,
+                "spec_epoch": epoch,
+                "completed": outcome.completed,
+            }
+        )
+
+    async def _write_status(
+        self, entry: TriggerEntry, old: TriggerStatus, new: TriggerStatus
+    ) -> None:
+        before = old.model_dump(mode="json", exclude_none=True)
+        after = new.model_dump(mode="json")
+        if before == {k: v for k, v in after.items() if v is not None}:
+            return
+        self._require_leader()
+        updated = await self.gateway.patch_trigger_status(
+            entry.namespace,
+            entry.name,
+            resource_version=str(entry.body["metadata"]["resourceVersion"]),
+            status=after,
+        )
+        if updated["metadata"]["uid"] == entry.uid:
+            entry.body = updated
+
+    async def _prune(
+        self, spec: TriggerSpec, jobs: dict[str, RunState], entry: TriggerEntry
+    ) -> None:
+        doomed = to_prune(
+            list(jobs.values()),
+            keep_succeeded=spec.successful_runs_history_limit,
+            keep_failed=spec.failed_runs_history_limit,
+        )
+        for job in doomed:
+            if not self.gate.may_write():
+                return
+            namespace = self._namespace_of(job)
+            if namespace is None:
+                continue
+            try:
+                await self.gateway.delete_job(namespace, job.name, uid=job.uid)
+                # The watch will confirm; until then, do not try again.
+                entry.jobs.pop(job.name, None)
+            except KubeError as error:
+                log.warning(
+                    "could not prune a finished Job", extra={"job": job.name, "error": str(error)}
+                )
+
+    # -- ledger and metrics ------------------------------------------------------------------
+
+    def _record_missed(self, ref: TriggerRef, outcome: Plan) -> None:
+        if outcome.missed_count:
+            self.metrics.missed_runs.inc(outcome.missed_count)
+            self.metrics.runs.labels(result="missed").inc(outcome.missed_count)
+            log.warning(
+                "scheduled times missed",
+                extra={**_ref_context(ref), "missed": outcome.missed_count},
+            )
+        if self.ledger is None:
+            return
+        writer = self.gate.writer
+        for scheduled_for in outcome.missed:
+            self.ledger.record_missed(
+                self._ledger_ref(ref, scheduled_for, RunKind.SCHEDULED, None, None),
+                reason="Missed",
+                message="not started: operator down past the deadline, or left out by catchUp",
+                leader_identity=writer.identity,
+                leader_revision=writer.revision,
+            )
+
+    def _record_skipped(
+        self, ref: TriggerRef, scheduled_for: datetime, kind: RunKind, active: list[RunState]
+    ) -> None:
+        self.metrics.runs.labels(result="skipped").inc()
+        log.info(
+            "run skipped: an earlier run is active (Forbid)",
+            extra={**_ref_context(ref), "scheduled_for": format_instant(scheduled_for)},
+        )
+        if self.ledger is None:
+            return
+        writer = self.gate.writer
+        self.ledger.record_skipped(
+            self._ledger_ref(ref, scheduled_for, kind, None, None),
+            reason="ConcurrencyForbid",
+            message=f"active: {', '.join(job.name for job in active)}",
+            leader_identity=writer.identity,
+            leader_revision=writer.revision,
+        )
+
+    def _ledger_ref(
+        self,
+        ref: TriggerRef,
+        scheduled_for: datetime,
+        kind: RunKind,
+        job_name: str | None,
+        run_now: str | None,
+    ) -> RunRef:
+        if run_now is not None:
+            return RunRef.manual(
+                namespace=ref.namespace,
+                trigger_name=ref.name,
+                trigger_uid=ref.uid,
+                run_now_value=run_now,
+                requested_at=scheduled_for,
+                job_name=job_name,
+            )
+        return RunRef.scheduled(
+            namespace=ref.namespace,
+            trigger_name=ref.name,
+            trigger_uid=ref.uid,
+            scheduled_for=scheduled_for,
+            kind=LedgerKind(kind.value),
+            job_name=job_name,
+        )
+
+    def _ref_for_job(self, namespace: str | None, name: str | None, job: RunState) -> RunRef | None:
+        if job.scheduled_for is None or not job.trigger_uid:
+            return None
+        job_namespace = namespace or self._namespace_of(job)
+        trigger_name = name or self._trigger_name_of(job)
+        if job_namespace is None or trigger_name is None:
+            return None
+        ref = TriggerRef(namespace=job_namespace, name=trigger_name, uid=job.trigger_uid)
+        kind = RunKind(job.kind) if job.kind in {k.value for k in RunKind} else RunKind.SCHEDULED
+        return self._ledger_ref(ref, job.scheduled_for, kind, job.name, job.run_now)
+
+    def _namespace_of(self, job: RunState) -> str | None:
+        return job.namespace or None
+
+    def _trigger_name_of(self, job: RunState) -> str | None:
+        return job.trigger_name or None
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _require_leader(self) -> None:
+        if not self.gate.may_write():
+            raise NotLeading
+
+    def _context(self, entry: TriggerEntry) -> dict[str, Any]:
+        return {
+            "namespace": entry.namespace,
+            "trigger": entry.name,
+            "uid": entry.uid,
+            "revision": self.gate.writer.revision,
+        }
+
+
+def _ref_context(ref: TriggerRef) -> dict[str, Any]:
+    return {"namespace": ref.namespace, "trigger": ref.name, "uid": ref.uid}
+
+
+def _status_of(body: dict[str, Any]) -> TriggerStatus:
+    raw = body.get("status") or {}
+    try:
+        return TriggerStatus.model_validate(raw)
+    except ValidationError:
+        # A status we cannot read (hand-edited, older format) is rebuilt, not fatal.
+        log.warning("unreadable trigger status; starting afresh", extra={"status": str(raw)[:200]})
+        return TriggerStatus()
+
+
+def _created(body: dict[str, Any], now: datetime) -> datetime:
+    return parse_time(body["metadata"].get("creationTimestamp")) or now
+
+
+def _condition(status: TriggerStatus, kind: str) -> Condition | None:
+    return next((c for c in status.conditions if c.type == kind), None)
+
+
+def _set_condition(
+    conditions: list[Condition],
+    value: str,
+    reason: str,
+    message: str,
+    now: datetime,
+    generation: int,
+) -> list[Condition]:
+    current = next((c for c in conditions if c.type == "Ready"), None)
+    changed = current is None or current.status != value
+    ready = Condition.model_validate(
+        {
+            "type": "Ready",
+            "status": value,
+            "reason": reason,
+            "message": message,
+            "lastTransitionTime": now
+            if changed or current is None
+            else current.last_transition_time,
+            "observedGeneration": generation,
+        }
+    )
+    return [*(c for c in conditions if c.type != "Ready"), ready]
