@@ -1,0 +1,161 @@
+"""`spec` of a ScheduledTrigger: what the user asks for.
+
+The model checks what a schema can see (exactly one of `schedule` and `runAt`, enums,
+bounds, the RFC 3339 shape of `runAt`), the same checks the CRD makes at admission, as
+the CRD is generated from this model. What only code can check (the cron grammar, a real
+IANA zone, a date that exists) is the schedule package's job, so that an invalid trigger
+is still readable and can be reported on.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Self
+
+from pydantic import ConfigDict, Field, JsonValue, model_validator
+
+from trigger_operator.models.base import ResourceModel
+from trigger_operator.models.instants import RFC3339_PATTERN
+
+
+class ConcurrencyPolicy(StrEnum):
+    """What to do when a run is due while earlier runs of the trigger are still active."""
+
+    ALLOW = "Allow"
+    FORBID = "Forbid"
+    REPLACE = "Replace"
+
+
+class CatchUp(StrEnum):
+    """Which missed times to start after the operator was down while the trigger was due."""
+
+    LATEST = "Latest"
+    ALL = "All"
+    NONE = "None"
+
+
+class SkippedTimes(StrEnum):
+    """What to do with a wall-clock time that does not exist (clocks spring forward)."""
+
+    RUN_AFTER_GAP = "RunAfterGap"
+    SKIP = "Skip"
+
+
+class RepeatedTimes(StrEnum):
+    """What to do with a wall-clock time that occurs twice (clocks fall back)."""
+
+    AUTO = "Auto"
+    ONCE = "Once"
+    TWICE = "Twice"
+
+
+class DaylightSaving(ResourceModel):
+    """How the schedule treats wall-clock times that daylight-saving changes skip or repeat."""
+
+    skipped_times: SkippedTimes = SkippedTimes.RUN_AFTER_GAP
+    """A time that does not exist because the clocks sprang forward. RunAfterGap (default):
+    fire once at the first instant after the gap; several skipped times fire once together.
+    Skip: do not fire."""
+
+    repeated_times: RepeatedTimes = RepeatedTimes.AUTO
+    """A time that occurs twice because the clocks fell back. Once: fire at the first
+    occurrence only. Twice: fire at both. Auto (default): Twice when the hour field is `*`
+    or `*/n` (an interval schedule), otherwise Once."""
+
+
+class JobTemplateMetadata(ResourceModel):
+    """Labels and annotations copied onto every Job of the trigger."""
+
+    labels: dict[str, str] = Field(default_factory=dict)
+    """Labels added to each Job."""
+
+    annotations: dict[str, str] = Field(default_factory=dict)
+    """Annotations added to each Job."""
+
+
+class JobTemplate(ResourceModel):
+    """The Job each run creates, as `jobTemplate` in a batch/v1 CronJob."""
+
+    metadata: JobTemplateMetadata = Field(default_factory=JobTemplateMetadata)
+    """Labels and annotations for each Job; its name is derived from the trigger and the
+    scheduled time."""
+
+    spec: dict[str, Any] = Field(json_schema_extra={"x-kubernetes-preserve-unknown-fields": True})
+    """A batch/v1 JobSpec: pod template, backoffLimit (retries), activeDeadlineSeconds
+    (timeout), podFailurePolicy. Checked by the API server with a dry-run create."""
+
+
+class TriggerSpec(ResourceModel):
+    """What the trigger runs and when."""
+
+    model_config = ConfigDict(frozen=True)
+
+    schedule: str | None = Field(default=None, min_length=1, max_length=256)
+    """A cron expression read in `timeZone`: five fields (minute hour day-of-month month
+    day-of-week) or six with seconds first; lists, ranges, steps, names (JAN, MON) and the
+    macros @yearly @annually @monthly @weekly @daily @midnight @hourly. When both
+    day-of-month and day-of-week are restricted, a day matches if either does. Exactly
+    one of schedule and runAt is set."""
+
+    run_at: str | None = Field(
+        default=None,
+        max_length=64,
+        pattern=RFC3339_PATTERN,
+        json_schema_extra={"format": "date-time"},
+    )
+    """A one-time run: an RFC 3339 date-time with an offset, e.g. 2026-12-01T09:00:00Z.
+    Fires once; a time already past when the trigger is created fires at once unless
+    startingDeadlineSeconds has passed. Exactly one of schedule and runAt is set."""
+
+    time_zone: str = Field(default="UTC", min_length=1, max_length=64)
+    """The IANA time zone whose wall clock the schedule is read in, e.g. Europe/Berlin."""
+
+    suspend: bool = False
+    """Stop starting new runs; running Jobs continue. Times that pass while suspended are
+    not started on resume."""
+
+    concurrency_policy: ConcurrencyPolicy = ConcurrencyPolicy.ALLOW
+    """When a run is due while earlier runs are active. Allow (default): start it too.
+    Forbid: skip this time. Replace: delete the active runs, then start it."""
+
+    starting_deadline_seconds: int | None = Field(default=None, ge=0)
+    """A run not started within this many seconds after its time (plus jitter) is missed
+    instead of started. Unset: no deadline."""
+
+    catch_up: CatchUp = CatchUp.LATEST
+    """After the operator was down while times were due. Latest (default): start only the
+    most recent. All: start each, the newest maxCatchUpRuns, oldest first. None: start none.
+    Every time not started counts in status.missedRuns."""
+
+    max_catch_up_runs: int = Field(default=10, ge=1, le=1000)
+    """The most missed times catchUp: All starts at once."""
+
+    jitter_seconds: int = Field(default=0, ge=0, le=86400)
+    """Delay every run by a stable per-trigger amount in [0, jitterSeconds), derived from
+    the trigger's uid, to spread triggers that share a schedule. 0: no delay."""
+
+    daylight_saving: DaylightSaving = Field(
+        default_factory=DaylightSaving, json_schema_extra={"default": {}}
+    )
+    """How wall-clock times skipped or repeated by daylight-saving changes fire."""
+
+    payload: JsonValue = None
+    """Any JSON value, handed to every run as the TRIGGER_PAYLOAD environment variable."""
+
+    successful_runs_history_limit: int = Field(default=3, ge=0)
+    """How many finished successful Jobs to keep in the cluster; the run ledger keeps all."""
+
+    failed_runs_history_limit: int = Field(default=1, ge=0)
+    """How many finished failed Jobs to keep in the cluster; the run ledger keeps all."""
+
+    job_template: JobTemplate
+    """The Job to create for each run."""
+
+    @model_validator(mode="after")
+    def _exactly_one_time_source(self) -> Self:
+        if (self.schedule is None) == (self.run_at is None):
+            raise ValueError(EXACTLY_ONE_MESSAGE)
+        return self
+
+
+EXACTLY_ONE_MESSAGE = "spec: exactly one of schedule and runAt must be set"

@@ -1,0 +1,213 @@
+"""Missed-time planning: which scheduled times to start now, and which are missed.
+
+`plan(spec, progress, now=..., jitter=...)` is a pure function. The times it considers
+lie after the floor (the latest of the cursor and the edit epoch; for a cron trigger that
+has neither, its creation) and are due, that is `time + jitter <= now`. Of those:
+
+- catchUp Latest starts the newest; All starts the newest maxCatchUpRuns, oldest first;
+  None starts a time only when it is the only one due and it is on time (at most
+  CATCH_UP_NONE_GRACE late, the ordinary dispatch delay), so only downtime makes it miss;
+- a time more than startingDeadlineSeconds late (counted in whole seconds from
+  `time + jitter`) is never started;
+- every due time not started is missed; all of them are counted in `missed_count`, the
+  newest MISSED_DETAIL_LIMIT are listed for the ledger.
+
+Counting does not list: a trigger down for a year on a per-second schedule is counted
+with `Schedule.count` (arithmetic per day), and the newest times are found by a search
+on counts before only those are listed, so a plan costs O(days of downtime + listed
+times), not O(missed times).
+
+A one-time trigger ignores catchUp: its runAt, past or not, is started once it is due,
+unless it is past startingDeadlineSeconds or lies at or before the edit epoch (then it
+is missed); either way the trigger is then completed. A suspended trigger plans nothing.
+Concurrency (Forbid, Replace) is not the planner's: it depends on the active Jobs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from itertools import takewhile
+
+from trigger_operator.models.spec import CatchUp, TriggerSpec
+from trigger_operator.schedule.progress import Progress
+from trigger_operator.schedule.times import (
+    CronSchedule,
+    OneTimeSchedule,
+    Schedule,
+    schedule_of,
+    upcoming,
+)
+
+CATCH_UP_NONE_GRACE = timedelta(seconds=60)
+MISSED_DETAIL_LIMIT = 1000
+_SECOND = timedelta(seconds=1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Plan:
+    """What to do for one trigger at one instant."""
+
+    start: tuple[datetime, ...] = ()
+    """Scheduled times to start now, oldest first."""
+    missed: tuple[datetime, ...] = ()
+    """The newest missed times (at most MISSED_DETAIL_LIMIT), oldest first."""
+    missed_count: int = 0
+    """Every missed time, listed or not."""
+    cursor: datetime | None = None
+    """The newest scheduled time handled once this plan is carried out."""
+    completed: bool = False
+    """A one-time trigger has nothing left to run."""
+    next_run: datetime | None = None
+    """The next scheduled time after this plan; None when nothing is scheduled."""
+    next_due: datetime | None = None
+    """When the next run is due: next_run plus the jitter."""
+    upcoming: tuple[datetime, ...] = ()
+    """The next few scheduled times, next_run first."""
+
+    @property
+    def last_missed(self) -> datetime | None:
+        """The newest missed time, if any."""
+        return self.missed[-1] if self.missed else None
+
+
+def plan(
+    spec: TriggerSpec,
+    progress: Progress,
+    *,
+    now: datetime,
+    jitter: timedelta = timedelta(0),
+    upcoming_count: int = 1,
+) -> Plan:
+    """Plan the trigger at `now`; raise a ScheduleError when its schedule is invalid."""
+    schedule = schedule_of(spec)
+    if spec.suspend:
+        return Plan(cursor=progress.cursor, completed=progress.completed)
+    if isinstance(schedule, OneTimeSchedule):
+        return _plan_once(schedule, spec, progress, now=now, jitter=jitter, count=upcoming_count)
+    return _plan_cron(schedule, spec, progress, now=now, jitter=jitter, count=upcoming_count)
+
+
+def latest_times(schedule: Schedule, after: datetime, until: datetime, n: int) -> list[datetime]:
+    """The newest `n` fire times in (after, until], oldest first, without listing the rest."""
+    if n <= 0:
+        return []
+    if schedule.count(after, until) > n:
+        after = _start_of_newest(schedule, after, until, n)
+    return list(takewhile(lambda t: t <= until, schedule.fire_times(after)))[-n:]
+
+
+def _plan_cron(
+    schedule: CronSchedule,
+    spec: TriggerSpec,
+    progress: Progress,
+    *,
+    now: datetime,
+    jitter: timedelta,
+    count: int,
+) -> Plan:
+    floor = max(
+        (t for t in (progress.cursor, progress.epoch) if t is not None), default=progress.created
+    )
+    due_until = now - jitter
+    keep = spec.max_catch_up_runs if spec.catch_up is CatchUp.ALL else 1
+    started: list[datetime] = []
+    missed: list[datetime] = []
+    missed_count = 0
+    cursor = progress.cursor
+    total = schedule.count(floor, due_until)
+    if total:
+        recent = latest_times(schedule, floor, due_until, keep + MISSED_DETAIL_LIMIT)
+        started = [t for t in recent[-keep:] if _may_start(t, spec, now=now, jitter=jitter)]
+        if spec.catch_up is CatchUp.NONE and total > 1:
+            # More than one time due at once means the operator was not dispatching
+            # (downtime, a long hand-over): None starts none of them.
+            started = []
+        missed = [t for t in recent if t not in started][-MISSED_DETAIL_LIMIT:]
+        missed_count = total - len(started)
+        cursor = recent[-1]
+    following = upcoming(schedule, max(floor, due_until), max(count, 1))
+    return _with_next(
+        Plan(
+            start=tuple(started),
+            missed=tuple(missed),
+            missed_count=missed_count,
+            cursor=cursor,
+        ),
+        following,
+        jitter=jitter,
+        count=count,
+    )
+
+
+def _plan_once(
+    schedule: OneTimeSchedule,
+    spec: TriggerSpec,
+    progress: Progress,
+    *,
+    now: datetime,
+    jitter: timedelta,
+    count: int,
+) -> Plan:
+    run_at = schedule.run_at
+    if progress.completed or (progress.cursor is not None and run_at <= progress.cursor):
+        return Plan(cursor=progress.cursor, completed=True)
+    if progress.epoch is not None and run_at <= progress.epoch:
+        return Plan(missed=(run_at,), missed_count=1, cursor=run_at, completed=True)
+    if run_at + jitter > now:
+        return _with_next(Plan(cursor=progress.cursor), [run_at], jitter=jitter, count=count)
+    if not _may_start(run_at, spec, now=now, jitter=jitter, one_time=True):
+        return Plan(missed=(run_at,), missed_count=1, cursor=run_at, completed=True)
+    return Plan(start=(run_at,), cursor=run_at, completed=True)
+
+
+def _may_start(
+    scheduled_for: datetime,
+    spec: TriggerSpec,
+    *,
+    now: datetime,
+    jitter: timedelta,
+    one_time: bool = False,
+) -> bool:
+    # Whole seconds, so that a deadline of 0 still admits a dispatch within the second.
+    late = timedelta(seconds=int((now - (scheduled_for + jitter)).total_seconds()))
+    deadline = spec.starting_deadline_seconds
+    if deadline is not None and late > timedelta(seconds=deadline):
+        return False
+    return one_time or spec.catch_up is not CatchUp.NONE or late <= CATCH_UP_NONE_GRACE
+
+
+def _with_next(plan: Plan, following: list[datetime], *, jitter: timedelta, count: int) -> Plan:
+    if not following:
+        return plan
+    return replace(
+        plan,
+        next_run=following[0],
+        next_due=following[0] + jitter,
+        upcoming=tuple(following[: max(count, 0)]),
+    )
+
+
+def _start_of_newest(schedule: Schedule, after: datetime, until: datetime, n: int) -> datetime:
+    """An instant with exactly `n` fire times between it and `until`.
+
+    Widen a window back from `until` by doubling until it holds `n`, then halve the
+    difference to a second. Fire times are whole seconds, so a window of one second holds
+    at most one and the search lands on exactly `n`.
+    """
+    near, width = until, _SECOND
+    while True:
+        far = until - width
+        if far <= after:
+            far = after
+            break
+        if schedule.count(far, until) >= n:
+            break
+        near, width = far, width * 2
+    while near - far > _SECOND:
+        middle = far + (near - far) / 2
+        if schedule.count(middle, until) >= n:
+            far = middle
+        else:
+            near = middle
+    return far

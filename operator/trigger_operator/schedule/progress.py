@@ -1,0 +1,73 @@
+"""Where a trigger's schedule stands: what has been handled, and since when it counts.
+
+`Progress` is the scheduler's view of a trigger's bookkeeping in status (cursor,
+scheduleHash, specEpoch, completed). `progress_from_status` notices edits: when the
+fingerprint of the fields that decide the times (schedule, runAt, timeZone,
+daylightSaving, suspend) differs from the one in status, the edit is dated `now`
+(when the operator notices it) and becomes the epoch, so times before it never fire, and
+a completed one-time trigger becomes pending again. Suspending and resuming are edits
+too, which is how a resume never fires the times that passed while suspended.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from trigger_operator.models.spec import TriggerSpec
+from trigger_operator.models.status import TriggerStatus
+
+
+@dataclass(frozen=True, kw_only=True)
+class Progress:
+    """A trigger's schedule bookkeeping, as the planner reads it."""
+
+    created: datetime
+    """metadata.creationTimestamp: a cron trigger never fires a time before it."""
+    cursor: datetime | None = None
+    """The most recent scheduled time handled (started, missed or skipped)."""
+    epoch: datetime | None = None
+    """When the last edit (or resume) was noticed; times at or before it never fire.
+    None when there has been none since the trigger was first seen."""
+    completed: bool = False
+    """A one-time trigger's runAt has been handled."""
+    fingerprint: str | None = None
+    """schedule_fingerprint of the spec this progress belongs to."""
+
+
+def schedule_fingerprint(spec: TriggerSpec) -> str:
+    """A short stable digest of the fields whose change is an edit of the schedule."""
+    material = {
+        "schedule": spec.schedule,
+        "runAt": spec.run_at,
+        "timeZone": spec.time_zone,
+        "daylightSaving": spec.daylight_saving.model_dump(mode="json"),
+        "suspend": spec.suspend,
+    }
+    encoded = json.dumps(material, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(encoded).hexdigest()[:16]
+
+
+def progress_from_status(
+    spec: TriggerSpec, status: TriggerStatus, *, created: datetime, now: datetime
+) -> Progress:
+    """The progress to plan with: status as it is, or reset by an edit dated `now`.
+
+    A status without a fingerprint (a trigger seen for the first time) is not an edit:
+    a new cron trigger starts from its creation, a new one-time trigger whose runAt has
+    passed still fires (within startingDeadlineSeconds).
+    """
+    fingerprint = schedule_fingerprint(spec)
+    if status.schedule_hash in (None, fingerprint):
+        return Progress(
+            created=created,
+            cursor=status.cursor,
+            epoch=status.spec_epoch,
+            completed=status.completed,
+            fingerprint=fingerprint,
+        )
+    return Progress(
+        created=created, cursor=status.cursor, epoch=now, completed=False, fingerprint=fingerprint
+    )

@@ -1,0 +1,123 @@
+"""The wall-clock times a cron expression matches, on a naive calendar without zones.
+
+Times are whole seconds. The walk skips by the field sets (a month not in the month
+field is stepped over whole, a day that does not match costs one check, a matching day
+yields only its own times), and counting is arithmetic: a whole matching day adds
+`times_per_day`, a part of a day is counted hour by hour and minute by minute with a
+bisection over the seconds. Every function takes a half-open range [start, end) so that
+callers bound the work; nothing here searches without an end.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterator
+from datetime import date, datetime, time, timedelta
+
+from trigger_operator.schedule.cron import CronExpression
+
+_DAY_SECONDS = 86_400
+_ONE_DAY = timedelta(days=1)
+
+
+def wall_times(expression: CronExpression, start: datetime, end: datetime) -> Iterator[datetime]:
+    """The matching naive times in [start, end), in order."""
+    first, last = _ceil_second(start), _ceil_second(end)
+    for day in _matching_days(expression, first.date(), last.date()):
+        low = _second_of_day(first) if day == first.date() else 0
+        high = _second_of_day(last) if day == last.date() else _DAY_SECONDS
+        for second in _seconds_in_day(expression, low, high):
+            yield datetime.combine(day, _clock(second))
+
+
+def first_wall_time(expression: CronExpression, start: datetime, end: datetime) -> datetime | None:
+    """The first matching naive time in [start, end), if any."""
+    return next(wall_times(expression, start, end), None)
+
+
+def count_wall_times(expression: CronExpression, start: datetime, end: datetime) -> int:
+    """How many naive times in [start, end) match."""
+    first, last = _ceil_second(start), _ceil_second(end)
+    total = 0
+    for day in _matching_days(expression, first.date(), last.date()):
+        low = _second_of_day(first) if day == first.date() else 0
+        high = _second_of_day(last) if day == last.date() else _DAY_SECONDS
+        total += _count_in_day(expression, low, high)
+    return total
+
+
+def _matching_days(expression: CronExpression, first: date, last: date) -> Iterator[date]:
+    day = first
+    while day <= last:
+        if day.month not in expression.months:
+            day = _first_of_next_month(day)
+            continue
+        if expression.matches_date(day):
+            yield day
+        day += _ONE_DAY
+
+
+def _seconds_in_day(expression: CronExpression, low: int, high: int) -> Iterator[int]:
+    for hour in expression.hours:
+        hour_start = hour * 3600
+        if hour_start + 3600 <= low:
+            continue
+        if hour_start >= high:
+            return
+        for minute in expression.minutes:
+            minute_start = hour_start + minute * 60
+            if minute_start + 60 <= low:
+                continue
+            if minute_start >= high:
+                return
+            seconds = expression.seconds
+            for second in seconds[bisect_left(seconds, low - minute_start) :]:
+                if minute_start + second >= high:
+                    return
+                yield minute_start + second
+
+
+def _count_in_day(expression: CronExpression, low: int, high: int) -> int:
+    if low <= 0 and high >= _DAY_SECONDS:
+        return expression.times_per_day
+    seconds = expression.seconds
+    total = 0
+    for hour in expression.hours:
+        hour_start = hour * 3600
+        if hour_start + 3600 <= low:
+            continue
+        if hour_start >= high:
+            break
+        for minute in expression.minutes:
+            minute_start = hour_start + minute * 60
+            if minute_start + 60 <= low:
+                continue
+            if minute_start >= high:
+                break
+            total += bisect_left(seconds, high - minute_start) - bisect_left(
+                seconds, low - minute_start
+            )
+    return total
+
+
+def _ceil_second(moment: datetime) -> datetime:
+    # Matches are whole seconds: a time at or after 10.5 s starts at 11 s, and one
+    # before 10.5 s ends at 10 s, the same as before 11 s.
+    if moment.microsecond:
+        return moment.replace(microsecond=0) + timedelta(seconds=1)
+    return moment
+
+
+def _second_of_day(moment: datetime) -> int:
+    return moment.hour * 3600 + moment.minute * 60 + moment.second
+
+
+def _clock(second_of_day: int) -> time:
+    hour, rest = divmod(second_of_day, 3600)
+    return time(hour, *divmod(rest, 60))
+
+
+def _first_of_next_month(day: date) -> date:
+    if day.month == 12:
+        return date(day.year + 1, 1, 1)
+    return date(day.year, day.month + 1, 1)

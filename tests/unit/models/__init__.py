@@ -1,0 +1,1 @@
+"""Unit tests of the resource models and the CRD generated from them."""

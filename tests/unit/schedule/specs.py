@@ -1,0 +1,25 @@
+"""A minimal valid TriggerSpec for tests, with fields overridden by keyword (camelCase)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from trigger_operator.models.spec import TriggerSpec
+
+JOB_TEMPLATE: dict[str, Any] = {
+    "spec": {
+        "template": {
+            "spec": {
+                "restartPolicy": "Never",
+                "containers": [{"name": "run", "image": "busybox"}],
+            }
+        }
+    }
+}
+
+
+def make_spec(**fields: Any) -> TriggerSpec:
+    body: dict[str, Any] = {"jobTemplate": JOB_TEMPLATE, **fields}
+    if "schedule" not in body and "runAt" not in body:
+        body["schedule"] = "0 * * * *"
+    return TriggerSpec.model_validate(body)
