@@ -1,0 +1,264 @@
+"""What the ledger records, as plain data: run identities, run records, leadership changes.
+
+This module is pure (no database, no clock): it defines the vocabulary that the scheduler,
+the Job watch and the store share, the idempotency key of a run, and the one rule that
+keeps the ledger consistent under replays and reordering: a run's status only moves
+forward, `pending -> running -> a final status`, and a final status is never replaced.
+
+Every write carries the full identity of its run (`RunRef`), so any single record, in any
+order, is enough to create the run's row: a dropped or late `pending` never leaves an
+orphaned `succeeded`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import NewType
+
+RunKey = NewType("RunKey", str)
+"""The idempotency key of a run: one row per key, however often it is written."""
+
+# Run-now values are free text; longer ones are hashed so that every key fits its column.
+_MAX_RUN_NOW_VALUE = 128
+KEY_MAX_LENGTH = 255
+
+
+class RunKind(StrEnum):
+    """How a run came to be."""
+
+    SCHEDULED = "scheduled"
+    CATCH_UP = "catch-up"
+    MANUAL = "manual"
+
+
+class RunStatus(StrEnum):
+    """Where a run is in its life. See `STATUS_RANK` for the order."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    MISSED = "missed"
+    CANCELLED = "cancelled"
+
+
+class LeadershipEvent(StrEnum):
+    """A change of the scheduler's leadership, from the point of view of `identity`.
+
+    - acquired: `identity` took the lease (free, expired, or held by a lower revision;
+      `other_identity` names the previous holder, if any);
+    - superseded: `identity` lost the lease to a higher revision (`other_identity`);
+    - lost: `identity` could not renew in time, or found another holder, and stopped;
+    - released: `identity` gave the lease up, normally on shutdown.
+    """
+
+    ACQUIRED = "acquired"
+    SUPERSEDED = "superseded"
+    LOST = "lost"
+    RELEASED = "released"
+
+
+STATUS_RANK: dict[RunStatus, int] = {
+    RunStatus.PENDING: 0,
+    RunStatus.RUNNING: 1,
+    RunStatus.SUCCEEDED: 2,
+    RunStatus.FAILED: 2,
+    RunStatus.SKIPPED: 2,
+    RunStatus.MISSED: 2,
+    RunStatus.CANCELLED: 2,
+}
+"""Higher ranks are later in a run's life; all final statuses share the highest rank."""
+
+FINAL_STATUSES = frozenset(s for s, rank in STATUS_RANK.items() if rank == 2)
+JOB_STATES = frozenset({RunStatus.RUNNING, RunStatus.SUCCEEDED, RunStatus.FAILED})
+
+
+def moves_forward(current: RunStatus, new: RunStatus) -> bool:
+    """Whether a run in `current` may change to `new`.
+
+    Only to a strictly later rank: a replayed or late `pending` never undoes `running`, and
+    the first final status wins (`succeeded` never becomes `failed`, nor the reverse).
+    """
+    return STATUS_RANK[new] > STATUS_RANK[current]
+
+
+def next_status(current: RunStatus, new: RunStatus) -> RunStatus:
+    """The status a run in `current` has after a write of `new`."""
+    return new if moves_forward(current, new) else current
+
+
+def attempts_for(status: RunStatus, *, failed_pods: int) -> int:
+    """How many pods a run has used, from its Job's `.status.failed` count.
+
+    Every failed pod is one attempt; a running or succeeded run also counts the pod that is
+    running or has succeeded. So a run that failed twice and then succeeded shows 3.
+    """
+    if failed_pods < 0:
+        raise ValueError(f"failed_pods must be >= 0, got {failed_pods}")
+    extra = 1 if status in (RunStatus.RUNNING, RunStatus.SUCCEEDED) else 0
+    return failed_pods + extra
+
+
+def _utc(instant: datetime, what: str) -> datetime:
+    if instant.tzinfo is None or instant.utcoffset() is None:
+        raise ValueError(f"{what} must be timezone-aware, got {instant!r}")
+    return instant.astimezone(UTC)
+
+
+def rfc3339(instant: datetime) -> str:
+    """`instant` in UTC as RFC3339 with a `Z`, with fractional seconds only when present."""
+    utc = _utc(instant, "instant")
+    text = utc.strftime("%Y-%m-%dT%H:%M:%S")
+    if utc.microsecond:
+        text += f".{utc.microsecond:06d}".rstrip("0")
+    return text + "Z"
+
+
+def _check_uid(trigger_uid: str) -> None:
+    if not trigger_uid or "/" in trigger_uid or len(trigger_uid) > 64:
+        raise ValueError(f"not a Kubernetes uid: {trigger_uid!r}")
+
+
+def scheduled_run_key(trigger_uid: str, scheduled_for: datetime) -> RunKey:
+    """The key of the run of trigger `trigger_uid` at `scheduled_for` (scheduled or catch-up).
+
+    The same instant in any time zone gives the same key.
+    """
+    _check_uid(trigger_uid)
+    return RunKey(f"{trigger_uid}/{rfc3339(scheduled_for)}")
+
+
+def manual_run_key(trigger_uid: str, run_now_value: str) -> RunKey:
+    """The key of the manual run that the `triggers.dev/run-now` value `run_now_value` asked for.
+
+    Long values, or values with control characters, are replaced by their SHA-256.
+    """
+    _check_uid(trigger_uid)
+    if not run_now_value:
+        raise ValueError("a run-now value must not be empty")
+    value = run_now_value
+    if len(value) > _MAX_RUN_NOW_VALUE or not value.isprintable():
+        value = "sha256:" + hashlib.sha256(value.encode()).hexdigest()
+    return RunKey(f"{trigger_uid}/run-now/{value}")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RunRef:
+    """Who a run is: everything needed to create its row from any one write."""
+
+    key: RunKey
+    namespace: str
+    trigger_name: str
+    trigger_uid: str
+    scheduled_for: datetime
+    kind: RunKind
+    job_name: str | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.key) > KEY_MAX_LENGTH:
+            raise ValueError(f"run key longer than {KEY_MAX_LENGTH}: {self.key!r}")
+        object.__setattr__(self, "scheduled_for", _utc(self.scheduled_for, "scheduled_for"))
+
+    @classmethod
+    def scheduled(
+        cls,
+        *,
+        namespace: str,
+        trigger_name: str,
+        trigger_uid: str,
+        scheduled_for: datetime,
+        kind: RunKind = RunKind.SCHEDULED,
+        job_name: str | None = None,
+    ) -> RunRef:
+        """A run for a scheduled time (`kind` is `scheduled` or `catch-up`)."""
+        if kind is RunKind.MANUAL:
+            raise ValueError("manual runs are keyed by their run-now value: use RunRef.manual")
+        return cls(
+            key=scheduled_run_key(trigger_uid, scheduled_for),
+            namespace=namespace,
+            trigger_name=trigger_name,
+            trigger_uid=trigger_uid,
+            scheduled_for=scheduled_for,
+            kind=kind,
+            job_name=job_name,
+        )
+
+    @classmethod
+    def manual(
+        cls,
+        *,
+        namespace: str,
+        trigger_name: str,
+        trigger_uid: str,
+        run_now_value: str,
+        requested_at: datetime,
+        job_name: str | None = None,
+    ) -> RunRef:
+        """A manual run; its `scheduled_for` is when it was asked for."""
+        return cls(
+            key=manual_run_key(trigger_uid, run_now_value),
+            namespace=namespace,
+            trigger_name=trigger_name,
+            trigger_uid=trigger_uid,
+            scheduled_for=requested_at,
+            kind=RunKind.MANUAL,
+            job_name=job_name,
+        )
+
+    def log_context(self) -> dict[str, str]:
+        """The correlation fields for a log line about this run."""
+        return {
+            "namespace": self.namespace,
+            "trigger": self.trigger_name,
+            "uid": self.trigger_uid,
+            "scheduled_for": rfc3339(self.scheduled_for),
+            "job": self.job_name or "",
+        }
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RunRecord:
+    """One observation of a run, written as an upsert keyed by `ref.key`.
+
+    Fields left `None` keep what the row already has. `observed_at` is when the observation
+    was made (the writer stamps it from its clock when it is missing); it becomes the row's
+    `created_at` on insert and `updated_at` on every write.
+    """
+
+    ref: RunRef
+    status: RunStatus
+    job_uid: str | None = None
+    reason: str | None = None
+    message: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    attempts: int = 0
+    leader_identity: str | None = None
+    leader_revision: int | None = None
+    observed_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.attempts < 0:
+            raise ValueError(f"attempts must be >= 0, got {self.attempts}")
+        for name in ("started_at", "finished_at", "observed_at"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, _utc(value, name))
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LeadershipRecord:
+    """One leadership change (see `LeadershipEvent` for what each event means)."""
+
+    event: LeadershipEvent
+    identity: str
+    revision: int | None
+    at: datetime
+    other_identity: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "at", _utc(self.at, "at"))
