@@ -10,7 +10,7 @@ import re
 import secrets
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,9 +18,13 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from tests.harness.cluster import KubeCluster, docker_engine_missing_reason
+from tests.harness.operator import OperatorProcess
+from tests.harness.triggers import Triggers
 from tests.harness.wait import wait_for
 
 REPO = Path(__file__).resolve().parent.parent
+
+pytest_plugins = ["tests.fixtures.postgres"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -39,7 +43,9 @@ def _log(line: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeCluster]:
+def cluster(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[KubeCluster]:
     kubeconfig = request.config.getoption("--kubeconfig")
     backend = request.config.getoption("--cluster")
     if kubeconfig:
@@ -48,7 +54,7 @@ def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
             from trigger_operator.devcluster import binaries
 
             kubectl = str(binaries.default().kubectl)
-        yield KubeCluster(Path(kubeconfig), kubectl, "external")
+        yield KubeCluster(Path(kubeconfig).resolve(), kubectl, "external")
         return
     if backend == "kind":
         reason = docker_engine_missing_reason()
@@ -124,3 +130,45 @@ def crd(cluster: KubeCluster) -> str:
 
     wait_for(established, timeout=30, message=f"CRD {name} Established")
     return name
+
+
+@pytest.fixture
+def triggers(cluster: KubeCluster, namespace: str, crd: str) -> Triggers:
+    """ScheduledTriggers and Jobs in the test's namespace (CRD installed)."""
+    return Triggers(cluster, namespace)
+
+
+@pytest.fixture
+def operators(
+    cluster: KubeCluster, namespace: str, crd: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., OperatorProcess]]:
+    """Start operator processes for the test's namespace; all are stopped afterwards."""
+    started: list[OperatorProcess] = []
+
+    def start(name: str = "operator", **env: str) -> OperatorProcess:
+        process = OperatorProcess(
+            kubeconfig=cluster.kubeconfig,
+            namespace=namespace,
+            workdir=tmp_path,
+            name=name,
+            env={f"TRIGGER_OPERATOR_{key.upper()}": value for key, value in env.items()},
+        )
+        started.append(process)
+        return process.start()
+
+    yield start
+    for process in started:
+        if process.running():
+            process.resume()  # a test may have left it stopped (SIGSTOP)
+            process.stop(timeout=10)
+    failed = getattr(request.node, "rep_call", None)
+    if failed is not None and failed.failed:
+        for process in started:
+            print(f"----- {process.name} log (tail) -----\n{process.logs()[-8000:]}")
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    setattr(item, f"rep_{report.when}", report)

@@ -5,9 +5,14 @@ Each command only wires: it builds settings and calls into the package.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
+
+from trigger_operator.models.settings import Settings
+from trigger_operator.schedule.preview import preview
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -68,3 +73,170 @@ def dev_cluster_status(dev_dir: Path) -> None:
         click.echo("stopped")
         raise SystemExit(1)
     click.echo(f"running; kubeconfig {(dev_dir / 'kubeconfig').resolve()}")
+
+
+_DATABASE_URL = click.option(
+    "--database-url",
+    metavar="URL",
+    help="The ledger database (default: TRIGGER_OPERATOR_DATABASE_URL, else the SQLite file).",
+)
+
+
+def _ledger_settings(database_url: str | None) -> Settings:
+    settings = Settings()
+    if database_url:
+        settings = settings.model_copy(update={"database_url": database_url})
+    return settings
+
+
+def _context_namespace() -> str:
+    """The namespace of the current kubeconfig context, as kubectl picks it; else default."""
+    try:
+        from kubernetes import config as kube_config
+
+        # The client's functions are untyped; name the one used here with its shape.
+        list_contexts: Callable[[], tuple[Any, Any]] = kube_config.list_kube_config_contexts
+        _, active = list_contexts()
+    except Exception:
+        return "default"
+    namespace = (active or {}).get("context", {}).get("namespace")
+    return str(namespace) if namespace else "default"
+
+
+@main.command("history")
+@click.argument("name", required=False)
+@click.option("-n", "--namespace", help="Only this namespace (default: the kubeconfig's).")
+@click.option("-A", "--all-namespaces", is_flag=True, help="Runs in every namespace.")
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    metavar="STATUS",
+    help="Only runs with this status (repeat, or separate with commas): "
+    "pending, running, succeeded, failed, skipped, missed, cancelled.",
+)
+@click.option("--since", metavar="T", help="Only runs scheduled since T: RFC3339, a date, or 24h.")
+@click.option(
+    "--limit", type=click.IntRange(min=0), default=20, show_default=True, help="0: no limit."
+)
+@click.option(
+    "-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+@click.option(
+    "--prune",
+    is_flag=True,
+    help="Delete runs older than TRIGGER_OPERATOR_LEDGER_RETENTION_DAYS instead, and exit.",
+)
+@_DATABASE_URL
+def history(
+    name: str | None,
+    namespace: str | None,
+    all_namespaces: bool,
+    statuses: tuple[str, ...],
+    since: str | None,
+    limit: int,
+    output: str,
+    prune: bool,
+    database_url: str | None,
+) -> None:
+    """Show the runs of triggers from the run ledger, newest last."""
+    from rich.console import Console
+
+    from trigger_operator.clock import SystemClock
+    from trigger_operator.ledger.history import (
+        HistoryError,
+        HistoryRequest,
+        parse_since,
+        prune_history,
+        show_history,
+    )
+    from trigger_operator.ledger.records import RunStatus, rfc3339
+
+    clock = SystemClock()
+    settings = _ledger_settings(database_url)
+    try:
+        if prune:
+            cutoff, pruned = prune_history(settings, clock=clock)
+            click.echo(
+                f"deleted {pruned.runs} runs and {pruned.leadership_changes} leadership "
+                f"changes from before {rfc3339(cutoff)}"
+            )
+            return
+        if namespace and all_namespaces:
+            raise click.UsageError("use either -n/--namespace or -A/--all-namespaces")
+        try:
+            wanted = frozenset(
+                RunStatus(part.strip().lower())
+                for value in statuses
+                for part in value.split(",")
+                if part.strip()
+            )
+            start = parse_since(since, now=clock.now()) if since else None
+        except ValueError as error:
+            raise click.BadParameter(str(error)) from error
+        request = HistoryRequest(
+            name=name,
+            namespace=None if all_namespaces else (namespace or _context_namespace()),
+            statuses=wanted,
+            since=start,
+            limit=limit or None,
+        )
+        show_history(
+            settings,
+            request,
+            clock=clock,
+            console=Console(),
+            notices=Console(stderr=True),
+            output=output,
+        )
+    except HistoryError as error:
+        raise click.ClickException(str(error)) from error
+
+
+@main.command("migrate")
+@_DATABASE_URL
+def migrate(database_url: str | None) -> None:
+    """Upgrade the run ledger's database schema to the newest revision."""
+    from trigger_operator.ledger.migrate import MigrationFailed, migrate_database
+
+    try:
+        report = migrate_database(_ledger_settings(database_url))
+    except MigrationFailed as error:
+        raise click.ClickException(str(error)) from error
+    if report.before == report.after:
+        click.echo(f"ledger at {report.database} is up to date (revision {report.after})")
+    else:
+        click.echo(
+            f"ledger at {report.database} migrated from revision {report.before or 'none'} "
+            f"to {report.after}"
+        )
+
+
+main.add_command(preview)
+
+
+@main.command("crd")
+def crd() -> None:
+    """Print the ScheduledTrigger CustomResourceDefinition, generated from the models."""
+    from trigger_operator.models.crd import render_crd
+
+    click.echo(render_crd(), nl=False)
+
+
+@main.command("run")
+@click.option(
+    "--log-level",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    default="INFO",
+    show_default=True,
+)
+@click.option(
+    "--log-format", type=click.Choice(["logfmt", "json"]), default="logfmt", show_default=True
+)
+def run(log_level: str, log_format: str) -> None:
+    """Run the operator (settings from TRIGGER_OPERATOR_* variables; see the README)."""
+    from trigger_operator import logs
+    from trigger_operator.handlers.app import serve
+
+    logs.configure(log_level, log_format)
+    serve(Settings())

@@ -61,9 +61,7 @@ def test_job_pod_is_scheduled_on_the_kwok_node_and_the_job_completes(
     assert pods[0].status.phase == "Succeeded"
 
 
-def test_job_whose_pod_is_annotated_for_failure_fails(
-    cluster: KubeCluster, namespace: str
-) -> None:
+def test_job_whose_pod_is_annotated_for_failure_fails(cluster: KubeCluster, namespace: str) -> None:
     job = _job("doomed", annotations={"triggers.dev/simulate-failure": "true"})
     cluster.batch().create_namespaced_job(namespace, job)
 
@@ -113,7 +111,9 @@ def test_service_account_without_role_binding_is_forbidden(
         namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="nobody"))
     )
     token = core.create_namespaced_service_account_token(
-        "nobody", namespace, client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[]))
+        "nobody",
+        namespace,
+        client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[])),
     ).status.token
     admin_config = cluster.api.configuration
     configuration = client.Configuration()
@@ -182,9 +182,7 @@ def test_rollout_restart_creates_a_replica_set_with_the_next_revision(
         },
     }
     cluster.apps().create_namespaced_deployment(namespace, deployment)
-    first = wait_for(
-        lambda: _revisions(cluster, namespace), timeout=60, message="first ReplicaSet"
-    )
+    first = wait_for(lambda: _revisions(cluster, namespace), timeout=60, message="first ReplicaSet")
     assert list(first.values()) == [1]
 
     cluster.kubectl("rollout", "restart", "deployment/web", "-n", namespace)

@@ -150,7 +150,9 @@ class DevCluster:
         except BaseException:
             self.stop()
             raise
-        self.log(f"control plane ready in {time.monotonic() - started:.1f} s at {self.state.server}")
+        self.log(
+            f"control plane ready in {time.monotonic() - started:.1f} s at {self.state.server}"
+        )
 
     def stop(self) -> None:
         """Stop every component of this cluster (its whole process group)."""
@@ -430,7 +432,11 @@ class DevCluster:
         files = {
             "kubeconfig": (certs.admin, "admin", True),
             "admin-files.kubeconfig": (certs.admin, "admin", False),
-            "controller-manager.kubeconfig": (certs.controller_manager, "controller-manager", False),
+            "controller-manager.kubeconfig": (
+                certs.controller_manager,
+                "controller-manager",
+                False,
+            ),
             "scheduler.kubeconfig": (certs.scheduler, "scheduler", False),
         }
         for filename, (credential, user, inline) in files.items():

@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import socket
+from collections.abc import Callable
 from typing import Any
 
 import kopf
@@ -25,11 +26,14 @@ from trigger_operator.clock import Clock, SystemClock
 from trigger_operator.handlers.watch import build_registry, quiet_kopf_logs
 from trigger_operator.jobs.builder import Writer
 from trigger_operator.kube.gateway import KubeGateway, load_api_client
+from trigger_operator.leadership.elector import LeaseElector, LeaseSettings
+from trigger_operator.leadership.revision import discover_revision
+from trigger_operator.ledger.records import LeadershipEvent
 from trigger_operator.ledger.writer import LedgerWriter, open_ledger
 from trigger_operator.metrics import Metrics
 from trigger_operator.models.settings import Settings
 from trigger_operator.scheduler.cache import TriggerCache
-from trigger_operator.scheduler.gate import AlwaysLeader, Gate
+from trigger_operator.scheduler.gate import Gate
 from trigger_operator.scheduler.loop import Scheduler
 from trigger_operator.scheduler.reconcile import Reconciler
 
@@ -66,13 +70,90 @@ async def _serve_health(port: int, registry: CollectorRegistry, gate: Gate) -> w
     return runner
 
 
+def _leadership_reporter(
+    gateway: KubeGateway,
+    lease: LeaseSettings,
+    writer: Writer,
+    metrics: Metrics,
+    ledger: LedgerWriter | None,
+    clock: Clock,
+) -> Callable[[str, str | None], None]:
+    """Each acquisition, supersession, loss and release: a metric, an Event, a ledger row."""
+    pending: set[asyncio.Task[None]] = set()
+
+    def report(event: str, other: str | None) -> None:
+        metrics.leader.set(1 if event == "acquired" else 0)
+        metrics.lease_transitions.labels(event=event).inc()
+        if ledger is not None:
+            ledger.record_leadership(
+                LeadershipEvent(event),
+                identity=writer.identity,
+                revision=writer.revision,
+                other_identity=other,
+            )
+        message = f"{writer.identity} (revision {writer.revision}) {event} the scheduling lease"
+        if other:
+            message += f" ({'from' if event == 'acquired' else 'to'} {other})"
+        task = asyncio.get_running_loop().create_task(
+            gateway.emit_event(
+                namespace=lease.namespace,
+                name=lease.name,
+                uid="",
+                kind="Lease",
+                api_version="coordination.k8s.io/v1",
+                event_type="Normal" if event in ("acquired", "released") else "Warning",
+                reason=f"Leader{event.capitalize()}",
+                message=message,
+                now=clock.now(),
+            )
+        )
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+
+    return report
+
+
+class OperatorLoop(asyncio.SelectorEventLoop):
+    """An event loop on which our stop-signal handler survives kopf installing its own.
+
+    kopf replaces SIGINT/SIGTERM handlers when it starts; here its handler is chained
+    with ours, so the scheduler stops dispatching the moment a signal arrives.
+    """
+
+    on_stop_signal: Callable[[signal.Signals], None] | None = None
+
+    def add_signal_handler(  # type: ignore[override]
+        self, sig: int, callback: Callable[..., object], *args: Any
+    ) -> None:
+        hook = self.on_stop_signal
+        if hook is None or sig not in (signal.SIGINT, signal.SIGTERM) or callback == hook:
+            super().add_signal_handler(sig, callback, *args)
+            return
+
+        def both(*given: Any) -> None:
+            hook(signal.Signals(sig))
+            callback(*given)
+
+        super().add_signal_handler(sig, both, *args)
+
+
+def serve(settings: Settings) -> None:
+    """Run the operator on an `OperatorLoop` until it stops."""
+    loop = OperatorLoop()
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_until_complete(run_operator(settings))
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
+
+
 async def run_operator(
     settings: Settings,
     *,
     clock: Clock | None = None,
     registry: CollectorRegistry = REGISTRY,
     stop: asyncio.Event | None = None,
-    gate_factory: Any = None,
 ) -> None:
     """Run until `stop` is set or a signal arrives."""
     clock = clock or SystemClock()
@@ -80,10 +161,24 @@ async def run_operator(
     identity = default_identity(settings)
     gateway = KubeGateway(load_api_client(), workers=settings.dispatch_concurrency + 4)
     metrics = Metrics.create(registry)
-    revision = settings.revision or 0
+    revision, source = await discover_revision(gateway, settings)
     writer = Writer(identity=identity, revision=revision)
-    gate: Gate = gate_factory(gateway, writer, metrics) if gate_factory else AlwaysLeader(writer)
     ledger: LedgerWriter | None = open_ledger(settings, clock=clock, registry=registry)
+    lease = LeaseSettings(
+        namespace=settings.operator_namespace,
+        name=settings.lease_name,
+        duration=settings.lease_duration_seconds,
+        renew_interval=settings.renew_interval_seconds,
+        retry_period=settings.retry_period_seconds,
+    )
+    elector = LeaseElector(
+        gateway,
+        lease=lease,
+        writer=writer,
+        clock=clock,
+        on_change=_leadership_reporter(gateway, lease, writer, metrics, ledger, clock),
+    )
+    gate: Gate = elector
     reconciler = Reconciler(
         gateway=gateway,
         gate=gate,
@@ -106,12 +201,15 @@ async def run_operator(
         extra={
             "identity": identity,
             "revision": revision,
+            "revision_from": source,
             "namespaces": ",".join(settings.namespaces) or "*",
+            "lease": f"{lease.namespace}/{lease.name}",
         },
     )
     health = await _serve_health(settings.metrics_port, registry, gate)
     stop_flag = stop or asyncio.Event()
     scheduler_task = asyncio.create_task(scheduler.run(), name="scheduler")
+    elector_task = asyncio.create_task(elector.run(), name="elector")
 
     def on_signal(signum: signal.Signals) -> None:
         # Stop dispatching at once; kopf's graceful stop of its watches takes longer.
@@ -119,30 +217,37 @@ async def run_operator(
         scheduler.pause()
         stop_flag.set()
 
-    def install_handlers() -> None:
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, on_signal, signum)
+    loop = asyncio.get_running_loop()
+    if isinstance(loop, OperatorLoop):
+        loop.on_stop_signal = on_signal
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, on_signal, signum)
 
-    def take_signals() -> None:
-        # kopf installs its own handlers just after its start-up handlers begin; ours
-        # must come later to replace them, and they stop kopf too (through stop_flag).
-        asyncio.get_running_loop().call_later(0.5, install_handlers)
-
+    # A namespaced operator also watches its own namespace, where its Lease lives.
+    namespaces = list(settings.namespaces)
+    if namespaces and lease.namespace not in namespaces:
+        namespaces.append(lease.namespace)
     try:
         await kopf.operator(
-            registry=build_registry(scheduler, on_started=take_signals),
-            clusterwide=not settings.namespaces,
-            namespaces=settings.namespaces,
+            registry=build_registry(
+                scheduler,
+                lease=(lease.namespace, lease.name),
+                lease_observer=elector,
+            ),
+            clusterwide=not namespaces,
+            namespaces=namespaces,
             standalone=True,
             stop_flag=stop_flag,
         )
     finally:
         log.info("operator stopping")
+        scheduler.pause()
         await scheduler.stop()
-        scheduler_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await scheduler_task
+        await elector.release()
+        for task in (scheduler_task, elector_task):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if ledger is not None:
             await ledger.aclose()
         if health is not None:

@@ -7,7 +7,6 @@ on the trigger, so a GitOps tool never sees an annotation or finalizer it did no
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any, Protocol
 
 import kopf
@@ -26,8 +25,17 @@ class Feed(Protocol):
     def on_job_event(self, event_type: str | None, body: dict[str, Any]) -> None: ...
 
 
+class LeaseObserver(Protocol):
+    """What watch events of the scheduling Lease are handed to."""
+
+    def observe(self, lease: dict[str, Any]) -> None: ...
+
+
 def build_registry(
-    feed: Feed, *, on_started: Callable[[], None] | None = None
+    feed: Feed,
+    *,
+    lease: tuple[str, str] | None = None,
+    lease_observer: LeaseObserver | None = None,
 ) -> kopf.OperatorRegistry:
     """A kopf registry whose handlers forward watch events to `feed`."""
     registry = kopf.OperatorRegistry()
@@ -41,8 +49,6 @@ def build_registry(
         settings.watching.connect_timeout = 10
         settings.networking.request_timeout = 30
         settings.execution.max_workers = 4
-        if on_started is not None:
-            on_started()
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -58,6 +64,17 @@ def build_registry(
     )
     async def job_event(event: kopf.RawEvent, **_: Any) -> None:
         feed.on_job_event(event.get("type"), dict(event["object"]))
+
+    if lease is not None and lease_observer is not None:
+        lease_namespace, lease_name = lease
+
+        def is_ours(name: str, namespace: str | None, **_: Any) -> bool:
+            return name == lease_name and namespace == lease_namespace
+
+        @kopf.on.event("coordination.k8s.io", "v1", "leases", when=is_ours, registry=registry)
+        async def lease_event(event: kopf.RawEvent, **_: Any) -> None:
+            if event.get("type") != "DELETED":
+                lease_observer.observe(dict(event["object"]))
 
     return registry
 

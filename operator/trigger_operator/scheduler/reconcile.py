@@ -194,9 +194,12 @@ class Reconciler:
         # 4. Concurrency policy, then create.
         started: list[tuple[datetime, RunState]] = []
         skipped: list[datetime] = []
-        for index, scheduled_for in enumerate(outcome.start):
+        # Several times due in one pass means the operator was not dispatching: what it
+        # starts now is catch-up, as is anything later than an ordinary dispatch delay.
+        backlog = len(outcome.start) + outcome.missed_count > 1
+        for scheduled_for in outcome.start:
             late = now - (scheduled_for + jitter)
-            catch_up = index < len(outcome.start) - 1 or late > CATCH_UP_NONE_GRACE
+            catch_up = backlog or late > CATCH_UP_NONE_GRACE
             kind = RunKind.CATCH_UP if catch_up else RunKind.SCHEDULED
             active = await self._active_runs(entry, spec, jobs)
             if active and spec.concurrency_policy is ConcurrencyPolicy.FORBID:

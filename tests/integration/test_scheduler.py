@@ -1,0 +1,435 @@
+"""The scheduler on the real control plane: cron and one-time triggers become Jobs.
+
+Every test runs a real operator process against the dev cluster and checks what the
+API server holds: Jobs (names, annotations, environment, owner), trigger status, Events.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from tests.harness.operator import OperatorProcess
+from tests.harness.triggers import Triggers, manifest
+from tests.harness.wait import wait_for
+from trigger_operator.jobs.builder import TriggerRef, scheduled_job_name
+from trigger_operator.models.instants import format_instant, parse_instant
+
+pytestmark = pytest.mark.integration
+
+Start = Callable[..., OperatorProcess]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _env(job: Any) -> dict[str, str]:
+    container = job.spec.template.spec.containers[0]
+    return {item.name: item.value for item in container.env or []}
+
+
+def _assert_no_duplicates(triggers: Triggers, name: str) -> list[str]:
+    times = triggers.scheduled_times(name)
+    duplicates = [t for t, n in Counter(times).items() if n > 1]
+    assert not duplicates, f"duplicate Jobs for {duplicates}"
+    return times
+
+
+def test_every_two_seconds_trigger_creates_one_named_job_per_time(
+    triggers: Triggers, operators: Start
+) -> None:
+    trigger = triggers.create(
+        manifest("tick", schedule="*/2 * * * * *", payload={"report": "sales"})
+    )
+    uid = trigger["metadata"]["uid"]
+    operators()
+
+    jobs = wait_for(
+        lambda: (found := triggers.jobs("tick")) and len(found) >= 3 and found,
+        timeout=30,
+        message="three Jobs of tick",
+    )
+
+    ref = TriggerRef(namespace=triggers.namespace, name="tick", uid=uid)
+    times = _assert_no_duplicates(triggers, "tick")
+    for job in jobs:
+        scheduled_for = parse_instant(job.metadata.annotations["triggers.dev/scheduled-for"])
+        assert scheduled_for.second % 2 == 0
+        assert job.metadata.name == scheduled_job_name(ref, scheduled_for)
+        assert job.metadata.labels["triggers.dev/trigger"] == "tick"
+        assert job.metadata.labels["triggers.dev/trigger-uid"] == uid
+        assert job.metadata.annotations["triggers.dev/leader"] == "operator"
+        assert job.metadata.annotations["triggers.dev/revision"] == "0"
+        owner = job.metadata.owner_references[0]
+        assert (owner.kind, owner.name, owner.uid, owner.controller) == (
+            "ScheduledTrigger",
+            "tick",
+            uid,
+            True,
+        )
+        env = _env(job)
+        assert env["TRIGGER_NAME"] == "tick"
+        assert env["TRIGGER_NAMESPACE"] == triggers.namespace
+        assert env["TRIGGER_SCHEDULED_FOR"] == format_instant(scheduled_for)
+        assert env["TRIGGER_RUN_ID"] == job.metadata.name
+        assert env["TRIGGER_PAYLOAD"] == '{"report": "sales"}'
+    # Consecutive times, two seconds apart: nothing skipped in between.
+    instants = [parse_instant(t) for t in times]
+    assert all(b - a == timedelta(seconds=2) for a, b in itertools.pairwise(instants))
+
+    status = wait_for(
+        lambda: (s := triggers.status("tick")).get("lastSuccessfulTime") and s,
+        timeout=30,
+        message="lastSuccessfulTime in status",
+    )
+    assert status["lastRun"]["name"].startswith("tick-")
+    assert status["lastRun"]["result"] in ("Running", "Succeeded")
+    assert parse_instant(status["nextRunAt"]) > parse_instant(status["lastScheduleTime"])
+    assert triggers.ready("tick")["reason"] == "Scheduled"  # type: ignore[index]
+
+
+def test_run_at_a_few_seconds_ahead_fires_exactly_once_and_leaves_spec_alone(
+    triggers: Triggers, operators: Start
+) -> None:
+    run_at = format_instant((_now() + timedelta(seconds=4)).replace(microsecond=0))
+    created = triggers.create(manifest("once", run_at=run_at))
+    operators()
+
+    wait_for(lambda: triggers.jobs("once"), timeout=30, message="the one-time Job")
+    status = wait_for(
+        lambda: (s := triggers.status("once")).get("completed") and s,
+        timeout=15,
+        message="completed in status",
+    )
+    time.sleep(3)  # a second run would appear within this window; none may
+
+    assert triggers.scheduled_times("once") == [run_at]
+    assert status["nextRunAt"] is None if "nextRunAt" in status else True
+    assert triggers.ready("once")["reason"] == "Completed"  # type: ignore[index]
+    after = triggers.get("once")
+    assert after["spec"] == created["spec"]
+    assert after["metadata"]["generation"] == created["metadata"]["generation"]
+
+
+def test_run_at_in_the_past_fires_at_once(triggers: Triggers, operators: Start) -> None:
+    run_at = format_instant((_now() - timedelta(minutes=5)).replace(microsecond=0))
+    triggers.create(manifest("late", run_at=run_at))
+    operators()
+
+    wait_for(lambda: triggers.jobs("late"), timeout=30, message="the late one-time Job")
+    assert triggers.scheduled_times("late") == [run_at]
+
+
+def test_run_at_past_its_starting_deadline_is_missed_not_run(
+    triggers: Triggers, operators: Start
+) -> None:
+    run_at = format_instant((_now() - timedelta(minutes=5)).replace(microsecond=0))
+    triggers.create(manifest("too-late", run_at=run_at, startingDeadlineSeconds=60))
+    operators()
+
+    status = wait_for(
+        lambda: (s := triggers.status("too-late")).get("completed") and s,
+        timeout=30,
+        message="completed in status",
+    )
+    assert status["missedRuns"] == 1
+    assert status["lastMissedTime"] == run_at
+    assert triggers.jobs("too-late") == []
+
+
+def test_crash_between_job_create_and_status_patch_loses_and_duplicates_nothing(
+    triggers: Triggers, operators: Start
+) -> None:
+    triggers.create(manifest("crashy", schedule="*/2 * * * * *", startingDeadlineSeconds=30))
+    first = operators("crasher", crash_at="after-job-create")
+
+    assert first.wait_exit(timeout=30) == 86
+    created = triggers.jobs("crashy")
+    assert len(created) == 1
+    crashed_time = created[0].metadata.annotations["triggers.dev/scheduled-for"]
+    # The status patch never happened: the cursor still lags behind the Job.
+    assert triggers.status("crashy").get("cursor") != crashed_time
+
+    operators("survivor")
+    wait_for(
+        lambda: (
+            parse_instant(triggers.status("crashy").get("cursor") or "1970-01-01T00:00:00Z")
+            > parse_instant(crashed_time)
+        ),
+        timeout=30,
+        message="the cursor moved past the crashed time",
+    )
+    times = _assert_no_duplicates(triggers, "crashy")
+    assert times.count(crashed_time) == 1
+
+
+def test_crash_after_creating_a_one_time_job_never_loses_or_repeats_it(
+    triggers: Triggers, operators: Start
+) -> None:
+    run_at = format_instant((_now() + timedelta(seconds=3)).replace(microsecond=0))
+    triggers.create(manifest("once-crashy", run_at=run_at))
+    first = operators("crasher", crash_at="after-job-create")
+    assert first.wait_exit(timeout=30) == 86
+    assert triggers.scheduled_times("once-crashy") == [run_at]
+    assert not triggers.status("once-crashy").get("completed")
+
+    operators("survivor")
+    wait_for(
+        lambda: triggers.status("once-crashy").get("completed"),
+        timeout=30,
+        message="the one-time trigger completed after the restart",
+    )
+    assert triggers.scheduled_times("once-crashy") == [run_at]
+
+
+@pytest.mark.parametrize(
+    ("catch_up", "expected_started"),
+    [("Latest", 1), ("All", 3), ("None", 0)],
+)
+def test_catch_up_after_downtime_starts_what_the_policy_says(
+    triggers: Triggers, operators: Start, catch_up: str, expected_started: int
+) -> None:
+    name = f"catch-{catch_up.lower()}"
+    triggers.create(
+        manifest(
+            name,
+            schedule="*/2 * * * * *",
+            catchUp=catch_up,
+            maxCatchUpRuns=3,
+            successfulRunsHistoryLimit=100,
+        )
+    )
+    first = operators("first")
+    wait_for(lambda: triggers.status(name).get("cursor"), timeout=30, message="first pass")
+    first.stop()
+    stopped = triggers.status(name)
+    cursor_at_stop = parse_instant(stopped["cursor"])
+    missed_before = stopped.get("missedRuns", 0)
+
+    time.sleep(11)  # five or six due times pass while nobody schedules
+
+    second = operators("second")
+    wait_for(
+        lambda: triggers.status(name).get("missedRuns", 0) > missed_before,
+        timeout=30,
+        message="the restarted operator handled the downtime",
+    )
+    second.stop()
+
+    status = triggers.status(name)
+    new_jobs = [
+        job
+        for job in triggers.jobs(name)
+        if parse_instant(job.metadata.annotations["triggers.dev/scheduled-for"]) > cursor_at_stop
+    ]
+    caught_up = [
+        job for job in new_jobs if job.metadata.annotations["triggers.dev/run-kind"] == "catch-up"
+    ]
+    assert len(caught_up) == expected_started, [job.metadata.name for job in caught_up]
+    # Every time after the stop is accounted for: a Job, or counted as missed.
+    due = int((parse_instant(status["cursor"]) - cursor_at_stop).total_seconds()) // 2
+    assert len(new_jobs) + status["missedRuns"] - missed_before == due
+    _assert_no_duplicates(triggers, name)
+
+
+def test_editing_the_schedule_never_fires_times_before_the_edit(
+    triggers: Triggers, operators: Start
+) -> None:
+    triggers.create(manifest("edited", schedule="0 0 1 1 *"))
+    operators()
+    wait_for(lambda: triggers.status("edited").get("nextRunAt"), timeout=30, message="planned")
+    assert triggers.jobs("edited") == []
+
+    edit = _now()
+    triggers.patch("edited", {"spec": {"schedule": "*/2 * * * * *"}})
+
+    wait_for(lambda: triggers.jobs("edited"), timeout=30, message="a Job after the edit")
+    times = [parse_instant(t) for t in triggers.scheduled_times("edited")]
+    assert min(times) > edit - timedelta(seconds=1)
+    assert triggers.status("edited").get("missedRuns", 0) == 0
+
+
+def test_resume_from_suspend_does_not_fire_the_times_that_passed(
+    triggers: Triggers, operators: Start
+) -> None:
+    triggers.create(manifest("paused", schedule="*/2 * * * * *", suspend=True))
+    operators()
+    wait_for(
+        lambda: (triggers.ready("paused") or {}).get("reason") == "Suspended",
+        timeout=30,
+        message="Suspended",
+    )
+    assert triggers.status("paused").get("nextRunAt") is None
+    time.sleep(5)
+    assert triggers.jobs("paused") == []
+
+    resumed = _now()
+    triggers.patch("paused", {"spec": {"suspend": False}})
+
+    wait_for(lambda: triggers.jobs("paused"), timeout=30, message="a Job after resume")
+    times = [parse_instant(t) for t in triggers.scheduled_times("paused")]
+    assert min(times) > resumed - timedelta(seconds=1)
+    assert triggers.status("paused").get("missedRuns", 0) == 0
+
+
+def test_forbid_skips_times_while_a_run_is_active(triggers: Triggers, operators: Start) -> None:
+    triggers.create(
+        manifest(
+            "forbid",
+            schedule="*/2 * * * * *",
+            concurrencyPolicy="Forbid",
+            pod_annotations={"triggers.dev/simulate-duration": "60s"},
+        )
+    )
+    operators()
+    wait_for(lambda: triggers.jobs("forbid"), timeout=30, message="the first Job")
+    time.sleep(7)
+
+    jobs = triggers.jobs("forbid")
+    assert len(jobs) == 1
+    assert jobs[0].status.active == 1 or not jobs[0].status.completion_time
+    assert len(triggers.status("forbid").get("active") or []) == 1
+
+
+def test_replace_deletes_the_active_run_before_starting_the_next(
+    triggers: Triggers, operators: Start
+) -> None:
+    triggers.create(
+        manifest(
+            "replace",
+            schedule="*/3 * * * * *",
+            concurrencyPolicy="Replace",
+            pod_annotations={"triggers.dev/simulate-duration": "60s"},
+        )
+    )
+    operators()
+    first = wait_for(lambda: triggers.jobs("replace"), timeout=30, message="first Job")[0]
+
+    def replaced() -> bool:
+        names = {job.metadata.name for job in triggers.jobs("replace")}
+        return first.metadata.name not in names and len(names) >= 1
+
+    wait_for(replaced, timeout=30, message="the first Job replaced by a newer one")
+    live = [job for job in triggers.jobs("replace") if not job.metadata.deletion_timestamp]
+    assert len(live) == 1
+
+
+def test_run_now_annotation_starts_one_run_per_value(triggers: Triggers, operators: Start) -> None:
+    triggers.create(manifest("manual", schedule="0 0 1 1 *"))
+    operators()
+    wait_for(lambda: triggers.status("manual").get("nextRunAt"), timeout=30, message="planned")
+
+    annotate = {"metadata": {"annotations": {"triggers.dev/run-now": "deploy-42"}}}
+    triggers.patch("manual", annotate)
+    wait_for(lambda: triggers.jobs("manual"), timeout=30, message="the manual run")
+    triggers.patch("manual", {"metadata": {"labels": {"touched": "yes"}}})  # another event
+    time.sleep(3)
+    assert len(triggers.jobs("manual")) == 1
+    job = triggers.jobs("manual")[0]
+    assert job.metadata.annotations["triggers.dev/run-now"] == "deploy-42"
+    assert job.metadata.annotations["triggers.dev/run-kind"] == "manual"
+
+    triggers.patch("manual", {"metadata": {"annotations": {"triggers.dev/run-now": "deploy-43"}}})
+    wait_for(lambda: len(triggers.jobs("manual")) == 2, timeout=30, message="a second value")
+    handled = [r["value"] for r in triggers.status("manual")["runNow"]]
+    assert handled == ["deploy-42", "deploy-43"]
+
+
+def test_history_limits_prune_finished_jobs(triggers: Triggers, operators: Start) -> None:
+    triggers.create(
+        manifest(
+            "pruned",
+            schedule="*/2 * * * * *",
+            successfulRunsHistoryLimit=2,
+            failedRunsHistoryLimit=1,
+        )
+    )
+    operators()
+    wait_for(
+        lambda: (
+            triggers.status("pruned").get("missedRuns", 0) >= 0
+            and len(triggers.scheduled_times("pruned")) >= 2
+            and triggers.status("pruned").get("lastSuccessfulTime")
+        ),
+        timeout=30,
+        message="some runs",
+    )
+    time.sleep(8)  # four more runs finish; only two may stay
+
+    def finished_succeeded() -> list[Any]:
+        return [
+            job
+            for job in triggers.jobs("pruned")
+            if job.status.succeeded and not job.metadata.deletion_timestamp
+        ]
+
+    wait_for(lambda: len(finished_succeeded()) <= 2, timeout=15, message="pruned to two")
+
+
+@pytest.mark.parametrize(
+    ("spec", "reason", "field"),
+    [
+        ({"schedule": "61 * * * *"}, "InvalidSchedule", "spec.schedule"),
+        (
+            {"schedule": "*/5 * * * *", "timeZone": "Mars/Olympus_Mons"},
+            "InvalidTimeZone",
+            "spec.timeZone",
+        ),
+        (
+            {
+                "schedule": "*/5 * * * *",
+                "jobTemplate": {"spec": {"template": {"spec": {"containers": []}}}},
+            },
+            "InvalidJobTemplate",
+            "spec.jobTemplate",
+        ),
+    ],
+    ids=["cron", "zone", "job-template"],
+)
+def test_invalid_trigger_is_reported_on_status_and_events_and_never_runs(
+    triggers: Triggers, operators: Start, spec: dict[str, Any], reason: str, field: str
+) -> None:
+    body = manifest("broken", schedule="*/5 * * * *")
+    body["spec"].update(spec)
+    triggers.create(body)
+    triggers.create(manifest("healthy", schedule="*/2 * * * * *"))
+    operators()
+
+    ready = wait_for(
+        lambda: (c := triggers.ready("broken")) and c["status"] == "False" and c,
+        timeout=30,
+        message="Ready=False on the broken trigger",
+    )
+    assert ready["reason"] == reason
+    assert ready["message"].startswith(field)
+    events = wait_for(lambda: triggers.events("broken"), timeout=15, message="a Warning Event")
+    assert {(e.type, e.reason) for e in events} == {("Warning", reason)}
+    # The healthy neighbour runs regardless.
+    wait_for(lambda: triggers.jobs("healthy"), timeout=30, message="the healthy trigger runs")
+    time.sleep(2)
+    assert triggers.jobs("broken") == []
+    assert len(triggers.events("broken")) == 1, "reported once, not in a storm"
+
+    triggers.patch(
+        "broken",
+        {
+            "spec": {
+                "schedule": "*/2 * * * * *",
+                "timeZone": "UTC",
+                "jobTemplate": manifest("x")["spec"]["jobTemplate"],
+            }
+        },
+    )
+    wait_for(lambda: triggers.jobs("broken"), timeout=30, message="the fixed trigger runs")
+    wait_for(
+        lambda: (triggers.ready("broken") or {}).get("status") == "True",
+        timeout=15,
+        message="Ready=True once fixed",
+    )
