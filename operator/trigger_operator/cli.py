@@ -240,3 +240,25 @@ def run(log_level: str, log_format: str) -> None:
 
     logs.configure(log_level, log_format)
     serve(Settings())
+
+
+@main.command("run-now")
+@click.argument("name")
+@click.option("-n", "--namespace", default=None, help="Default: the kubeconfig's namespace.")
+@click.option(
+    "--value",
+    default=None,
+    help="The idempotency key: the same value never starts a second run. Default: a new one.",
+)
+def run_now(name: str, namespace: str | None, value: str | None) -> None:
+    """Start one extra run of trigger NAME now (sets the triggers.dev/run-now annotation)."""
+    from trigger_operator.clock import SystemClock
+    from trigger_operator.kube.gateway import KubeError, load_api_client, request_run_now
+    from trigger_operator.models.instants import format_instant
+
+    value = value or f"cli-{format_instant(SystemClock().now())}"
+    try:
+        request_run_now(load_api_client(), namespace or _context_namespace(), name, value)
+    except KubeError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"run requested for {name} with run-now value {value}")

@@ -7,6 +7,9 @@ API server holds: Jobs (names, annotations, environment, owner), trigger status,
 from __future__ import annotations
 
 import itertools
+import os
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -336,7 +339,16 @@ def test_run_now_annotation_starts_one_run_per_value(triggers: Triggers, operato
     assert job.metadata.annotations["triggers.dev/run-now"] == "deploy-42"
     assert job.metadata.annotations["triggers.dev/run-kind"] == "manual"
 
-    triggers.patch("manual", {"metadata": {"annotations": {"triggers.dev/run-now": "deploy-43"}}})
+    # The CLI sets the same annotation.
+    subprocess.run(
+        [
+            *(sys.executable, "-m", "trigger_operator", "run-now", "manual"),
+            *("-n", triggers.namespace, "--value", "deploy-43"),
+        ],
+        check=True,
+        env={**os.environ, "KUBECONFIG": str(triggers.cluster.kubeconfig)},
+        capture_output=True,
+    )
     wait_for(lambda: len(triggers.jobs("manual")) == 2, timeout=30, message="a second value")
     handled = [r["value"] for r in triggers.status("manual")["runNow"]]
     assert handled == ["deploy-42", "deploy-43"]

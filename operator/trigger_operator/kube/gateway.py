@@ -22,7 +22,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
-from trigger_operator.jobs.builder import API_VERSION, GROUP, KIND
+from trigger_operator.jobs.builder import ANNOTATION_RUN_NOW, API_VERSION, GROUP, KIND
 from trigger_operator.models.instants import format_instant
 
 PLURAL = "scheduledtriggers"
@@ -275,3 +275,20 @@ class KubeGateway:
         return await self._call(  # type: ignore[no-any-return]
             self._coordination.replace_namespaced_lease, name, namespace, body
         )
+
+
+def request_run_now(api: client.ApiClient, namespace: str, name: str, value: str) -> None:
+    """Set the trigger's run-now annotation to `value` (a synchronous call, for the CLI)."""
+    body = {"metadata": {"annotations": {ANNOTATION_RUN_NOW: value}}}
+    try:
+        client.CustomObjectsApi(api).patch_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            name,
+            body,
+            _content_type="application/merge-patch+json",
+        )
+    except ApiException as error:
+        raise _translate(error) from error
