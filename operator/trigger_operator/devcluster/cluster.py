@@ -13,6 +13,7 @@ session fixture in a temporary folder). The binaries come from `binaries.ensure(
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import signal
@@ -64,14 +65,35 @@ def free_port() -> int:
         return port
 
 
+def _listening(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _reap_group(pgid: int) -> None:
+    """Collect exited members of the group that are our own children (no zombies left)."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-pgid, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
 def _pgid_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    """Whether any process of the group still runs (zombies do not count)."""
+    _reap_group(pgid)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # Fields after the parenthesised command: state, ppid, pgrp, ...
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
 
 
 def _kubeconfig(server: str, ca: Path, cert: Path, key: Path, *, user: str, inline: bool) -> str:
@@ -161,17 +183,28 @@ class DevCluster:
             return
         if state.pgid and _pgid_alive(state.pgid):
             self.log("stopping control plane")
-            os.killpg(state.pgid, signal.SIGTERM)
-            deadline = time.monotonic() + 15
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(state.pgid, signal.SIGTERM)
+            # The data is thrown away: a short grace, then no waiting for kube-apiserver's
+            # graceful request draining.
+            deadline = time.monotonic() + 3
             while _pgid_alive(state.pgid) and time.monotonic() < deadline:
                 self._reap()
                 time.sleep(0.1)
             if _pgid_alive(state.pgid):
-                os.killpg(state.pgid, signal.SIGKILL)
-                while _pgid_alive(state.pgid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(state.pgid, signal.SIGKILL)
+                deadline = time.monotonic() + 10
+                while _pgid_alive(state.pgid) and time.monotonic() < deadline:
                     self._reap()
                     time.sleep(0.05)
         self._reap()
+        # A killed process's listening sockets close a moment after it is gone.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(
+            _listening(port) for port in (state.apiserver_port, state.etcd_port)
+        ):
+            time.sleep(0.05)
         self._state_file.unlink(missing_ok=True)
         self.state = None
 

@@ -49,6 +49,13 @@ def build_registry(
         settings.watching.connect_timeout = 10
         settings.networking.request_timeout = 30
         settings.execution.max_workers = 4
+        # Only the Jobs of triggers and only our own Lease cross the wire: the API server
+        # filters, instead of every node heartbeat Lease and every Job reaching us.
+        settings.watching.label_selectors["batch", "jobs"] = LABEL_TRIGGER_UID
+        if lease is not None:
+            settings.watching.field_selectors["coordination.k8s.io", "leases"] = (
+                f"metadata.name={lease[1]}"
+            )
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import logging
 
-from trigger_operator.kube.gateway import KubeGateway
+from trigger_operator.kube.gateway import Forbidden, KubeGateway
 from trigger_operator.models.settings import Settings
 
 log = logging.getLogger(__name__)
 
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
+
+
+class RevisionUnknown(RuntimeError):
+    """The operator may not read its own Pod or ReplicaSet; the message says what to grant."""
 
 
 async def discover_revision(gateway: KubeGateway, settings: Settings) -> tuple[int, str]:
@@ -25,11 +29,22 @@ async def discover_revision(gateway: KubeGateway, settings: Settings) -> tuple[i
     if not settings.pod_name:
         return 0, "default"
     namespace = settings.operator_namespace
-    pod = await gateway.read_pod(namespace, settings.pod_name)
+    try:
+        return await _from_replica_set(gateway, namespace, settings.pod_name)
+    except Forbidden as error:
+        raise RevisionUnknown(
+            f"cannot read its own pod {namespace}/{settings.pod_name} or its ReplicaSet "
+            f"({error}); grant get on pods and replicasets in {namespace}, "
+            "or set TRIGGER_OPERATOR_REVISION"
+        ) from error
+
+
+async def _from_replica_set(gateway: KubeGateway, namespace: str, pod_name: str) -> tuple[int, str]:
+    pod = await gateway.read_pod(namespace, pod_name)
     if pod is None:
         log.warning(
             "own pod not found; revision 0",
-            extra={"pod": settings.pod_name, "namespace": namespace},
+            extra={"pod": pod_name, "namespace": namespace},
         )
         return 0, "default"
     owner = next(
