@@ -145,9 +145,12 @@ def operators(
     """Start operator processes for the test's namespace; all are stopped afterwards."""
     started: list[OperatorProcess] = []
 
-    def start(name: str = "operator", **env: str) -> OperatorProcess:
+    def start(
+        name: str = "operator", *, kubeconfig: Path | None = None, **env: str
+    ) -> OperatorProcess:
+        """`kubeconfig` runs it with other credentials (default: the cluster's admin)."""
         process = OperatorProcess(
-            kubeconfig=cluster.kubeconfig,
+            kubeconfig=kubeconfig or cluster.kubeconfig,
             namespace=namespace,
             workdir=tmp_path,
             name=name,

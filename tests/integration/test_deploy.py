@@ -1,0 +1,608 @@
+"""The manifests on the real control plane: they apply, they run, and their RBAC is enough.
+
+Each test installs `manifests/base` into its own namespace through a throwaway overlay
+that renames the namespace and suffixes every name (the ClusterRoles and bindings are
+cluster-wide, so tests must not share them). The operator then runs as a process whose
+only credential is a token of the installed ServiceAccount, so every call it makes is
+authorized by the manifests' RBAC, exactly as in a pod. No image can run here: the
+Deployment's pods live on kwok's simulated nodes, and one of them lends its name to the
+operator process for revision discovery.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from tests.harness.cluster import KubeCluster
+from tests.harness.operator import OperatorProcess
+from tests.harness.triggers import Triggers, manifest
+from tests.harness.wait import wait_for
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+BASE = REPO / "manifests" / "base"
+POSTGRES = REPO / "manifests" / "overlays" / "postgres"
+CRD_FILE = REPO / "crds" / "scheduledtrigger.yaml"
+IMAGE = "ghcr.io/trigger-operator/trigger-operator:0.1.0"
+LEASE = "trigger-operator-leader"
+SKIPPED = "not allowed to act on this trigger; skipping it"
+CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "Namespace"}
+
+Start = Callable[..., OperatorProcess]
+
+# Deleting the writer binding and granting the writer ClusterRole per namespace is the
+# documented way to confine the operator's writes (docs/deploy.md).
+WITHOUT_CLUSTER_WIDE_WRITES = """\
+$patch: delete
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: trigger-operator-writer
+"""
+
+
+def _render(cluster: KubeCluster, path: Path) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(cluster.kubectl("kustomize", str(path))) if doc]
+
+
+def _one(objects: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
+    found = [o for o in objects if o["kind"] == kind and name in (None, o["metadata"]["name"])]
+    assert len(found) == 1, f"expected one {kind} {name or ''}, found {len(found)}"
+    return found[0]
+
+
+@dataclass(frozen=True)
+class Install:
+    """The base (or an overlay of it) as installed into one test's namespace."""
+
+    cluster: KubeCluster
+    namespace: str
+    suffix: str
+    overlay: Path
+
+    def name(self, base_name: str) -> str:
+        return f"{base_name}-{self.suffix}"
+
+    @property
+    def account(self) -> str:
+        return self.name("trigger-operator")
+
+    def objects(self) -> list[dict[str, Any]]:
+        return _render(self.cluster, self.overlay)
+
+    def apply(self, *, dry_run: bool = False) -> str:
+        extra = ["--dry-run=server"] if dry_run else []
+        return self.cluster.kubectl("apply", "--server-side", *extra, "-k", str(self.overlay))
+
+    def delete_cluster_scoped(self) -> None:
+        """The suffixed RBAC objects; the CRD is every test's, the namespace the fixture's."""
+        rbac = self.cluster.rbac()
+        for obj in self.objects():
+            remove = {
+                "ClusterRole": rbac.delete_cluster_role,
+                "ClusterRoleBinding": rbac.delete_cluster_role_binding,
+            }.get(obj["kind"])
+            if remove is None:
+                continue
+            try:
+                remove(obj["metadata"]["name"])
+            except ApiException as error:
+                if error.status != 404:
+                    raise
+
+
+InstallFactory = Callable[..., Install]
+
+
+@pytest.fixture
+def install(
+    cluster: KubeCluster, namespace: str, crd: str, tmp_path: Path
+) -> Iterator[InstallFactory]:
+    """Write an overlay of `base` renamed into the test's namespace (not yet applied)."""
+    made: list[Install] = []
+    suffix = namespace.rsplit("-", 1)[-1]  # the namespace fixture's random part
+
+    def make(base: Path = BASE, *, patches: Sequence[str] = ()) -> Install:
+        root = tmp_path / f"overlay-{len(made)}"
+        root.mkdir()
+        kustomization: dict[str, Any] = {
+            "apiVersion": "kustomize.config.k8s.io/v1beta1",
+            "kind": "Kustomization",
+            "namespace": namespace,
+            "nameSuffix": f"-{suffix}",
+            # kustomize refuses absolute paths; a relative one may leave the overlay.
+            "resources": [os.path.relpath(base, root)],
+        }
+        if patches:
+            kustomization["patches"] = [{"patch": patch} for patch in patches]
+        (root / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+        made.append(Install(cluster, namespace, suffix, root))
+        return made[-1]
+
+    yield make
+    for done in made:
+        done.delete_cluster_scoped()
+
+
+@pytest.fixture
+def more_namespaces(cluster: KubeCluster, namespace: str) -> Iterator[Callable[[str], str]]:
+    """Namespaces beside the test's own (where triggers run), deleted afterwards."""
+    core = cluster.core()
+    created: list[str] = []
+
+    def make(label: str) -> str:
+        name = f"{namespace}-{label}"
+        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+        created.append(name)
+        wait_for(
+            lambda: _exists(lambda: core.read_namespaced_service_account("default", name)),
+            timeout=30,
+            message=f"default ServiceAccount in {name}",
+        )
+        return name
+
+    yield make
+    for name in created:
+        try:
+            core.delete_namespace(name)
+        except ApiException as error:
+            if error.status != 404:
+                raise
+
+
+def _exists(read: Callable[[], object]) -> bool:
+    try:
+        read()
+    except ApiException as error:
+        if error.status == 404:
+            return False
+        raise
+    return True
+
+
+def _service_account_kubeconfig(
+    cluster: KubeCluster, namespace: str, account: str, path: Path
+) -> Path:
+    """A kubeconfig whose only credential is a fresh token of `account` (TokenRequest)."""
+    request = client.AuthenticationV1TokenRequest(
+        spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)
+    )
+    token = cluster.core().create_namespaced_service_account_token(account, namespace, request)
+    admin = yaml.safe_load(cluster.kubeconfig.read_text())
+    context = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])
+    server = next(c for c in admin["clusters"] if c["name"] == context["context"]["cluster"])
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "cluster", "cluster": server["cluster"]}],
+        "users": [{"name": account, "user": {"token": token.status.token}}],
+        "contexts": [{"name": account, "context": {"cluster": "cluster", "user": account}}],
+        "current-context": account,
+    }
+    path.write_text(yaml.safe_dump(config))
+    path.chmod(0o600)
+    return path
+
+
+def _wait_available(cluster: KubeCluster, install: Install) -> list[Any]:
+    """The Deployment's two replicas are up; returns their pods."""
+    name = install.name("trigger-operator")
+    apps, core = cluster.apps(), cluster.core()
+    wait_for(
+        lambda: (
+            (
+                apps.read_namespaced_deployment(name, install.namespace).status.available_replicas
+                or 0
+            )
+            == 2
+        ),
+        timeout=60,
+        message=f"Deployment {name} 2/2 available",
+    )
+    pods = core.list_namespaced_pod(
+        install.namespace, label_selector="app.kubernetes.io/component=operator"
+    ).items
+    return [pod for pod in pods if not pod.metadata.deletion_timestamp]
+
+
+def _lines(process: OperatorProcess, message: str) -> list[str]:
+    return [line for line in process.logs().splitlines() if message in line]
+
+
+def _field(line: str, key: str) -> str | None:
+    found = re.search(rf'(?:^| ){key}=("(?:[^"\\]|\\.)*"|\S+)', line)
+    return found.group(1).strip('"') if found else None
+
+
+# -- what the manifests say ------------------------------------------------------------------
+
+
+def test_base_renders_the_crd_from_crds_and_a_hardened_two_replica_deployment(
+    cluster: KubeCluster,
+) -> None:
+    objects = _render(cluster, BASE)
+
+    crd = _one(objects, "CustomResourceDefinition")
+    committed = yaml.safe_load(CRD_FILE.read_text())
+    labels = crd["metadata"].pop("labels")
+    assert crd == committed, "the base must carry crds/scheduledtrigger.yaml unchanged"
+    assert labels["app.kubernetes.io/name"] == "trigger-operator"
+
+    assert {o["metadata"].get("namespace") for o in objects if o["kind"] not in CLUSTER_SCOPED} == {
+        "trigger-operator"
+    }
+    namespace = _one(objects, "Namespace")
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+
+    deployment = _one(objects, "Deployment", "trigger-operator")
+    spec = deployment["spec"]
+    pod = spec["template"]["spec"]
+    (container,) = pod["containers"]
+    assert spec["replicas"] == 2
+    assert pod["serviceAccountName"] == "trigger-operator"
+    assert container["image"] == IMAGE
+    env = {item["name"]: item for item in container["env"]}
+    assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    assert env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
+    assert env["TRIGGER_OPERATOR_DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": "trigger-operator-db",
+        "key": "url",
+        "optional": True,
+    }
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert container["ports"] == [{"name": "metrics", "containerPort": 8080, "protocol": "TCP"}]
+    assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
+    hardening = container["securityContext"]
+    assert hardening["readOnlyRootFilesystem"] is True
+    assert hardening["allowPrivilegeEscalation"] is False
+    assert hardening["capabilities"] == {"drop": ["ALL"]}
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    # The SQLite ledger lives on a writable volume, the only writable path besides /tmp.
+    sqlite_dir = str(Path(env["TRIGGER_OPERATOR_SQLITE_PATH"]["value"]).parent)
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert "emptyDir" in volumes[mounts[sqlite_dir]]
+    assert {c["topologyKey"] for c in pod["topologySpreadConstraints"]} == {
+        "kubernetes.io/hostname",
+        "topology.kubernetes.io/zone",
+    }
+
+    selector = spec["selector"]["matchLabels"]
+    pdb = _one(objects, "PodDisruptionBudget")
+    assert pdb["spec"] == {"minAvailable": 1, "selector": {"matchLabels": selector}}
+    service = _one(objects, "Service")
+    assert service["spec"]["selector"] == selector
+    assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(8080, "metrics")]
+
+
+def test_postgres_overlay_requires_the_database_secret(cluster: KubeCluster) -> None:
+    deployment = _one(_render(cluster, POSTGRES), "Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    env = {item["name"]: item for item in container["env"]}
+    assert env["TRIGGER_OPERATOR_DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": "trigger-operator-db",
+        "key": "url",
+        "optional": False,
+    }
+    assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+
+
+# -- what the API server says ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("base", [BASE, POSTGRES], ids=["base", "postgres"])
+def test_manifests_pass_a_server_side_dry_run(install: InstallFactory, base: Path) -> None:
+    installation = install(base)
+
+    output = installation.apply(dry_run=True)
+
+    for obj in installation.objects():
+        assert f"{obj['metadata']['name']} serverside-applied (server dry run)" in output
+    # A dry run creates nothing.
+    assert not _exists(
+        lambda: installation.cluster.apps().read_namespaced_deployment(
+            installation.name("trigger-operator"), installation.namespace
+        )
+    )
+
+
+def test_applied_base_runs_two_replicas_admitted_as_restricted_pods(
+    cluster: KubeCluster, install: InstallFactory
+) -> None:
+    installation = install()
+    installation.apply()
+
+    pods = _wait_available(cluster, installation)
+
+    assert len(pods) == 2
+    for pod in pods:
+        assert pod.spec.service_account_name == installation.account
+        assert pod.spec.containers[0].image == IMAGE
+    labels = cluster.core().read_namespace(installation.namespace).metadata.labels
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    pdb = wait_for(
+        lambda: (
+            (
+                found := client.PolicyV1Api(cluster.api).read_namespaced_pod_disruption_budget(
+                    installation.name("trigger-operator"), installation.namespace
+                )
+            ).status.current_healthy
+            == 2
+            and found
+        ),
+        timeout=30,
+        message="the PodDisruptionBudget sees both replicas",
+    )
+    assert pdb.status.disruptions_allowed == 1
+    service = cluster.core().read_namespaced_service(
+        installation.name("trigger-operator-metrics"), installation.namespace
+    )
+    assert service.spec.ports[0].port == 8080
+
+
+# -- what the ServiceAccount may do --------------------------------------------------------
+
+
+def _allowed(
+    cluster: KubeCluster,
+    installation: Install,
+    verb: str,
+    resource: str,
+    *,
+    namespace: str = "",
+    group: str = "",
+    subresource: str = "",
+    name: str = "",
+) -> bool:
+    account = f"system:serviceaccount:{installation.namespace}:{installation.account}"
+    review = client.V1SubjectAccessReview(
+        spec=client.V1SubjectAccessReviewSpec(
+            user=account,
+            groups=[
+                "system:serviceaccounts",
+                f"system:serviceaccounts:{installation.namespace}",
+                "system:authenticated",
+            ],
+            resource_attributes=client.V1ResourceAttributes(
+                verb=verb,
+                group=group,
+                resource=resource,
+                subresource=subresource,
+                namespace=namespace,
+                name=name,
+            ),
+        )
+    )
+    answer = client.AuthorizationV1Api(cluster.api).create_subject_access_review(review)
+    return bool(answer.status.allowed)
+
+
+def test_service_account_may_do_what_the_operator_does_and_nothing_more(
+    cluster: KubeCluster, install: InstallFactory
+) -> None:
+    installation = install()
+    installation.apply()
+    own = installation.namespace
+    team = "some-team"  # any namespace: the RBAC is cluster-wide, it need not exist
+
+    def may(verb: str, resource: str, **where: str) -> bool:
+        return _allowed(cluster, installation, verb, resource, **where)
+
+    triggers = {"group": "triggers.dev"}
+    needed = [
+        *((v, "scheduledtriggers", {**triggers, "namespace": team}) for v in ("get", "list")),
+        # Cluster-wide, as kopf lists and watches when it serves every namespace.
+        *((v, "scheduledtriggers", triggers) for v in ("list", "watch")),
+        *((v, "jobs", {"group": "batch"}) for v in ("list", "watch")),
+        ("patch", "scheduledtriggers", {**triggers, "subresource": "status", "namespace": team}),
+        (
+            "update",
+            "scheduledtriggers",
+            {**triggers, "subresource": "finalizers", "namespace": team},
+        ),
+        *(
+            (v, "jobs", {"group": "batch", "namespace": team})
+            for v in ("get", "list", "watch", "create", "delete")
+        ),
+        ("create", "events", {"namespace": team}),
+        ("watch", "leases", {"group": "coordination.k8s.io"}),
+        ("create", "leases", {"group": "coordination.k8s.io", "namespace": own}),
+        *(
+            (v, "leases", {"group": "coordination.k8s.io", "namespace": own, "name": LEASE})
+            for v in ("get", "update")
+        ),
+        ("create", "events", {"namespace": own}),
+        ("get", "pods", {"namespace": own, "name": "trigger-operator-abc"}),
+        ("get", "replicasets", {"group": "apps", "namespace": own, "name": "trigger-operator-x"}),
+        ("watch", "customresourcedefinitions", {"group": "apiextensions.k8s.io"}),
+        ("watch", "namespaces", {}),
+    ]
+    refused = [
+        # Never the spec or the lifecycle of a trigger: GitOps owns those.
+        *(
+            (v, "scheduledtriggers", {**triggers, "namespace": team})
+            for v in ("create", "update", "patch", "delete")
+        ),
+        *((v, "jobs", {"group": "batch", "namespace": team}) for v in ("update", "patch")),
+        ("create", "pods", {"namespace": team}),
+        ("get", "secrets", {"namespace": team}),
+        ("get", "secrets", {"namespace": own, "name": "trigger-operator-db"}),
+        ("list", "configmaps", {"namespace": team}),
+        # Only its own Lease, only in its own namespace.
+        ("update", "leases", {"group": "coordination.k8s.io", "namespace": "kube-system"}),
+        ("create", "leases", {"group": "coordination.k8s.io", "namespace": team}),
+        ("update", "leases", {"group": "coordination.k8s.io", "namespace": own, "name": "other"}),
+        ("delete", "leases", {"group": "coordination.k8s.io", "namespace": own, "name": LEASE}),
+        ("get", "pods", {"namespace": team, "name": "x"}),
+        ("list", "pods", {"namespace": own}),
+        ("patch", "deployments", {"group": "apps", "namespace": own}),
+        ("create", "rolebindings", {"group": "rbac.authorization.k8s.io", "namespace": team}),
+        ("update", "customresourcedefinitions", {"group": "apiextensions.k8s.io"}),
+    ]
+
+    missing = [(verb, res, where) for verb, res, where in needed if not may(verb, res, **where)]
+    excess = [(verb, res, where) for verb, res, where in refused if may(verb, res, **where)]
+
+    assert missing == [], f"the operator needs these: {missing}"
+    assert excess == [], f"the operator must not have these: {excess}"
+
+
+# -- the operator running on the installed RBAC only --------------------------------------
+
+
+def test_operator_on_its_service_account_token_leads_runs_and_reports(
+    cluster: KubeCluster,
+    install: InstallFactory,
+    more_namespaces: Callable[[str], str],
+    operators: Start,
+    tmp_path: Path,
+) -> None:
+    installation = install()
+    installation.apply()
+    pod = _wait_available(cluster, installation)[0]
+    team = more_namespaces("team")
+    runs = Triggers(cluster, team)
+    runs.create(manifest("tick", schedule="*/2 * * * * *", successfulRunsHistoryLimit=1))
+    runs.create(manifest("guarded", schedule="*/2 * * * * *", concurrencyPolicy="Forbid"))
+    broken = manifest("broken", schedule="*/5 * * * *")
+    broken["spec"]["jobTemplate"] = {"spec": {"template": {"spec": {"containers": []}}}}
+    runs.create(broken)
+    kubeconfig = _service_account_kubeconfig(
+        cluster, installation.namespace, installation.account, tmp_path / "sa.kubeconfig"
+    )
+
+    # As in the Deployment: the pod's name and namespace, the watched namespace set.
+    operator = operators(
+        kubeconfig=kubeconfig,
+        pod_name=pod.metadata.name,
+        operator_namespace=installation.namespace,
+        namespaces=f'["{team}"]',
+    )
+
+    operator.wait_for_log("lease acquired", timeout=30)
+    (starting,) = _lines(operator, "operator starting")
+    replica_set = pod.metadata.owner_references[0].name
+    assert (_field(starting, "revision"), _field(starting, "revision_from")) == (
+        "1",
+        f"replicaset/{replica_set}",
+    ), "revision found through the pod and its ReplicaSet"
+    lease = cluster.coordination().read_namespaced_lease(LEASE, installation.namespace)
+    assert lease.spec.holder_identity == operator.name
+    wait_for(
+        lambda: any(
+            e.reason == "LeaderAcquired"
+            for e in cluster.core().list_namespaced_event(installation.namespace).items
+        ),
+        timeout=15,
+        message="a LeaderAcquired Event in the operator's namespace",
+    )
+
+    # Runs start, status is written, and finished Jobs are pruned (deleted).
+    first = wait_for(lambda: runs.jobs("tick"), timeout=30, message="a Job of tick")[0]
+    wait_for(
+        lambda: len(runs.scheduled_times("guarded")) >= 2,
+        timeout=30,
+        message="two Jobs of the Forbid trigger (its Jobs are listed before each start)",
+    )
+    wait_for(
+        lambda: not _exists(lambda: cluster.batch().read_namespaced_job(first.metadata.name, team)),
+        timeout=30,
+        message="the oldest Job of tick pruned by the history limit",
+    )
+    status = runs.status("tick")
+    assert status["lastScheduleTime"] and status["nextRunAt"]
+    assert (runs.ready("tick") or {}).get("status") == "True"
+
+    # The invalid trigger: Ready=False from the dry-run create, and a Warning Event.
+    ready = wait_for(
+        lambda: (c := runs.ready("broken")) and c["status"] == "False" and c,
+        timeout=30,
+        message="Ready=False on the broken trigger",
+    )
+    assert ready["reason"] == "InvalidJobTemplate"
+    events = wait_for(lambda: runs.events("broken"), timeout=15, message="a Warning Event")
+    assert {(e.type, e.reason) for e in events} == {("Warning", "InvalidJobTemplate")}
+    assert runs.jobs("broken") == []
+
+    # Nothing was refused along the way (kopf's watches and discovery included).
+    log = operator.logs()
+    for refusal in ("Forbidden", "forbidden", "Not enough permissions"):
+        assert refusal not in log, f"{refusal!r} in the operator log"
+    assert operator.running()
+
+
+def test_trigger_where_the_operator_may_not_write_is_logged_and_skipped(
+    cluster: KubeCluster,
+    install: InstallFactory,
+    more_namespaces: Callable[[str], str],
+    operators: Start,
+    tmp_path: Path,
+) -> None:
+    installation = install(patches=[WITHOUT_CLUSTER_WIDE_WRITES])
+    installation.apply()
+    allowed, denied = more_namespaces("a"), more_namespaces("b")
+    cluster.rbac().create_namespaced_role_binding(
+        allowed,
+        client.V1RoleBinding(
+            metadata=client.V1ObjectMeta(name="trigger-operator-writer"),
+            role_ref=client.V1RoleRef(
+                api_group="rbac.authorization.k8s.io",
+                kind="ClusterRole",
+                name=installation.name("trigger-operator-writer"),
+            ),
+            subjects=[
+                client.RbacV1Subject(
+                    kind="ServiceAccount",
+                    name=installation.account,
+                    namespace=installation.namespace,
+                )
+            ],
+        ),
+    )
+    in_a, in_b = Triggers(cluster, allowed), Triggers(cluster, denied)
+    in_a.create(manifest("runs", schedule="*/2 * * * * *"))
+    refused_uid = in_b.create(manifest("refused", schedule="*/2 * * * * *"))["metadata"]["uid"]
+    kubeconfig = _service_account_kubeconfig(
+        cluster, installation.namespace, installation.account, tmp_path / "sa.kubeconfig"
+    )
+
+    # Cluster-wide, as the Deployment runs: it sees every trigger in the cluster, and its
+    # RBAC alone keeps it from writing anywhere but A (and its own namespace).
+    operator = operators(
+        kubeconfig=kubeconfig, operator_namespace=installation.namespace, namespaces="[]"
+    )
+
+    def refusals() -> list[str]:
+        return [line for line in _lines(operator, SKIPPED) if f"uid={refused_uid}" in line]
+
+    wait_for(refusals, timeout=30, message=lambda: f"{SKIPPED!r} for B in\n{operator.logs()}")
+    (skipped,) = refusals()
+    assert (_field(skipped, "namespace"), _field(skipped, "trigger")) == (denied, "refused")
+    assert "cannot create resource" in (_field(skipped, "error") or "")
+    # The trigger in A keeps firing after B was refused...
+    seen = len(in_a.jobs("runs"))
+    wait_for(
+        lambda: len(in_a.jobs("runs")) >= seen + 3,
+        timeout=30,
+        message="three more runs in the writable namespace",
+    )
+    # ...while B was tried once, not retried in a storm, and left untouched.
+    assert len(refusals()) == 1
+    assert in_b.jobs("refused") == []
+    assert in_b.status("refused") == {}
+    assert in_a.status("runs").get("lastScheduleTime")
+    assert not [line for line in _lines(operator, SKIPPED) if f"namespace={allowed} " in line]
+    assert not [line for line in _lines(operator, "reconcile failed") if refused_uid in line]
+    assert operator.running()
