@@ -171,6 +171,8 @@ def test_crash_between_job_create_and_status_patch_loses_and_duplicates_nothing(
     )
     times = _assert_no_duplicates(triggers, "crashy")
     assert times.count(crashed_time) == 1
+    # Started, not missed: the survivor does not count the crashed time as missed.
+    assert triggers.status("crashy").get("lastMissedTime") != crashed_time
 
 
 def test_crash_after_creating_a_one_time_job_never_loses_or_repeats_it(

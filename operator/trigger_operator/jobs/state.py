@@ -13,6 +13,8 @@ from enum import StrEnum
 from typing import Any
 
 from trigger_operator.jobs.builder import (
+    ANNOTATION_LEADER,
+    ANNOTATION_REVISION,
     ANNOTATION_RUN_KIND,
     ANNOTATION_RUN_NOW,
     ANNOTATION_SCHEDULED_FOR,
@@ -49,6 +51,12 @@ class RunState:
     finished: datetime | None
     failed_pods: int
     deleting: bool
+    # The Failed condition's reason and message (BackoffLimitExceeded, DeadlineExceeded).
+    reason: str | None = None
+    message: str | None = None
+    # Who created the Job, from its annotations.
+    leader: str | None = None
+    revision: int | None = None
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -72,6 +80,8 @@ def run_state(job: dict[str, Any]) -> RunState:
     labels = metadata.get("labels") or {}
     result = RunResult.RUNNING
     finished: datetime | None = None
+    reason: str | None = None
+    message: str | None = None
     for condition in status.get("conditions") or []:
         if condition.get("status") != "True":
             continue
@@ -83,6 +93,8 @@ def run_state(job: dict[str, Any]) -> RunState:
         elif condition.get("type") == "Failed":
             result = RunResult.FAILED
             finished = parse_time(condition.get("lastTransitionTime"))
+            reason = condition.get("reason") or None
+            message = condition.get("message") or None
     owner: dict[str, Any] = next(
         (
             reference
@@ -106,7 +118,18 @@ def run_state(job: dict[str, Any]) -> RunState:
         finished=finished,
         failed_pods=int(status.get("failed") or 0),
         deleting=bool(metadata.get("deletionTimestamp")),
+        reason=reason,
+        message=message,
+        leader=annotations.get(ANNOTATION_LEADER) or None,
+        revision=_revision(annotations.get(ANNOTATION_REVISION)),
     )
+
+
+def _revision(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _order(run: RunState) -> tuple[datetime, str]:

@@ -18,9 +18,10 @@ order all leave one correct row. When the database is down the batch at the head
 queue is retried with exponential back-off, and new records keep queueing. When the queue
 is full the OLDEST waiting record is dropped (and counted): each record carries its run's
 full identity, so a later record for the same run (its outcome) still creates the row,
-and `reconcile` fills in from the cluster what an outage lost. Records that the database
-rejects as invalid (integrity or data errors) are dropped one by one and counted, so that
-one bad record cannot stall the queue.
+and `reconcile` fills in from the cluster what an outage lost: listeners added with
+`add_recovery_listener` learn when the database is back, which is when to do it.
+Records that the database rejects as invalid (integrity or data errors) are dropped one
+by one and counted, so that one bad record cannot stall the queue.
 
 Retention: when given a retention, the writer deletes older rows once at start and then
 every `prune_interval` seconds of its clock's monotonic time.
@@ -175,6 +176,7 @@ class LedgerWriter:
         self._drop_warned = False
         self._next_prune: float | None = None
         self._thread: threading.Thread | None = None
+        self._recovery_listeners: list[Callable[[], None]] = []
 
     # --- the callers' side: never blocks on the database -------------------------------
 
@@ -322,6 +324,17 @@ class LedgerWriter:
         """
         return sum(1 for record in evidence if self.record(record))
 
+    def add_recovery_listener(self, listener: Callable[[], None]) -> None:
+        """Call `listener` whenever the database is reachable again after failed writes.
+
+        It runs on the writer thread, right after the first write (or the start-up
+        migration) that succeeds after an outage, while later records may still be
+        queued; it must not block (hand the news to an event loop with
+        `call_soon_threadsafe`). The operator answers it with `reconcile`, because an outage
+        long enough to fill the queue has dropped records.
+        """
+        self._recovery_listeners.append(listener)
+
     def _record_not_started(
         self,
         ref: RunRef,
@@ -455,11 +468,12 @@ class LedgerWriter:
 
     def _retrying(self, what: str, attempt: Callable[[], None]) -> None:
         delay = self._retry_initial
+        failed = False
         while True:
             try:
                 attempt()
-                return
             except Exception as error:
+                failed = True
                 if self._abandon.is_set():
                     return
                 self.metrics.write_failures.inc()
@@ -468,9 +482,21 @@ class LedgerWriter:
                     what,
                     extra={"error": str(error).splitlines()[0], "retry_in": delay},
                 )
+            else:
+                if failed:
+                    logger.info("%s succeeded again; the database is back", what)
+                    self._recovered()
+                return
             if self._abandon.wait(delay):
                 return
             delay = min(delay * 2, self._retry_max)
+
+    def _recovered(self) -> None:
+        for listener in self._recovery_listeners:
+            try:
+                listener()
+            except Exception:
+                logger.exception("ledger recovery listener failed")
 
     def _upgrade(self) -> None:
         self.store.migrate()

@@ -83,6 +83,16 @@ class Scheduler:
             # Status (active, lastRun, lastSuccessfulTime) is rebuilt from the Jobs.
             if state.result is not RunResult.RUNNING or previous is None:
                 self.mark_dirty(state.trigger_uid)
+        elif previous.started != state.started or previous.failed_pods != state.failed_pods:
+            # Started, or a pod failed and is retried: the ledger's running and attempts.
+            self.reconciler.job_changed(state, previous)
+
+    def reconcile_ledger(self) -> None:
+        """Rebuild the ledger's view of every cached trigger's runs from the cluster.
+
+        On becoming leader, and when the ledger's database is back after an outage.
+        """
+        self.reconciler.reconcile_ledger(list(self.cache.triggers.values()))
 
     def mark_dirty(self, uid: str) -> None:
         if uid in self.cache.triggers:
@@ -108,6 +118,8 @@ class Scheduler:
                 was_leading = True
                 for uid in list(self.cache.triggers):
                     self._dirty[uid] = None
+                # Job events seen while another replica led went unrecorded here.
+                self.reconcile_ledger()
             self._wake.clear()
             leadership.clear()
             self._dispatch_ready()

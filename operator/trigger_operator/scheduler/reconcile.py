@@ -18,8 +18,10 @@ Returns when the trigger next needs a pass (its next due time), or None.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -34,6 +36,7 @@ from trigger_operator.jobs.builder import (
     RunKind,
     TriggerRef,
     build_job,
+    scheduled_job_name,
 )
 from trigger_operator.jobs.state import RunResult, RunState, parse_time, run_state, to_prune
 from trigger_operator.kube.gateway import (
@@ -46,7 +49,7 @@ from trigger_operator.kube.gateway import (
     NotFound,
 )
 from trigger_operator.ledger.records import RunKind as LedgerKind
-from trigger_operator.ledger.records import RunRef, RunStatus
+from trigger_operator.ledger.records import RunRef
 from trigger_operator.ledger.writer import LedgerWriter
 from trigger_operator.metrics import Metrics
 from trigger_operator.models.instants import format_instant
@@ -59,11 +62,19 @@ from trigger_operator.schedule.planner import CATCH_UP_NONE_GRACE, Plan, plan
 from trigger_operator.schedule.progress import progress_from_status
 from trigger_operator.schedule.times import schedule_of
 from trigger_operator.scheduler.cache import TriggerEntry
+from trigger_operator.scheduler.evidence import (
+    MISSED_MESSAGE,
+    MISSED_REASON,
+    job_record,
+    run_ref,
+    trigger_evidence,
+)
 from trigger_operator.scheduler.gate import Gate
 
 log = logging.getLogger(__name__)
 
 CRASH_AFTER_JOB_CREATE = "after-job-create"
+FORBIDDEN_RETRY = timedelta(minutes=5)
 
 
 class NotLeading(Exception):
@@ -101,6 +112,13 @@ class Reconciler:
         self.ledger = ledger
         self.upcoming_count = upcoming_count
         self.crash_at = crash_at
+        # Triggers whose runs were reconciled with the ledger since leadership or the
+        # database last came back (see `reconcile_ledger`).
+        self._ledger_synced: set[str] = set()
+        # Jobs this replica is deleting for concurrencyPolicy Replace: recorded as Replaced,
+        # not as deleted by someone else.
+        self._replacing: set[str] = set()
+        self._states: dict[str, str] = {}
 
     # -- entry points ----------------------------------------------------------------------
 
@@ -117,51 +135,77 @@ class Reconciler:
                 entry.body = fresh
             return self.clock.now()
         except Forbidden as error:
+            # RBAC changes rarely: look again in a while, never in a storm.
             log.error(
-                "not allowed to act on this trigger; skipping it",
+                "not allowed to act on this trigger; skipping it, next look in 5 minutes",
                 extra={**self._context(entry), "error": str(error)},
             )
-            return None
+            return self.clock.now() + FORBIDDEN_RETRY
 
     def forget(self, entry: TriggerEntry) -> None:
         """The trigger was deleted: its active runs go with it (garbage collector)."""
-        if self.ledger is None:
-            return
-        for job in entry.jobs.values():
-            if job.result is RunResult.RUNNING:
-                ref = self._ref_for_job(entry.namespace, entry.name, job)
-                if ref is not None:
-                    self.ledger.record_cancelled(
-                        ref, reason="TriggerDeleted", message="the trigger was deleted"
-                    )
-
-    def job_changed(self, job: RunState, previous: RunState | None) -> None:
-        """A Job of some trigger started or finished: tell the ledger."""
-        if job.result is RunResult.SUCCEEDED:
-            self.metrics.runs.labels(result="succeeded").inc()
-        elif job.result is RunResult.FAILED:
-            self.metrics.runs.labels(result="failed").inc()
+        self._set_state(entry.uid, None)
+        self._ledger_synced.discard(entry.uid)
         if self.ledger is None or not self.gate.may_write():
             return
-        ref = self._ref_for_job(None, None, job)
-        if ref is None:
-            return
-        status = {
-            RunResult.RUNNING: RunStatus.RUNNING,
-            RunResult.SUCCEEDED: RunStatus.SUCCEEDED,
-            RunResult.FAILED: RunStatus.FAILED,
-        }[job.result]
-        self.ledger.record_job_state(
-            ref,
-            status,
-            started_at=job.started,
-            finished_at=job.finished,
-            failed_pods=job.failed_pods,
-            job_uid=job.uid,
-        )
+        for job in entry.jobs.values():
+            ref = run_ref(job)
+            if job.result is RunResult.RUNNING and ref is not None:
+                self.ledger.record_cancelled(
+                    ref,
+                    reason="TriggerDeleted",
+                    message="the trigger was deleted, and its Jobs with it",
+                    finished_at=self.clock.now(),
+                )
+
+    def job_changed(self, job: RunState, previous: RunState | None) -> None:
+        """A Job of some trigger was seen for the first time, started, retried or finished.
+
+        Jobs this process did not create (before a restart, by an earlier leader) count
+        the same: the Job alone says which run it is.
+        """
+        if previous is None or previous.result is not job.result:
+            if job.result is RunResult.SUCCEEDED:
+                self.metrics.runs.labels(result="succeeded").inc()
+            elif job.result is RunResult.FAILED:
+                self.metrics.runs.labels(result="failed").inc()
+        self._record_job(job)
 
     def job_deleted(self, job: RunState) -> None:
-        """Deleted Jobs keep their ledger rows; nothing to record."""
+        """A Job is gone. Finished runs keep their rows; an unfinished one was stopped."""
+        if job.uid in self._replacing:
+            self._replacing.discard(job.uid)
+            return
+        ref = run_ref(job)
+        if job.result is not RunResult.RUNNING or ref is None:
+            return
+        if self.ledger is not None and self.gate.may_write():
+            self.ledger.record_cancelled(
+                ref,
+                reason="JobDeleted",
+                message="the Job was deleted before it finished",
+                finished_at=self.clock.now(),
+            )
+
+    def reconcile_ledger(self, entries: Iterable[TriggerEntry]) -> None:
+        """Write again what the cluster shows about the runs of `entries`.
+
+        Called when this replica starts leading and when the database is back after an
+        outage: Job events seen while not leading, and records the writer dropped, are
+        rebuilt from the Jobs and the trigger status (see `evidence`). Triggers that reach
+        the cache later are reconciled on their first pass.
+        """
+        self._ledger_synced.clear()
+        if self.ledger is None or not self.gate.may_write():
+            return
+        triggers = records = 0
+        for entry in entries:
+            if not entry.body["metadata"].get("deletionTimestamp"):
+                triggers += 1
+                records += self._sync_ledger(entry, _status_of(entry.body))
+        log.info(
+            "ledger reconciled with the cluster", extra={"triggers": triggers, "records": records}
+        )
 
     # -- the pass ----------------------------------------------------------------------------
 
@@ -180,20 +224,25 @@ class Reconciler:
         if spec is None or problem is not None:
             assert problem is not None
             await self._report_problem(entry, status, problem, now)
+            self._set_state(entry.uid, "invalid")
             return None
         entry.reported_problem = None
 
         # 2. Rebuild from the world.
         jobs = dict(entry.jobs)
+        if entry.uid not in self._ledger_synced:
+            self._sync_ledger(entry, status)
 
         # 3. Plan.
         progress = progress_from_status(spec, status, created=_created(body, now), now=now)
         jitter = jitter_for(entry.uid, spec.jitter_seconds)
         outcome = plan(spec, progress, now=now, jitter=jitter, upcoming_count=self.upcoming_count)
+        if outcome.missed:
+            outcome = await self._started_after_all(entry, ref, outcome, jobs)
 
         # 4. Concurrency policy, then create.
         started: list[tuple[datetime, RunState]] = []
-        skipped: list[datetime] = []
+        skipped: list[tuple[datetime, RunKind, list[RunState]]] = []
         # Several times due in one pass means the operator was not dispatching: what it
         # starts now is catch-up, as is anything later than an ordinary dispatch delay.
         backlog = len(outcome.start) + outcome.missed_count > 1
@@ -203,8 +252,7 @@ class Reconciler:
             kind = RunKind.CATCH_UP if catch_up else RunKind.SCHEDULED
             active = await self._active_runs(entry, spec, jobs)
             if active and spec.concurrency_policy is ConcurrencyPolicy.FORBID:
-                skipped.append(scheduled_for)
-                self._record_skipped(ref, scheduled_for, kind, active)
+                skipped.append((scheduled_for, kind, active))
                 continue
             if active and spec.concurrency_policy is ConcurrencyPolicy.REPLACE:
                 await self._replace(ref, active, jobs)
@@ -221,16 +269,46 @@ class Reconciler:
             jobs[job.name] = job
             status = status.with_run_now(run_now, handled_at=now)
 
-        # 6. Status.
-        self._record_missed(ref, outcome)
+        # 6. Status. Then the times not started go to the ledger: only once status has
+        # moved the cursor past them, so that a pass that fails and plans again never
+        # leaves a skipped or missed row for a time that it then starts.
         new_status = self._next_status(
             spec, status, outcome, progress.fingerprint, progress.epoch, jobs, body, now
         )
         await self._write_status(entry, status, new_status)
+        for scheduled_for, kind, active in skipped:
+            self._record_skipped(ref, scheduled_for, kind, active)
+        self._record_missed(ref, outcome, jobs)
+        self._set_state(entry.uid, _state_of(spec, outcome))
 
         # 7. History.
         await self._prune(spec, jobs, entry)
         return outcome.next_due
+
+    async def _started_after_all(
+        self, entry: TriggerEntry, ref: TriggerRef, outcome: Plan, jobs: dict[str, RunState]
+    ) -> Plan:
+        """Take out of the missed times those a leader started and then crashed before
+        moving the cursor: their Jobs exist, so they are runs, not misses.
+
+        The cache may not hold those Jobs yet (a new leader's first pass can come before
+        the Job watch has listed them), so this asks the API once, only when something
+        would be counted as missed.
+        """
+        listed = await self.gateway.list_jobs(
+            entry.namespace, label_selector=f"{LABEL_TRIGGER_UID}={entry.uid}"
+        )
+        for item in listed:
+            state = run_state(item)
+            jobs.setdefault(state.name, state)
+        started = {t for t in outcome.missed if scheduled_job_name(ref, t) in jobs}
+        if not started:
+            return outcome
+        return dataclasses.replace(
+            outcome,
+            missed=tuple(t for t in outcome.missed if t not in started),
+            missed_count=outcome.missed_count - len(started),
+        )
 
     def _load(self, body: dict[str, Any]) -> tuple[TriggerSpec | None, Problem | None]:
         try:
@@ -346,15 +424,22 @@ class Reconciler:
     ) -> None:
         for job in active:
             self._require_leader()
-            deleted = await self.gateway.delete_job(ref.namespace, job.name, uid=job.uid)
+            self._replacing.add(job.uid)
+            try:
+                deleted = await self.gateway.delete_job(ref.namespace, job.name, uid=job.uid)
+            except BaseException:
+                self._replacing.discard(job.uid)
+                raise
             jobs.pop(job.name, None)
-            if deleted:
+            if not deleted:
+                self._replacing.discard(job.uid)
+            else:
                 self.metrics.runs.labels(result="cancelled").inc()
                 log.info(
                     "replaced an active run",
                     extra={**_ref_context(ref), "job": job.name},
                 )
-                ledger_ref = self._ref_for_job(ref.namespace, ref.name, job)
+                ledger_ref = run_ref(job)
                 if self.ledger is not None and ledger_ref is not None:
                     self.ledger.record_cancelled(
                         ledger_ref,
@@ -391,11 +476,6 @@ class Reconciler:
             "job": name,
             "revision": writer.revision,
         }
-        ledger_ref = self._ledger_ref(ref, scheduled_for, kind, name, run_now)
-        if self.ledger is not None:
-            self.ledger.record_pending(
-                ledger_ref, leader_identity=writer.identity, leader_revision=writer.revision
-            )
         self._require_leader()
         try:
             created = await self.gateway.create_job(body)
@@ -414,8 +494,9 @@ class Reconciler:
             logging.shutdown()
             os._exit(86)
         state = run_state(created)
-        if self.ledger is not None:
-            self.ledger.record_job(ledger_ref, job_uid=state.uid)
+        # The Job names its run and the leader that created it (an earlier one, when it
+        # already existed): one record makes the run's row, pending until it starts.
+        self._record_job(state)
         return state
 
     async def _existing(
@@ -557,7 +638,7 @@ class Reconciler:
 
     # -- ledger and metrics ------------------------------------------------------------------
 
-    def _record_missed(self, ref: TriggerRef, outcome: Plan) -> None:
+    def _record_missed(self, ref: TriggerRef, outcome: Plan, jobs: dict[str, RunState]) -> None:
         if outcome.missed_count:
             self.metrics.missed_runs.inc(outcome.missed_count)
             self.metrics.runs.labels(result="missed").inc(outcome.missed_count)
@@ -569,10 +650,14 @@ class Reconciler:
             return
         writer = self.gate.writer
         for scheduled_for in outcome.missed:
+            if scheduled_job_name(ref, scheduled_for) in jobs:
+                # Started after all, by a leader that crashed before moving the cursor:
+                # its Job is the run's record.
+                continue
             self.ledger.record_missed(
-                self._ledger_ref(ref, scheduled_for, RunKind.SCHEDULED, None, None),
-                reason="Missed",
-                message="not started: operator down past the deadline, or left out by catchUp",
+                _scheduled_ref(ref, scheduled_for, RunKind.SCHEDULED),
+                reason=MISSED_REASON,
+                message=MISSED_MESSAGE,
                 leader_identity=writer.identity,
                 leader_revision=writer.revision,
             )
@@ -589,57 +674,40 @@ class Reconciler:
             return
         writer = self.gate.writer
         self.ledger.record_skipped(
-            self._ledger_ref(ref, scheduled_for, kind, None, None),
+            _scheduled_ref(ref, scheduled_for, kind),
             reason="ConcurrencyForbid",
             message=f"active: {', '.join(job.name for job in active)}",
             leader_identity=writer.identity,
             leader_revision=writer.revision,
         )
 
-    def _ledger_ref(
-        self,
-        ref: TriggerRef,
-        scheduled_for: datetime,
-        kind: RunKind,
-        job_name: str | None,
-        run_now: str | None,
-    ) -> RunRef:
-        if run_now is not None:
-            return RunRef.manual(
-                namespace=ref.namespace,
-                trigger_name=ref.name,
-                trigger_uid=ref.uid,
-                run_now_value=run_now,
-                requested_at=scheduled_for,
-                job_name=job_name,
-            )
-        return RunRef.scheduled(
-            namespace=ref.namespace,
-            trigger_name=ref.name,
-            trigger_uid=ref.uid,
-            scheduled_for=scheduled_for,
-            kind=LedgerKind(kind.value),
-            job_name=job_name,
-        )
+    def _record_job(self, job: RunState) -> None:
+        if self.ledger is None or not self.gate.may_write():
+            return
+        record = job_record(job)
+        if record is not None:
+            self.ledger.record(record)
 
-    def _ref_for_job(self, namespace: str | None, name: str | None, job: RunState) -> RunRef | None:
-        if job.scheduled_for is None or not job.trigger_uid:
-            return None
-        job_namespace = namespace or self._namespace_of(job)
-        trigger_name = name or self._trigger_name_of(job)
-        if job_namespace is None or trigger_name is None:
-            return None
-        ref = TriggerRef(namespace=job_namespace, name=trigger_name, uid=job.trigger_uid)
-        kind = RunKind(job.kind) if job.kind in {k.value for k in RunKind} else RunKind.SCHEDULED
-        return self._ledger_ref(ref, job.scheduled_for, kind, job.name, job.run_now)
+    def _sync_ledger(self, entry: TriggerEntry, status: TriggerStatus) -> int:
+        """Hand the evidence of one trigger's runs to the ledger; how many records."""
+        if self.ledger is None or not self.gate.may_write():
+            return 0
+        self._ledger_synced.add(entry.uid)
+        return self.ledger.reconcile(trigger_evidence(entry, status))
 
     def _namespace_of(self, job: RunState) -> str | None:
         return job.namespace or None
 
-    def _trigger_name_of(self, job: RunState) -> str | None:
-        return job.trigger_name or None
-
     # -- helpers -------------------------------------------------------------------------------
+
+    def _set_state(self, uid: str, state: str | None) -> None:
+        """Keep the triggers-by-state gauge: one trigger counts in one state."""
+        previous = self._states.pop(uid, None)
+        if previous is not None:
+            self.metrics.triggers.labels(state=previous).dec()
+        if state is not None:
+            self._states[uid] = state
+            self.metrics.triggers.labels(state=state).inc()
 
     def _require_leader(self) -> None:
         if not self.gate.may_write():
@@ -652,6 +720,25 @@ class Reconciler:
             "uid": entry.uid,
             "revision": self.gate.writer.revision,
         }
+
+
+def _state_of(spec: TriggerSpec, outcome: Plan) -> str:
+    if spec.suspend:
+        return "suspended"
+    if outcome.completed:
+        return "completed"
+    return "scheduled" if outcome.next_run is not None else "idle"
+
+
+def _scheduled_ref(ref: TriggerRef, scheduled_for: datetime, kind: RunKind) -> RunRef:
+    """The ledger identity of a scheduled time that has no Job (skipped, missed)."""
+    return RunRef.scheduled(
+        namespace=ref.namespace,
+        trigger_name=ref.name,
+        trigger_uid=ref.uid,
+        scheduled_for=scheduled_for,
+        kind=LedgerKind(kind.value),
+    )
 
 
 def _ref_context(ref: TriggerRef) -> dict[str, Any]:

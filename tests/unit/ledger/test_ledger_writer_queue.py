@@ -191,6 +191,52 @@ def test_a_failed_batch_is_retried_until_it_lands_once(
     assert dropped(registry, "queue_full") == 0
 
 
+def test_recovery_listeners_hear_once_when_writes_succeed_again_after_failures(
+    make_writer: MakeWriter, sink: FakeSink
+) -> None:
+    heard: list[int] = []
+    writer = make_writer()
+    writer.add_recovery_listener(lambda: heard.append(len(sink.written())))
+    writer.start()
+    writer.record_pending(ref(0), leader_identity="a", leader_revision=1)
+    assert writer.flush(5)
+    assert heard == []  # no outage, nothing to recover from
+
+    sink.failures_left = 3
+    writer.record_pending(ref(1), leader_identity="a", leader_revision=1)
+    assert writer.flush(5)
+    wait_for(lambda: heard, timeout=5, message="the recovery listener")
+    assert heard == [2]  # told right after the first write that landed again
+
+
+def test_a_migration_that_succeeds_after_failures_counts_as_a_recovery(
+    make_writer: MakeWriter, sink: FakeSink
+) -> None:
+    sink.migrate_failures_left = 2
+    heard: list[bool] = []
+    writer = make_writer(migrate=True)
+    writer.add_recovery_listener(lambda: heard.append(sink.migrated))
+    writer.start()
+    wait_for(lambda: heard, timeout=5, message="the recovery listener")
+    assert heard == [True]
+
+
+def test_a_failing_recovery_listener_does_not_stop_the_writer(
+    make_writer: MakeWriter, sink: FakeSink
+) -> None:
+    def broken() -> None:
+        raise RuntimeError("listener bug")
+
+    sink.failures_left = 1
+    writer = make_writer()
+    writer.add_recovery_listener(broken)
+    writer.start()
+    for n in range(3):
+        writer.record_pending(ref(n), leader_identity="a", leader_revision=1)
+        assert writer.flush(5)
+    assert len(sink.written()) == 3
+
+
 def test_callers_never_wait_for_a_database_that_is_down(
     make_writer: MakeWriter, sink: FakeSink
 ) -> None:
