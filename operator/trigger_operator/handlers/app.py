@@ -113,6 +113,17 @@ def _leadership_reporter(
     return report
 
 
+def _on_event_loop(callback: Callable[[], None]) -> Callable[[], None]:
+    """`callback`, callable from another thread: it runs on the current event loop."""
+    loop = asyncio.get_running_loop()
+
+    def call() -> None:
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nothing to do
+            loop.call_soon_threadsafe(callback)
+
+    return call
+
+
 class OperatorLoop(asyncio.SelectorEventLoop):
     """An event loop on which our stop-signal handler survives kopf installing its own.
 
@@ -196,6 +207,8 @@ async def run_operator(
         clock=clock,
         concurrency=settings.dispatch_concurrency,
     )
+    if ledger is not None:
+        ledger.add_recovery_listener(_on_event_loop(scheduler.reconcile_ledger))
     log.info(
         "operator starting",
         extra={
@@ -211,10 +224,21 @@ async def run_operator(
     scheduler_task = asyncio.create_task(scheduler.run(), name="scheduler")
     elector_task = asyncio.create_task(elector.run(), name="elector")
 
+    releasing: asyncio.Task[None] | None = None
+
+    def release_lease() -> asyncio.Task[None]:
+        # One release per process, however many times a stop signal arrives.
+        nonlocal releasing
+        if releasing is None:
+            releasing = asyncio.get_running_loop().create_task(elector.release())
+        return releasing
+
     def on_signal(signum: signal.Signals) -> None:
-        # Stop dispatching at once; kopf's graceful stop of its watches takes longer.
+        # Stop dispatching and hand the Lease on at once; kopf's graceful stop of its
+        # watches takes longer, and the successor should not wait for it.
         log.info("signal received: stopping", extra={"signal": signum.name})
         scheduler.pause()
+        release_lease()
         stop_flag.set()
 
     loop = asyncio.get_running_loop()
@@ -243,7 +267,7 @@ async def run_operator(
         log.info("operator stopping")
         scheduler.pause()
         await scheduler.stop()
-        await elector.release()
+        await release_lease()
         for task in (scheduler_task, elector_task):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -9,6 +9,8 @@ record change, never by comparing another machine's wall clock to ours.
 - a Lease held by a lower revision is taken at once: that is supersession, how a
   rollout hands scheduling to new code without waiting for expiry;
 - a Lease held by the same or a higher revision is left alone while it is renewed;
+- a Lease that still names this replica is reclaimed (a restart under the same pod name,
+  or a leader whose renew came too late and that nobody replaced);
 - a leader may write only until its local deadline: the start of its last successful
   renewal plus the lease duration minus a safety margin, so it stops before any other
   replica could consider the Lease expired (fencing).
@@ -25,6 +27,7 @@ class Verdict(StrEnum):
 
     TAKE_FREE = "free"
     TAKE_EXPIRED = "expired"
+    RECLAIM = "reclaim"
     SUPERSEDE = "supersede"
     WAIT = "wait"
 
@@ -53,8 +56,8 @@ def verdict(
     if holder is None or not holder.identity:
         return Verdict.TAKE_FREE
     if holder.identity == my_identity:
-        # Ours from an earlier life of this process (same pod name): take it back.
-        return Verdict.TAKE_EXPIRED
+        # Ours: from an earlier life of this pod, or a renew that came too late.
+        return Verdict.RECLAIM
     if holder.revision < my_revision:
         return Verdict.SUPERSEDE
     if seen_unchanged_for > holder.duration_seconds:

@@ -4,12 +4,18 @@ Runs as a task beside the scheduler and answers the scheduler's gate (`may_write
 `writer`, `wait_until_leader`, `changed`). Every write to the Lease carries the
 resourceVersion it read, so two replicas racing for it cannot both win. Watch events
 of the Lease (fed by the kopf handlers through `observe`) make a standby react to a
-release, and a leader to a supersession, at once; a poll every retry period covers a
-missed event.
+release or a supersession at once, and a leader step down at once when another holder
+appears; a poll every retry period (and a wake-up at the moment the observed record
+would expire) covers what the watch cannot tell.
 
 A leader that cannot renew before its local deadline, or reads another holder, stops
 writing immediately and becomes a standby that may lead again. On shutdown the leader
 releases the Lease, so its successor need not wait for expiry.
+
+Caveat: fencing by local deadline bounds what the leader *starts*; a request already
+on the wire when the deadline passes still lands. Job names derived from the scheduled
+time make such a late write harmless (AlreadyExists), as they do for the moment of
+overlap when a newer revision supersedes a leader that has not yet seen the change.
 """
 
 from __future__ import annotations
@@ -17,14 +23,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from trigger_operator.clock import Clock
 from trigger_operator.jobs.builder import ANNOTATION_REVISION, Writer
-from trigger_operator.kube.gateway import AlreadyExists, Conflict, KubeError, KubeGateway
+from trigger_operator.kube.gateway import AlreadyExists, Conflict, KubeError
 from trigger_operator.leadership.decisions import (
     Holder,
     Verdict,
@@ -32,9 +37,25 @@ from trigger_operator.leadership.decisions import (
     verdict,
     write_deadline,
 )
-from trigger_operator.models.instants import format_instant
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# How often `release` re-reads and retries when a concurrent write moved the Lease.
+_RELEASE_ATTEMPTS = 3
+
+
+class LeaseGateway(Protocol):
+    """The Lease calls of the Kubernetes gateway: all the elector needs of the API."""
+
+    async def read_lease(self, namespace: str, name: str) -> dict[str, Any] | None: ...
+
+    async def create_lease(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]: ...
+
+    async def replace_lease(
+        self, namespace: str, name: str, body: dict[str, Any]
+    ) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -45,12 +66,18 @@ class LeaseSettings:
     renew_interval: float = 5.0
     retry_period: float = 2.0
 
+    @property
+    def duration_seconds(self) -> int:
+        """The duration written to the Lease (whole seconds), which standbys go by."""
+        return max(1, round(self.duration))
+
 
 LeadershipListener = Callable[[str, str | None], None]
 """Called with (event, other identity) on acquired / superseded / lost / released."""
 
 
-def _holder(lease: dict[str, Any] | None) -> Holder | None:
+def holder_of(lease: dict[str, Any] | None) -> Holder | None:
+    """The holder a Lease record names, with the revision from its annotation."""
     if lease is None:
         return None
     spec = lease.get("spec") or {}
@@ -66,9 +93,13 @@ def _holder(lease: dict[str, Any] | None) -> Holder | None:
     )
 
 
-def _micro_time(instant: datetime) -> str:
-    # Lease times are MicroTime: RFC 3339 with exactly six fractional digits.
-    return instant.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+def _resource_version(lease: dict[str, Any]) -> int | None:
+    # etcd revisions: numeric and increasing. Anything else is treated as news.
+    version = (lease.get("metadata") or {}).get("resourceVersion")
+    try:
+        return int(str(version))
+    except ValueError:
+        return None
 
 
 class LeaseElector:
@@ -76,7 +107,7 @@ class LeaseElector:
 
     def __init__(
         self,
-        gateway: KubeGateway,
+        gateway: LeaseGateway,
         *,
         lease: LeaseSettings,
         writer: Writer,
@@ -91,10 +122,13 @@ class LeaseElector:
         self._leading = False
         self._deadline = 0.0
         self._last_record: tuple[Any, ...] | None = None
+        self._last_holder: Holder | None = None
         self._seen_at = 0.0
+        self._newest_version: int | None = None
         self._became_leader = asyncio.Event()
         self._changed = asyncio.Event()
         self._poke = asyncio.Event()
+        self._step_lock = asyncio.Lock()
         self._stopping = False
 
     # -- the gate ----------------------------------------------------------------------
@@ -108,6 +142,11 @@ class LeaseElector:
     def writer(self) -> Writer:
         return self._writer
 
+    @property
+    def deadline(self) -> float | None:
+        """The monotonic instant until which this leader may write; None when not leading."""
+        return self._deadline if self._leading else None
+
     async def wait_until_leader(self) -> None:
         while not self.may_write():
             self._became_leader.clear()
@@ -120,11 +159,27 @@ class LeaseElector:
 
     def observe(self, lease: dict[str, Any]) -> None:
         """A watch event of our Lease: note the change, and react now if it matters."""
+        version = _resource_version(lease)
+        newest = self._newest_version
+        if version is not None and newest is not None and version < newest:
+            return  # older than what we read or wrote ourselves: the watch lags
         self._note(lease)
-        holder = _holder(lease)
-        if self._leading and not still_ours(holder, my_identity=self._writer.identity):
-            self._lose("superseded", holder.identity if holder else None)
-        self._poke.set()
+        holder = holder_of(lease)
+        if self._leading:
+            if not still_ours(holder, my_identity=self._writer.identity):
+                self._lose("holder", holder)
+                self._poke.set()
+            return
+        if self._stopping:
+            return
+        decision = verdict(
+            holder,
+            my_identity=self._writer.identity,
+            my_revision=self._writer.revision,
+            seen_unchanged_for=0.0,
+        )
+        if decision is not Verdict.WAIT:
+            self._poke.set()  # released, or held by an older revision: act now
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -134,73 +189,102 @@ class LeaseElector:
             extra={"identity": self._writer.identity, "revision": self._writer.revision},
         )
         while not self._stopping:
-            try:
-                if self._leading:
-                    await self._renew()
-                    wait = self.lease.renew_interval
-                else:
-                    await self._try_acquire()
-                    wait = self.lease.renew_interval if self._leading else self.lease.retry_period
-            except KubeError as error:
-                log.warning("lease call failed", extra={"error": str(error)})
-                wait = self.lease.retry_period
-            # Re-check the deadline while waiting, so fencing does not wait for a renew.
+            # Cleared before the step: a watch event during the step wakes the next one.
             self._poke.clear()
+            wait = await self.step()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._poke.wait(), timeout=wait)
             self.may_write()
 
+    async def step(self) -> float:
+        """Renew or try to acquire once; return how long to wait before the next step."""
+        async with self._step_lock:
+            if self._stopping:
+                return self.lease.retry_period
+            try:
+                if self._leading:
+                    await self._renew()
+                else:
+                    await self._try_acquire()
+            except (KubeError, TimeoutError) as error:
+                log.warning("lease call failed", extra={"error": str(error) or "timeout"})
+                return self._wait_standby() if not self._leading else self._wait_leader(True)
+            return self._wait_leader(False) if self._leading else self._wait_standby()
+
     async def release(self) -> None:
         """Give the Lease up (graceful shutdown) so a successor takes it at once."""
+        if self._stopping:
+            return
         self._stopping = True
         self._poke.set()
-        if not self._leading:
-            return
+        was_leading = self._leading
+        # Stop writing before anything else: the scheduler checks the gate per write.
         self._leading = False
         self._changed.set()
-        try:
-            current = await self.gateway.read_lease(self.lease.namespace, self.lease.name)
-            if current is None or not still_ours(
-                _holder(current), my_identity=self._writer.identity
-            ):
-                return
-            current["spec"]["holderIdentity"] = None
-            current["spec"]["renewTime"] = None
-            current["spec"]["acquireTime"] = None
-            await self.gateway.replace_lease(self.lease.namespace, self.lease.name, current)
-            self._notify("released", None)
-        except KubeError as error:
-            log.warning("could not release the lease", extra={"error": str(error)})
+        async with self._step_lock:  # let an in-flight renew or acquire finish first
+            for _ in range(_RELEASE_ATTEMPTS):
+                try:
+                    if await self._clear_holder():
+                        log.info(
+                            "lease released",
+                            extra={
+                                "identity": self._writer.identity,
+                                "revision": self._writer.revision,
+                            },
+                        )
+                        self._notify("released", None)
+                    elif was_leading:
+                        log.info("lease already held by another: nothing to release")
+                    return
+                except Conflict:
+                    continue  # written meanwhile (our own late renew): read again
+                except (KubeError, TimeoutError) as error:
+                    log.warning(
+                        "could not release the lease", extra={"error": str(error) or "timeout"}
+                    )
+                    return
+            log.warning("could not release the lease", extra={"error": "it kept changing"})
 
     # -- steps -------------------------------------------------------------------------------
 
+    async def _clear_holder(self) -> bool:
+        current = await self._api(self.gateway.read_lease(self.lease.namespace, self.lease.name))
+        if current is None or not still_ours(holder_of(current), my_identity=self._writer.identity):
+            return False
+        spec = current.setdefault("spec", {})
+        spec["holderIdentity"] = None
+        spec["renewTime"] = None
+        spec["acquireTime"] = None
+        await self._api(self.gateway.replace_lease(self.lease.namespace, self.lease.name, current))
+        return True
+
     async def _try_acquire(self) -> None:
-        current = await self.gateway.read_lease(self.lease.namespace, self.lease.name)
+        current = await self._api(self.gateway.read_lease(self.lease.namespace, self.lease.name))
         if current is not None:
             self._note(current)
-        holder = _holder(current)
+        holder = holder_of(current)
         decision = verdict(
             holder,
             my_identity=self._writer.identity,
             my_revision=self._writer.revision,
             seen_unchanged_for=self.clock.monotonic() - self._seen_at,
         )
-        if decision is Verdict.WAIT:
+        if decision is Verdict.WAIT or self._stopping:
             return
         started = self.clock.monotonic()
-        now = format_instant(self.clock.now())
         body = self._record(current, acquire=True)
         try:
             if current is None:
-                written = await self.gateway.create_lease(self.lease.namespace, body)
+                written = await self._api(self.gateway.create_lease(self.lease.namespace, body))
             else:
-                written = await self.gateway.replace_lease(
-                    self.lease.namespace, self.lease.name, body
+                written = await self._api(
+                    self.gateway.replace_lease(self.lease.namespace, self.lease.name, body)
                 )
         except (Conflict, AlreadyExists):
-            return  # someone else moved first; look again next period
+            self._poke.set()  # someone else moved first: look again at once
+            return
         self._note(written)
-        self._deadline = write_deadline(started, self.lease.duration)
+        self._deadline = write_deadline(started, self.lease.duration_seconds)
         self._leading = True
         self._became_leader.set()
         self._changed.set()
@@ -212,22 +296,25 @@ class LeaseElector:
                 "revision": self._writer.revision,
                 "how": decision.value,
                 "previous": previous or "",
-                "previous_revision": holder.revision if holder else "",
-                "at": now,
+                "previous_revision": holder.revision if holder and previous else "",
             },
         )
         self._notify("acquired", previous)
 
     async def _renew(self) -> None:
         started = self.clock.monotonic()
-        current = await self.gateway.read_lease(self.lease.namespace, self.lease.name)
-        holder = _holder(current)
+        current = await self._api(self.gateway.read_lease(self.lease.namespace, self.lease.name))
+        holder = holder_of(current)
         if current is None or not still_ours(holder, my_identity=self._writer.identity):
-            self._lose("superseded", holder.identity if holder else None)
+            if current is not None:
+                self._note(current)
+            self._lose("holder", holder)
             return
         try:
-            written = await self.gateway.replace_lease(
-                self.lease.namespace, self.lease.name, self._record(current, acquire=False)
+            written = await self._api(
+                self.gateway.replace_lease(
+                    self.lease.namespace, self.lease.name, self._record(current, acquire=False)
+                )
             )
         except Conflict:
             # Changed under us: read again at once to learn whether we still hold it.
@@ -235,10 +322,29 @@ class LeaseElector:
             return
         self._note(written)
         if self.may_write():
-            self._deadline = write_deadline(started, self.lease.duration)
+            self._deadline = write_deadline(started, self.lease.duration_seconds)
+
+    async def _api(self, call: Awaitable[T]) -> T:
+        # A call that hangs must not hold the loop past the next renew; fencing does not
+        # depend on this (the deadline does), but recovery does.
+        timeout = max(1.0, min(self.lease.renew_interval, self.lease.duration_seconds / 2))
+        return await asyncio.wait_for(call, timeout=timeout)
+
+    def _wait_leader(self, failed: bool) -> float:
+        interval = self.lease.retry_period if failed else self.lease.renew_interval
+        # Wake at the deadline at the latest, so a failing renew is noticed and reported.
+        return max(0.0, min(interval, self._deadline - self.clock.monotonic()))
+
+    def _wait_standby(self) -> float:
+        holder = self._last_holder
+        if holder is None or not holder.identity:
+            return self.lease.retry_period
+        # Wake just after the observed record would expire, not up to a period later.
+        expires_in = self._seen_at + holder.duration_seconds - self.clock.monotonic()
+        return max(0.0, min(self.lease.retry_period, expires_in + 0.05))
 
     def _record(self, current: dict[str, Any] | None, *, acquire: bool) -> dict[str, Any]:
-        now = _micro_time(self.clock.now())
+        now = self.clock.now().strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # MicroTime
         spec = dict((current or {}).get("spec") or {})
         metadata = dict((current or {}).get("metadata") or {})
         annotations = dict(metadata.get("annotations") or {})
@@ -252,12 +358,14 @@ class LeaseElector:
         )
         if acquire:
             transitions = int(spec.get("leaseTransitions") or 0)
-            spec["leaseTransitions"] = transitions + (1 if spec.get("holderIdentity") else 0)
+            previous = spec.get("holderIdentity")
+            changed_hands = bool(previous) and previous != self._writer.identity
+            spec["leaseTransitions"] = transitions + (1 if changed_hands else 0)
             spec["acquireTime"] = now
         spec.update(
             {
                 "holderIdentity": self._writer.identity,
-                "leaseDurationSeconds": max(1, round(self.lease.duration)),
+                "leaseDurationSeconds": self.lease.duration_seconds,
                 "renewTime": now,
             }
         )
@@ -269,27 +377,35 @@ class LeaseElector:
         }
 
     def _note(self, lease: dict[str, Any]) -> None:
+        version = _resource_version(lease)
+        if version is not None:
+            self._newest_version = max(version, self._newest_version or version)
         spec = lease.get("spec") or {}
         record = (spec.get("holderIdentity"), spec.get("renewTime"), spec.get("acquireTime"))
+        self._last_holder = holder_of(lease)
         if record != self._last_record:
             self._last_record = record
             self._seen_at = self.clock.monotonic()
 
-    def _lose(self, why: str, other: str | None) -> None:
+    def _lose(self, why: str, other: Holder | None) -> None:
         if not self._leading:
             return
         self._leading = False
         self._changed.set()
+        superseded = other is not None and other.revision > self._writer.revision
+        event = "superseded" if superseded else "lost"
+        identity = other.identity if other else None
         log.warning(
             "lease lost: stopped dispatching",
             extra={
                 "identity": self._writer.identity,
                 "revision": self._writer.revision,
-                "why": why,
-                "holder": other or "",
+                "why": "superseded" if superseded else why,
+                "holder": identity or "",
+                "holder_revision": other.revision if other and identity else "",
             },
         )
-        self._notify("superseded" if why == "superseded" else "lost", other)
+        self._notify(event, identity)
 
     def _notify(self, event: str, other: str | None) -> None:
         if self.on_change is not None:
