@@ -154,7 +154,12 @@ def operators(
             namespace=namespace,
             workdir=tmp_path,
             name=name,
-            env={f"TRIGGER_OPERATOR_{key.upper()}": value for key, value in env.items()},
+            # lower-case keys are settings (TRIGGER_OPERATOR_<KEY>); upper-case ones, such
+            # as the downward API's POD_NAME, are passed as they are.
+            env={
+                key if key.isupper() else f"TRIGGER_OPERATOR_{key.upper()}": value
+                for key, value in env.items()
+            },
         )
         started.append(process)
         return process.start()

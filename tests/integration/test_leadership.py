@@ -251,9 +251,10 @@ def _wait_for_pods(cluster: KubeCluster, namespace: str, revision: str, count: i
     )
 
 
-def _as_pod(operators: Start, pod: str) -> OperatorProcess:
+def _as_pod(operators: Start, pod: str, namespace: str) -> OperatorProcess:
     """An operator process acting as `pod`: its revision comes from the pod's ReplicaSet."""
-    return operators(pod, pod_name=pod, **FAST)
+    # As the Deployment's downward API would set them for that pod.
+    return operators(pod, POD_NAME=pod, POD_NAMESPACE=namespace, **FAST)
 
 
 @dataclass
@@ -272,7 +273,10 @@ def _roll_out(cluster: KubeCluster, triggers: Triggers, operators: Start) -> Rol
     namespace = triggers.namespace
     triggers.create(_ticking("tick"))
     _deploy_operator(cluster, namespace, replicas=2)
-    old = {pod: _as_pod(operators, pod) for pod in _wait_for_pods(cluster, namespace, "1", 2)}
+    old = {
+        pod: _as_pod(operators, pod, namespace)
+        for pod in _wait_for_pods(cluster, namespace, "1", 2)
+    }
     old_leader = wait_for(
         lambda: _holder(cluster, namespace), timeout=30, message="a leader among the old pods"
     )
@@ -287,7 +291,7 @@ def _roll_out(cluster: KubeCluster, triggers: Triggers, operators: Start) -> Rol
     cluster.kubectl("rollout", "restart", f"deployment/{DEPLOYMENT}", "-n", namespace)
     [new_pod] = _wait_for_pods(cluster, namespace, "2", 1)
     spawned = time.monotonic()
-    new = _as_pod(operators, new_pod)
+    new = _as_pod(operators, new_pod, namespace)
     spawn_to_lease = _seconds_until_holder(
         cluster, namespace, new_pod, since=spawned, timeout=DURATION + 10
     )
