@@ -63,6 +63,41 @@ def _name(common_name: str, organization: str | None = None) -> x509.Name:
     return x509.Name(attributes)
 
 
+def _builder(
+    subject: x509.Name,
+    issuer: x509.Name,
+    public_key: ec.EllipticCurvePublicKey,
+    *,
+    now: datetime,
+    ca: bool,
+) -> x509.CertificateBuilder:
+    """A certificate valid from a few minutes ago for `_VALIDITY`, for a CA or a leaf."""
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + _VALIDITY)
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_encipherment=not ca,
+                content_commitment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=ca,
+                crl_sign=ca,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+    )
+
+
 def _issue(
     directory: Path,
     stem: str,
@@ -74,30 +109,7 @@ def _issue(
 ) -> Credential:
     key = ec.generate_private_key(ec.SECP256R1())
     ca_cert, ca_key = ca
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + _VALIDITY)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                key_encipherment=True,
-                content_commitment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-    )
+    builder = _builder(subject, ca_cert.subject, key.public_key(), now=now, ca=False)
     if server_names is not None:
         alt_names: list[x509.GeneralName] = []
         for name in server_names:
@@ -126,30 +138,8 @@ def generate(directory: Path, *, now: datetime | None = None) -> Pki:
 
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_subject = _name("trigger-operator-dev-ca")
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(ca_subject)
-        .issuer_name(ca_subject)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + _VALIDITY)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                key_encipherment=False,
-                content_commitment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .sign(ca_key, hashes.SHA256())
+    ca_cert = _builder(ca_subject, ca_subject, ca_key.public_key(), now=now, ca=True).sign(
+        ca_key, hashes.SHA256()
     )
     ca = Credential(cert=directory / "ca.crt", key=directory / "ca.key")
     ca.cert.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
