@@ -23,7 +23,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
@@ -129,11 +129,14 @@ class DevCluster:
         *,
         nodes: int = 1,
         log: Log = print,
+        controller_manager_flags: Sequence[str] = (),
     ) -> None:
         self.state_dir = state_dir.resolve()
         self.binaries = binaries
         self.nodes = nodes
         self.log = log
+        # Extra flags, e.g. client rate limits for benchmarks.
+        self.controller_manager_flags = list(controller_manager_flags)
         self.pki_dir = self.state_dir / "pki"
         self.logs_dir = self.state_dir / "logs"
         self.kubeconfig = self.state_dir / "kubeconfig"
@@ -281,6 +284,7 @@ class DevCluster:
             "--controllers=*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller",
             "--profiling=false",
             "--v=0",
+            *self.controller_manager_flags,
         ]
 
     def _scheduler_args(self) -> list[str]:
