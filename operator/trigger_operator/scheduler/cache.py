@@ -7,6 +7,7 @@ within a second of acquiring the lease instead of listing the world first.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from trigger_operator.jobs.builder import LABEL_TRIGGER_UID
@@ -27,6 +28,8 @@ class TriggerEntry:
     template_ok_generation: int | None = None
     template_error: tuple[int, str] | None = None
     reported_problem: tuple[int, str, str] | None = None
+    # How long the last 403 made the scheduler wait before looking again (None: no 403).
+    forbidden_backoff: timedelta | None = None
 
     @property
     def namespace(self) -> str:

@@ -74,7 +74,10 @@ from trigger_operator.scheduler.gate import Gate
 log = logging.getLogger(__name__)
 
 CRASH_AFTER_JOB_CREATE = "after-job-create"
-FORBIDDEN_RETRY = timedelta(minutes=5)
+# A refusal right after install is often RBAC not yet propagated; a lasting one is a
+# namespace the operator may not write. Look again soon, then ever more rarely.
+FORBIDDEN_FIRST_RETRY = timedelta(seconds=10)
+FORBIDDEN_MAX_RETRY = timedelta(minutes=5)
 
 
 class NotLeading(Exception):
@@ -124,7 +127,9 @@ class Reconciler:
 
     async def reconcile(self, entry: TriggerEntry) -> datetime | None:
         try:
-            return await self._reconcile(entry)
+            due = await self._reconcile(entry)
+            entry.forbidden_backoff = None
+            return due
         except NotLeading:
             log.warning("stopped mid-pass: no longer leading", extra=self._context(entry))
             return None
@@ -135,12 +140,18 @@ class Reconciler:
                 entry.body = fresh
             return self.clock.now()
         except Forbidden as error:
-            # RBAC changes rarely: look again in a while, never in a storm.
+            previous = entry.forbidden_backoff
+            backoff = min(FORBIDDEN_MAX_RETRY, previous * 2) if previous else FORBIDDEN_FIRST_RETRY
+            entry.forbidden_backoff = backoff
             log.error(
-                "not allowed to act on this trigger; skipping it, next look in 5 minutes",
-                extra={**self._context(entry), "error": str(error)},
+                "not allowed to act on this trigger; skipping it",
+                extra={
+                    **self._context(entry),
+                    "error": str(error),
+                    "retry_in": f"{backoff.total_seconds():.0f}s",
+                },
             )
-            return self.clock.now() + FORBIDDEN_RETRY
+            return self.clock.now() + backoff
 
     def forget(self, entry: TriggerEntry) -> None:
         """The trigger was deleted: its active runs go with it (garbage collector)."""
