@@ -39,6 +39,7 @@ CRD_FILE = REPO / "crds" / "scheduledtrigger.yaml"
 IMAGE = "ghcr.io/trigger-operator/trigger-operator:0.1.0"
 LEASE = "trigger-operator-leader"
 SKIPPED = "not allowed to act on this trigger; skipping it"
+RESTMAPPING_LAG = "cannot find RESTMapping"
 CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "Namespace"}
 
 Start = Callable[..., OperatorProcess]
@@ -538,10 +539,13 @@ def test_operator_on_its_service_account_token_leads_runs_and_reports(
     assert {(e.type, e.reason) for e in events} == {("Warning", "InvalidJobTemplate")}
     assert runs.jobs("broken") == []
 
-    # Nothing was refused along the way (kopf's watches and discovery included).
-    log = operator.logs()
+    # Nothing was refused along the way (kopf's watches and discovery included). The
+    # one refusal that is not about RBAC: right after the CRD is installed, the API
+    # server's owner-reference admission may not know the kind yet; the operator
+    # retries that, and it is no missing permission.
+    lines = [line for line in operator.logs().splitlines() if RESTMAPPING_LAG not in line]
     for refusal in ("Forbidden", "forbidden", "Not enough permissions"):
-        assert refusal not in log, f"{refusal!r} in the operator log"
+        assert not [line for line in lines if refusal in line], f"{refusal!r} in the log"
     assert operator.running()
 
 
