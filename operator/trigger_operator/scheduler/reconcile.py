@@ -258,8 +258,14 @@ class Reconciler:
         progress = progress_from_status(spec, status, created=_created(body, now), now=now)
         jitter = jitter_for(entry.uid, spec.jitter_seconds)
         outcome = plan(spec, progress, now=now, jitter=jitter, upcoming_count=self.upcoming_count)
+        # Forbid and Replace decide on what runs now, and a missed time may have a Job from
+        # a leader that crashed before moving the cursor: both need the Jobs as the API
+        # has them, not as a possibly lagging cache. One listing serves the whole pass.
+        decides_on_active = spec.concurrency_policy is not ConcurrencyPolicy.ALLOW
+        if outcome.missed or (outcome.start and decides_on_active):
+            await self._refresh_jobs(entry, jobs)
         if outcome.missed:
-            outcome = await self._started_after_all(entry, ref, outcome, jobs)
+            outcome = _without_started(outcome, ref, jobs)
 
         # 4. Concurrency policy, then create.
         started: list[tuple[datetime, RunState]] = []
@@ -271,7 +277,7 @@ class Reconciler:
             late = now - (scheduled_for + jitter)
             catch_up = backlog or late > CATCH_UP_NONE_GRACE
             kind = RunKind.CATCH_UP if catch_up else RunKind.SCHEDULED
-            active = await self._active_runs(entry, spec, jobs)
+            active = _active(jobs) if decides_on_active else []
             if active and spec.concurrency_policy is ConcurrencyPolicy.FORBID:
                 skipped.append((scheduled_for, kind, active))
                 continue
@@ -299,37 +305,21 @@ class Reconciler:
         await self._write_status(entry, status, new_status)
         for scheduled_for, kind, active in skipped:
             self._record_skipped(ref, scheduled_for, kind, active)
-        self._record_missed(ref, outcome, jobs)
+        self._record_missed(ref, outcome)
         self._set_state(entry.uid, _state_of(spec, outcome))
 
         # 7. History.
         await self._prune(spec, jobs, entry)
         return outcome.next_due
 
-    async def _started_after_all(
-        self, entry: TriggerEntry, ref: TriggerRef, outcome: Plan, jobs: dict[str, RunState]
-    ) -> Plan:
-        """Take out of the missed times those a leader started and then crashed before
-        moving the cursor: their Jobs exist, so they are runs, not misses.
-
-        The cache may not hold those Jobs yet (a new leader's first pass can come before
-        the Job watch has listed them), so this asks the API once, only when something
-        would be counted as missed.
-        """
+    async def _refresh_jobs(self, entry: TriggerEntry, jobs: dict[str, RunState]) -> None:
+        """Replace the cached view of the trigger's Jobs with what the API lists now."""
         listed = await self.gateway.list_jobs(
             entry.namespace, label_selector=f"{LABEL_TRIGGER_UID}={entry.uid}"
         )
         for item in listed:
             state = run_state(item)
-            jobs.setdefault(state.name, state)
-        started = {t for t in outcome.missed if scheduled_job_name(ref, t) in jobs}
-        if not started:
-            return outcome
-        return dataclasses.replace(
-            outcome,
-            missed=tuple(t for t in outcome.missed if t not in started),
-            missed_count=outcome.missed_count - len(started),
-        )
+            jobs[state.name] = state
 
     def _load(self, body: dict[str, Any]) -> tuple[TriggerSpec | None, Problem | None]:
         try:
@@ -423,22 +413,6 @@ class Reconciler:
                     message=problem.message,
                     now=now,
                 )
-
-    async def _active_runs(
-        self, entry: TriggerEntry, spec: TriggerSpec, jobs: dict[str, RunState]
-    ) -> list[RunState]:
-        if spec.concurrency_policy is ConcurrencyPolicy.ALLOW:
-            return []
-        # Forbid and Replace decide on what runs now, not on a possibly lagging cache.
-        listed = await self.gateway.list_jobs(
-            entry.namespace, label_selector=f"{LABEL_TRIGGER_UID}={entry.uid}"
-        )
-        for item in listed:
-            state = run_state(item)
-            jobs[state.name] = state
-        return [
-            job for job in jobs.values() if job.result is RunResult.RUNNING and not job.deleting
-        ]
 
     async def _replace(
         self, ref: TriggerRef, active: list[RunState], jobs: dict[str, RunState]
@@ -551,10 +525,7 @@ class Reconciler:
         now: datetime,
     ) -> TriggerStatus:
         generation = int(body["metadata"].get("generation") or 0)
-        active = sorted(
-            (job for job in jobs.values() if job.result is RunResult.RUNNING and not job.deleting),
-            key=lambda job: (job.scheduled_for or now, job.name),
-        )
+        active = sorted(_active(jobs), key=lambda job: (job.scheduled_for or now, job.name))
         # The newest run by scheduled time; a pruned history keeps the last value seen.
         newest = max(
             (job for job in jobs.values() if job.scheduled_for is not None),
@@ -645,11 +616,8 @@ class Reconciler:
         for job in doomed:
             if not self.gate.may_write():
                 return
-            namespace = self._namespace_of(job)
-            if namespace is None:
-                continue
             try:
-                await self.gateway.delete_job(namespace, job.name, uid=job.uid)
+                await self.gateway.delete_job(entry.namespace, job.name, uid=job.uid)
                 # The watch will confirm; until then, do not try again.
                 entry.jobs.pop(job.name, None)
             except KubeError as error:
@@ -659,7 +627,7 @@ class Reconciler:
 
     # -- ledger and metrics ------------------------------------------------------------------
 
-    def _record_missed(self, ref: TriggerRef, outcome: Plan, jobs: dict[str, RunState]) -> None:
+    def _record_missed(self, ref: TriggerRef, outcome: Plan) -> None:
         if outcome.missed_count:
             self.metrics.missed_runs.inc(outcome.missed_count)
             self.metrics.runs.labels(result="missed").inc(outcome.missed_count)
@@ -671,10 +639,6 @@ class Reconciler:
             return
         writer = self.gate.writer
         for scheduled_for in outcome.missed:
-            if scheduled_job_name(ref, scheduled_for) in jobs:
-                # Started after all, by a leader that crashed before moving the cursor:
-                # its Job is the run's record.
-                continue
             self.ledger.record_missed(
                 _scheduled_ref(ref, scheduled_for, RunKind.SCHEDULED),
                 reason=MISSED_REASON,
@@ -716,9 +680,6 @@ class Reconciler:
         self._ledger_synced.add(entry.uid)
         return self.ledger.reconcile(trigger_evidence(entry, status))
 
-    def _namespace_of(self, job: RunState) -> str | None:
-        return job.namespace or None
-
     # -- helpers -------------------------------------------------------------------------------
 
     def _set_state(self, uid: str, state: str | None) -> None:
@@ -741,6 +702,23 @@ class Reconciler:
             "uid": entry.uid,
             "revision": self.gate.writer.revision,
         }
+
+
+def _active(jobs: dict[str, RunState]) -> list[RunState]:
+    return [job for job in jobs.values() if job.result is RunResult.RUNNING and not job.deleting]
+
+
+def _without_started(outcome: Plan, ref: TriggerRef, jobs: dict[str, RunState]) -> Plan:
+    """The plan less the missed times that have Jobs: a leader started them and crashed
+    before moving the cursor, so they are runs, not misses."""
+    started = {t for t in outcome.missed if scheduled_job_name(ref, t) in jobs}
+    if not started:
+        return outcome
+    return dataclasses.replace(
+        outcome,
+        missed=tuple(t for t in outcome.missed if t not in started),
+        missed_count=outcome.missed_count - len(started),
+    )
 
 
 def _state_of(spec: TriggerSpec, outcome: Plan) -> str:
