@@ -73,6 +73,9 @@ def _message(error: ApiException) -> tuple[str, str]:
     return str(body.get("message") or error.reason or error), str(body.get("reason") or "")
 
 
+_NOT_READY = "cannot find RESTMapping"
+
+
 def _translate(error: ApiException) -> KubeError:
     message, reason = _message(error)
     status = int(error.status or 0)
@@ -81,6 +84,10 @@ def _translate(error: ApiException) -> KubeError:
     if status == 409:
         kind = AlreadyExists if reason == "AlreadyExists" else Conflict
         return kind(message, status=status, reason=reason)
+    if status == 403 and _NOT_READY in message:
+        # Owner-reference admission does not know the owner's kind yet (its CRD was just
+        # installed and discovery lags): not a permission problem, and it passes.
+        return ApiUnavailable(message, status=status, reason=reason)
     if status == 403:
         return Forbidden(message, status=status, reason=reason)
     if status in (400, 422):

@@ -41,6 +41,7 @@ from trigger_operator.jobs.builder import (
 from trigger_operator.jobs.state import RunResult, RunState, parse_time, run_state, to_prune
 from trigger_operator.kube.gateway import (
     AlreadyExists,
+    ApiUnavailable,
     Conflict,
     Forbidden,
     Invalid,
@@ -78,8 +79,6 @@ CRASH_AFTER_JOB_CREATE = "after-job-create"
 # namespace the operator may not write. Look again soon, then ever more rarely.
 FORBIDDEN_FIRST_RETRY = timedelta(seconds=10)
 FORBIDDEN_MAX_RETRY = timedelta(minutes=5)
-_RESTMAPPING_LAG = "cannot find RESTMapping"
-_RESTMAPPING_RETRY = timedelta(seconds=2)
 
 
 class NotLeading(Exception):
@@ -141,15 +140,13 @@ class Reconciler:
             if fresh is not None and fresh["metadata"]["uid"] == entry.uid:
                 entry.body = fresh
             return self.clock.now()
+        except ApiUnavailable as error:
+            log.warning(
+                "API server unavailable or not ready; retrying",
+                extra={**self._context(entry), "error": str(error)},
+            )
+            return self.clock.now() + self.retry_delay
         except Forbidden as error:
-            if _RESTMAPPING_LAG in str(error):
-                # Admission of the Job's owner reference does not know our kind yet: the
-                # CRD was just installed and the API server's discovery lags behind.
-                log.warning(
-                    "the API server does not know the ScheduledTrigger kind yet; retrying",
-                    extra={**self._context(entry), "error": str(error)},
-                )
-                return self.clock.now() + _RESTMAPPING_RETRY
             previous = entry.forbidden_backoff
             backoff = min(FORBIDDEN_MAX_RETRY, previous * 2) if previous else FORBIDDEN_FIRST_RETRY
             entry.forbidden_backoff = backoff

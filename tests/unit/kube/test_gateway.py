@@ -1,0 +1,52 @@
+"""How API errors become domain errors: which are final, which are worth a retry."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from kubernetes.client.exceptions import ApiException
+
+from trigger_operator.kube.gateway import (
+    AlreadyExists,
+    ApiUnavailable,
+    Conflict,
+    Forbidden,
+    Invalid,
+    KubeError,
+    NotFound,
+    _translate,
+)
+
+
+def _error(status: int, message: str, reason: str = "") -> ApiException:
+    error = ApiException(status=status, reason="HTTP")
+    error.body = json.dumps({"kind": "Status", "message": message, "reason": reason})
+    return error
+
+
+@pytest.mark.parametrize(
+    ("status", "message", "reason", "expected"),
+    [
+        (404, 'jobs.batch "x" not found', "NotFound", NotFound),
+        (409, 'jobs.batch "x" already exists', "AlreadyExists", AlreadyExists),
+        (409, "the object has been modified", "Conflict", Conflict),
+        (403, 'cannot create resource "jobs"', "Forbidden", Forbidden),
+        (422, "spec.template.spec.containers: Required value", "Invalid", Invalid),
+        (500, "etcdserver: request timed out", "InternalError", ApiUnavailable),
+    ],
+)
+def test_statuses_map_to_domain_errors(
+    status: int, message: str, reason: str, expected: type[KubeError]
+) -> None:
+    translated = _translate(_error(status, message, reason))
+    assert type(translated) is expected
+    assert str(translated) == message
+
+
+def test_an_owner_kind_unknown_to_admission_is_not_ready_rather_than_forbidden() -> None:
+    message = (
+        'jobs.batch "tick-1" is forbidden: cannot set blockOwnerDeletion in this case because '
+        "cannot find RESTMapping for APIVersion triggers.dev/v1alpha1 Kind ScheduledTrigger"
+    )
+    assert type(_translate(_error(403, message, "Forbidden"))) is ApiUnavailable
