@@ -19,10 +19,10 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Any, NewType
 
 from trigger_operator.models.instants import format_instant
+from trigger_operator.models.runs import RunKind as RunKind
 
 GROUP = "triggers.dev"
 API_VERSION = f"{GROUP}/v1alpha1"
@@ -40,14 +40,6 @@ MAX_NAME = 63
 _DIGEST = 10
 
 JobName = NewType("JobName", str)
-
-
-class RunKind(StrEnum):
-    """Why a run was started."""
-
-    SCHEDULED = "scheduled"
-    CATCH_UP = "catch-up"
-    MANUAL = "manual"
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any
 
 from trigger_operator.jobs.builder import (
@@ -21,16 +20,11 @@ from trigger_operator.jobs.builder import (
     KIND,
     LABEL_TRIGGER_UID,
 )
+from trigger_operator.models.instants import parse_instant
+from trigger_operator.models.runs import RunKind
+from trigger_operator.models.status import RunResult as RunResult
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-class RunResult(StrEnum):
-    """Where a run stands, from its Job's conditions."""
-
-    RUNNING = "Running"
-    SUCCEEDED = "Succeeded"
-    FAILED = "Failed"
 
 
 @dataclass(frozen=True)
@@ -44,7 +38,7 @@ class RunState:
     trigger_uid: str
     scheduled_for: datetime | None
     result: RunResult
-    kind: str
+    kind: RunKind
     run_now: str | None
     created: datetime | None
     started: datetime | None
@@ -60,16 +54,25 @@ class RunState:
 
 
 def parse_time(value: Any) -> datetime | None:
-    """An RFC3339 string (or a datetime, as the Python client returns) as an aware datetime."""
-    if value is None or value == "":
-        return None
+    """An API timestamp (RFC 3339; a datetime as the Python client returns) as aware UTC.
+
+    None when absent or unreadable: a Job's fields are evidence, never a reason to fail.
+    """
     if isinstance(value, datetime):
         return value
-    text = str(value)
-    if text.endswith("Z"):
-        text = text[:-1] + "+00:00"
-    parsed = datetime.fromisoformat(text)
-    return parsed if parsed.tzinfo else None
+    if not value:
+        return None
+    try:
+        return parse_instant(str(value))
+    except ValueError:
+        return None
+
+
+def _kind(value: Any) -> RunKind:
+    try:
+        return RunKind(value)
+    except ValueError:
+        return RunKind.SCHEDULED
 
 
 def run_state(job: dict[str, Any]) -> RunState:
@@ -111,7 +114,7 @@ def run_state(job: dict[str, Any]) -> RunState:
         trigger_uid=str(labels.get(LABEL_TRIGGER_UID, "")),
         scheduled_for=parse_time(annotations.get(ANNOTATION_SCHEDULED_FOR)),
         result=result,
-        kind=str(annotations.get(ANNOTATION_RUN_KIND, "scheduled")),
+        kind=_kind(annotations.get(ANNOTATION_RUN_KIND)),
         run_now=annotations.get(ANNOTATION_RUN_NOW),
         created=parse_time(metadata.get("creationTimestamp")),
         started=parse_time(status.get("startTime")),

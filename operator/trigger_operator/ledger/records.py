@@ -18,20 +18,14 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import NewType
 
+from trigger_operator.models.runs import RunKind as RunKind
+
 RunKey = NewType("RunKey", str)
 """The idempotency key of a run: one row per key, however often it is written."""
 
 # Run-now values are free text; longer ones are hashed so that every key fits its column.
 _MAX_RUN_NOW_VALUE = 128
 KEY_MAX_LENGTH = 255
-
-
-class RunKind(StrEnum):
-    """How a run came to be."""
-
-    SCHEDULED = "scheduled"
-    CATCH_UP = "catch-up"
-    MANUAL = "manual"
 
 
 class RunStatus(StrEnum):

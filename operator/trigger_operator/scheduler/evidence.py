@@ -23,9 +23,7 @@ from __future__ import annotations
 
 from trigger_operator.jobs.builder import RunKind, TriggerRef, manual_job_name
 from trigger_operator.jobs.state import RunResult, RunState
-from trigger_operator.ledger.records import RunKind as LedgerKind
 from trigger_operator.ledger.records import RunRecord, RunRef, RunStatus, attempts_for
-from trigger_operator.models.status import RunResult as StatusResult
 from trigger_operator.models.status import TriggerStatus
 from trigger_operator.scheduler.cache import TriggerEntry
 
@@ -33,9 +31,9 @@ MISSED_REASON = "Missed"
 MISSED_MESSAGE = "not started: operator down past the deadline, or left out by catchUp"
 
 _FINAL = {
-    StatusResult.SUCCEEDED: RunStatus.SUCCEEDED,
-    StatusResult.FAILED: RunStatus.FAILED,
-    StatusResult.CANCELLED: RunStatus.CANCELLED,
+    RunResult.SUCCEEDED: RunStatus.SUCCEEDED,
+    RunResult.FAILED: RunStatus.FAILED,
+    RunResult.CANCELLED: RunStatus.CANCELLED,
 }
 
 
@@ -54,7 +52,7 @@ def run_ref(job: RunState) -> RunRef | None:
             requested_at=job.scheduled_for,
             job_name=job.name,
         )
-    kind = LedgerKind.CATCH_UP if job.kind == RunKind.CATCH_UP.value else LedgerKind.SCHEDULED
+    kind = RunKind.CATCH_UP if job.kind == RunKind.CATCH_UP else RunKind.SCHEDULED
     return RunRef.scheduled(
         namespace=job.namespace,
         trigger_name=job.trigger_name,

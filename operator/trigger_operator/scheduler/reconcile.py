@@ -49,14 +49,12 @@ from trigger_operator.kube.gateway import (
     KubeGateway,
     NotFound,
 )
-from trigger_operator.ledger.records import RunKind as LedgerKind
 from trigger_operator.ledger.records import RunRef
 from trigger_operator.ledger.writer import LedgerWriter
 from trigger_operator.metrics import Metrics
 from trigger_operator.models.instants import format_instant
 from trigger_operator.models.spec import ConcurrencyPolicy, TriggerSpec
 from trigger_operator.models.status import ActiveRun, Condition, LastRun, TriggerStatus
-from trigger_operator.models.status import RunResult as StatusResult
 from trigger_operator.schedule.errors import ScheduleError
 from trigger_operator.schedule.jitter import jitter_for
 from trigger_operator.schedule.planner import CATCH_UP_NONE_GRACE, Plan, plan
@@ -538,7 +536,7 @@ class Reconciler:
             last_run = LastRun(
                 name=newest.name,
                 scheduled_for=newest.scheduled_for,
-                result=StatusResult(newest.result.value),
+                result=newest.result,
             )
         successes = [
             job.finished
@@ -551,7 +549,7 @@ class Reconciler:
         scheduled = [
             job.scheduled_for
             for job in jobs.values()
-            if job.scheduled_for is not None and job.kind != RunKind.MANUAL.value
+            if job.scheduled_for is not None and job.kind != RunKind.MANUAL
         ]
         last_schedule = max(
             [t for t in (status.last_schedule_time, *scheduled) if t is not None], default=None
@@ -733,7 +731,7 @@ def _scheduled_ref(ref: TriggerRef, scheduled_for: datetime, kind: RunKind) -> R
         trigger_name=ref.name,
         trigger_uid=ref.uid,
         scheduled_for=scheduled_for,
-        kind=LedgerKind(kind.value),
+        kind=kind,
     )
 
 
