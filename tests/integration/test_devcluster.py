@@ -4,21 +4,14 @@ a cluster left behind by a killed process is cleaned up by the next start."""
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 
 import pytest
 
 from trigger_operator.devcluster import binaries
-from trigger_operator.devcluster.cluster import ClusterState, DevCluster
+from trigger_operator.devcluster.cluster import ClusterState, DevCluster, listening
 
 pytestmark = pytest.mark.integration
-
-
-def _listening(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _alive(pid: int) -> bool:
@@ -45,14 +38,14 @@ def test_stopping_the_cluster_leaves_no_process_and_no_listening_port(tmp_path: 
         "kube-scheduler",
         "kwok",
     }
-    assert _listening(state.apiserver_port)
-    assert _listening(state.etcd_port)
+    assert listening(state.apiserver_port)
+    assert listening(state.etcd_port)
 
     cluster.stop()
 
     assert not any(_alive(pid) for pid in state.pids.values())
-    assert not _listening(state.apiserver_port)
-    assert not _listening(state.etcd_port)
+    assert not listening(state.apiserver_port)
+    assert not listening(state.etcd_port)
     assert not cluster.running()
 
 

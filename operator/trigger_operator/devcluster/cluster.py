@@ -65,7 +65,8 @@ def free_port() -> int:
         return port
 
 
-def _listening(port: int) -> bool:
+def listening(port: int) -> bool:
+    """Whether something accepts TCP connections on 127.0.0.1:`port`."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.5)
         return sock.connect_ex(("127.0.0.1", port)) == 0
@@ -142,6 +143,7 @@ class DevCluster:
         self.kubeconfig = self.state_dir / "kubeconfig"
         self._state_file = self.state_dir / "cluster.json"
         self.state: ClusterState | None = None
+        self._tls: ssl.SSLContext | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -157,6 +159,7 @@ class DevCluster:
             subprocess.run(["rm", "-rf", str(etcd_dir)], check=True)
         self.log("generating certificates")
         certs = pki.generate(self.pki_dir)
+        self._tls = None  # new certificates: a new client context
         self._write_kubeconfigs(certs, apiserver_port := free_port())
         etcd_port, etcd_peer_port = free_port(), free_port()
         self.state = ClusterState(
@@ -164,9 +167,11 @@ class DevCluster:
         )
         try:
             self._spawn("etcd", self._etcd_args(etcd_dir, etcd_port, etcd_peer_port))
-            self._wait_http(f"http://127.0.0.1:{etcd_port}/health", "etcd", deadline=15)
+            self._wait_ok(f"http://127.0.0.1:{etcd_port}/health", "etcd", deadline=15)
             self._spawn("kube-apiserver", self._apiserver_args(certs, apiserver_port, etcd_port))
-            self._wait_apiserver(certs, deadline=60)
+            self._wait_ok(
+                f"{self.state.server}/readyz", "kube-apiserver", deadline=60, tls=self._admin_tls()
+            )
             self._spawn("kube-controller-manager", self._controller_manager_args(certs))
             self._spawn("kube-scheduler", self._scheduler_args())
             self._spawn("kwok", self._kwok_args())
@@ -205,7 +210,7 @@ class DevCluster:
         # A killed process's listening sockets close a moment after it is gone.
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and any(
-            _listening(port) for port in (state.apiserver_port, state.etcd_port)
+            listening(port) for port in (state.apiserver_port, state.etcd_port)
         ):
             time.sleep(0.05)
         self._state_file.unlink(missing_ok=True)
@@ -355,49 +360,35 @@ class DevCluster:
 
     # -- readiness ---------------------------------------------------------------------
 
-    def _wait_http(self, url: str, name: str, *, deadline: float) -> None:
+    def _admin_tls(self) -> ssl.SSLContext:
+        """The admin client's TLS context for this cluster's API server (made once)."""
+        if self._tls is None:
+            self._tls = ssl.create_default_context(cafile=str(self.pki_dir / "ca.crt"))
+            self._tls.load_cert_chain(
+                str(self.pki_dir / "admin.crt"), str(self.pki_dir / "admin.key")
+            )
+        return self._tls
+
+    def _wait_ok(
+        self, url: str, name: str, *, deadline: float, tls: ssl.SSLContext | None = None
+    ) -> None:
+        """Poll `url` until it answers 200, while every component is still alive."""
         until = time.monotonic() + deadline
         while time.monotonic() < until:
             self._check_alive()
             try:
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            time.sleep(0.1)
-        raise ClusterError(f"{name} was not healthy after {deadline:.0f} s")
-
-    def _ssl_context(self, certs: pki.Pki) -> ssl.SSLContext:
-        context = ssl.create_default_context(cafile=str(certs.ca.cert))
-        context.load_cert_chain(str(certs.admin.cert), str(certs.admin.key))
-        return context
-
-    def _wait_apiserver(self, certs: pki.Pki, *, deadline: float) -> None:
-        assert self.state is not None
-        context = self._ssl_context(certs)
-        until = time.monotonic() + deadline
-        while time.monotonic() < until:
-            self._check_alive()
-            try:
-                with urllib.request.urlopen(
-                    f"{self.state.server}/readyz", timeout=2, context=context
-                ) as response:
+                with urllib.request.urlopen(url, timeout=2, context=tls) as response:
                     if response.status == 200:
                         return
             except (urllib.error.URLError, ConnectionError, TimeoutError, ssl.SSLError):
                 pass
-            time.sleep(0.2)
+            time.sleep(0.1)
         raise ClusterError(
-            f"kube-apiserver was not ready after {deadline:.0f} s; "
-            f"see {self.logs_dir / 'kube-apiserver.log'}"
+            f"{name} was not ready after {deadline:.0f} s; see {self.logs_dir / (name + '.log')}"
         )
 
     def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         assert self.state is not None
-        certs_dir = self.pki_dir
-        context = ssl.create_default_context(cafile=str(certs_dir / "ca.crt"))
-        context.load_cert_chain(str(certs_dir / "admin.crt"), str(certs_dir / "admin.key"))
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(
             f"{self.state.server}{path}",
@@ -405,7 +396,7 @@ class DevCluster:
             method=method,
             headers={"Content-Type": "application/json"},
         )
-        with urllib.request.urlopen(request, timeout=10, context=context) as response:
+        with urllib.request.urlopen(request, timeout=10, context=self._admin_tls()) as response:
             return json.loads(response.read() or b"null")
 
     def _create_nodes(self) -> None:

@@ -1,8 +1,7 @@
 """The scheduler's one question to leadership: may I write now, and as whom?
 
 The scheduler only creates Jobs and patches status while `may_write()` is true. The
-Lease elector answers it (fenced by its local deadline); a single replica outside a
-Deployment can use `AlwaysLeader`.
+Lease elector answers it (fenced by its local deadline), for one replica as for many.
 """
 
 from __future__ import annotations
@@ -32,24 +31,3 @@ class Gate(Protocol):
     def changed(self) -> asyncio.Event:
         """Set whenever leadership changes, so a sleeping scheduler wakes up."""
         ...
-
-
-class AlwaysLeader:
-    """A gate that always says yes: one replica, no Lease."""
-
-    def __init__(self, writer: Writer) -> None:
-        self._writer = writer
-        self._changed = asyncio.Event()
-
-    def may_write(self) -> bool:
-        return True
-
-    @property
-    def writer(self) -> Writer:
-        return self._writer
-
-    async def wait_until_leader(self) -> None:
-        return None
-
-    def changed(self) -> asyncio.Event:
-        return self._changed
