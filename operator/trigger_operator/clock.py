@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class Clock(Protocol):
@@ -27,6 +28,10 @@ class Clock(Protocol):
         """Sleep for `seconds` of this clock's time."""
         ...
 
+    async def wait_any(self, *events: asyncio.Event, within: float) -> None:
+        """Return once one of `events` is set or `within` seconds of this clock have passed."""
+        ...
+
 
 class SystemClock:
     """The real clock."""
@@ -39,6 +44,9 @@ class SystemClock:
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds))
+
+    async def wait_any(self, *events: asyncio.Event, within: float) -> None:
+        await _first_of([event.wait() for event in events], within=within)
 
 
 class FakeClock:
@@ -67,3 +75,15 @@ class FakeClock:
         while self._mono < deadline:
             self._changed.clear()
             await self._changed.wait()
+
+    async def wait_any(self, *events: asyncio.Event, within: float) -> None:
+        await _first_of([event.wait() for event in events] + [self.sleep(within)], within=None)
+
+
+async def _first_of(waits: list[Coroutine[Any, Any, Any]], *, within: float | None) -> None:
+    tasks = [asyncio.ensure_future(wait) for wait in waits]
+    try:
+        await asyncio.wait(tasks, timeout=within, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()

@@ -36,6 +36,7 @@ from trigger_operator.scheduler.cache import TriggerCache
 from trigger_operator.scheduler.gate import Gate
 from trigger_operator.scheduler.loop import Scheduler
 from trigger_operator.scheduler.reconcile import Reconciler
+from trigger_operator.scheduler.recorder import RunRecorder
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ def _leadership_reporter(
     lease: LeaseSettings,
     writer: Writer,
     metrics: Metrics,
-    ledger: LedgerWriter | None,
+    ledger: LedgerWriter,
     clock: Clock,
 ) -> Callable[[str, str | None], None]:
     """Each acquisition, supersession, loss and release: a metric, an Event, a ledger row."""
@@ -84,13 +85,12 @@ def _leadership_reporter(
     def report(event: str, other: str | None) -> None:
         metrics.leader.set(1 if event == "acquired" else 0)
         metrics.lease_transitions.labels(event=event).inc()
-        if ledger is not None:
-            ledger.record_leadership(
-                LeadershipEvent(event),
-                identity=writer.identity,
-                revision=writer.revision,
-                other_identity=other,
-            )
+        ledger.record_leadership(
+            LeadershipEvent(event),
+            identity=writer.identity,
+            revision=writer.revision,
+            other_identity=other,
+        )
         message = f"{writer.identity} (revision {writer.revision}) {event} the scheduling lease"
         if other:
             message += f" ({'from' if event == 'acquired' else 'to'} {other})"
@@ -174,7 +174,7 @@ async def run_operator(
     metrics = Metrics.create(registry)
     revision, source = await discover_revision(gateway, settings)
     writer = Writer(identity=identity, revision=revision)
-    ledger: LedgerWriter | None = open_ledger(settings, clock=clock, registry=registry)
+    ledger = open_ledger(settings, clock=clock, registry=registry)
     lease = LeaseSettings(
         namespace=settings.operator_namespace,
         name=settings.lease_name,
@@ -190,25 +190,25 @@ async def run_operator(
         on_change=_leadership_reporter(gateway, lease, writer, metrics, ledger, clock),
     )
     gate: Gate = elector
+    recorder = RunRecorder(ledger=ledger, metrics=metrics, gate=gate, clock=clock)
     reconciler = Reconciler(
         gateway=gateway,
         gate=gate,
         clock=clock,
-        metrics=metrics,
-        ledger=ledger,
+        recorder=recorder,
         upcoming_count=settings.upcoming_runs,
         crash_at=settings.crash_at,
     )
     cache = TriggerCache()
     scheduler = Scheduler(
         reconciler=reconciler,
+        recorder=recorder,
         cache=cache,
         gate=gate,
         clock=clock,
         concurrency=settings.dispatch_concurrency,
     )
-    if ledger is not None:
-        ledger.add_recovery_listener(_on_event_loop(scheduler.reconcile_ledger))
+    ledger.add_recovery_listener(_on_event_loop(scheduler.reconcile_ledger))
     log.info(
         "operator starting",
         extra={
@@ -272,8 +272,7 @@ async def run_operator(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if ledger is not None:
-            await ledger.aclose()
+        await ledger.aclose()
         if health is not None:
             await health.cleanup()
         gateway.close()

@@ -21,7 +21,6 @@ overlap when a newer revision supersedes a leader that has not yet seen the chan
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -192,8 +191,7 @@ class LeaseElector:
             # Cleared before the step: a watch event during the step wakes the next one.
             self._poke.clear()
             wait = await self.step()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._poke.wait(), timeout=wait)
+            await self.clock.wait_any(self._poke, within=wait)
             self.may_write()
 
     async def step(self) -> float:

@@ -9,8 +9,14 @@ has neither, its creation) and are due, that is `time + jitter <= now`. Of those
   CATCH_UP_NONE_GRACE late, the ordinary dispatch delay), so only downtime makes it miss;
 - a time more than startingDeadlineSeconds late (counted in whole seconds from
   `time + jitter`) is never started;
-- every due time not started is missed; all of them are counted in `missed_count`, the
-  newest MISSED_DETAIL_LIMIT are listed for the ledger.
+- a due time that already has a Job (`existing`: a leader started it and stopped before
+  moving the cursor) is a run, neither started again by the plan's count nor missed;
+- every other due time not started is missed; all of them are counted in `missed_count`,
+  the newest MISSED_DETAIL_LIMIT are listed for the ledger.
+
+Each start comes with its kind: `catch-up` when the plan starts or misses more than one
+time (the operator was not dispatching) or the time is more than CATCH_UP_NONE_GRACE
+late, else `scheduled`.
 
 Counting does not list: a trigger down for a year on a per-second schedule is counted
 with `Schedule.count` (arithmetic per day), and the newest times are found by a search
@@ -25,10 +31,12 @@ Concurrency (Forbid, Replace) is not the planner's: it depends on the active Job
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from itertools import takewhile
 
+from trigger_operator.models.runs import RunKind
 from trigger_operator.models.spec import CatchUp, TriggerSpec
 from trigger_operator.schedule.progress import Progress
 from trigger_operator.schedule.times import (
@@ -44,12 +52,20 @@ MISSED_DETAIL_LIMIT = 1000
 _SECOND = timedelta(seconds=1)
 
 
+@dataclass(frozen=True)
+class PlannedRun:
+    """One scheduled time to start now, and how it came to be due."""
+
+    scheduled_for: datetime
+    kind: RunKind
+
+
 @dataclass(frozen=True, kw_only=True)
 class Plan:
     """What to do for one trigger at one instant."""
 
-    start: tuple[datetime, ...] = ()
-    """Scheduled times to start now, oldest first."""
+    starts: tuple[PlannedRun, ...] = ()
+    """Scheduled times to start now, oldest first, each with its kind."""
     missed: tuple[datetime, ...] = ()
     """The newest missed times (at most MISSED_DETAIL_LIMIT), oldest first."""
     missed_count: int = 0
@@ -66,6 +82,11 @@ class Plan:
     """The next few scheduled times, next_run first."""
 
     @property
+    def start(self) -> tuple[datetime, ...]:
+        """The scheduled times to start now, oldest first."""
+        return tuple(run.scheduled_for for run in self.starts)
+
+    @property
     def last_missed(self) -> datetime | None:
         """The newest missed time, if any."""
         return self.missed[-1] if self.missed else None
@@ -78,14 +99,29 @@ def plan(
     now: datetime,
     jitter: timedelta = timedelta(0),
     upcoming_count: int = 1,
+    existing: Collection[datetime] = (),
 ) -> Plan:
-    """Plan the trigger at `now`; raise a ScheduleError when its schedule is invalid."""
+    """Plan the trigger at `now`; raise a ScheduleError when its schedule is invalid.
+
+    `existing` are the scheduled times that already have a Job.
+    """
     schedule = schedule_of(spec)
     if spec.suspend:
         return Plan(cursor=progress.cursor, completed=progress.completed)
     if isinstance(schedule, OneTimeSchedule):
-        return _plan_once(schedule, spec, progress, now=now, jitter=jitter, count=upcoming_count)
-    return _plan_cron(schedule, spec, progress, now=now, jitter=jitter, count=upcoming_count)
+        once = _plan_once(schedule, spec, progress, now=now, jitter=jitter, count=upcoming_count)
+        if once.missed and schedule.run_at in existing:
+            return Plan(cursor=once.cursor, completed=True)
+        return once
+    return _plan_cron(
+        schedule,
+        spec,
+        progress,
+        now=now,
+        jitter=jitter,
+        count=upcoming_count,
+        existing=frozenset(existing),
+    )
 
 
 def latest_times(schedule: Schedule, after: datetime, until: datetime, n: int) -> list[datetime]:
@@ -105,6 +141,7 @@ def _plan_cron(
     now: datetime,
     jitter: timedelta,
     count: int,
+    existing: frozenset[datetime],
 ) -> Plan:
     floor = max(
         (t for t in (progress.cursor, progress.epoch) if t is not None), default=progress.created
@@ -123,13 +160,14 @@ def _plan_cron(
             # More than one time due at once means the operator was not dispatching
             # (downtime, a long hand-over): None starts none of them.
             started = []
-        missed = [t for t in recent if t not in started][-MISSED_DETAIL_LIMIT:]
-        missed_count = total - len(started)
+        ran = {t for t in recent if t in existing and t not in started}
+        missed = [t for t in recent if t not in started and t not in ran][-MISSED_DETAIL_LIMIT:]
+        missed_count = total - len(started) - len(ran)
         cursor = recent[-1]
     following = upcoming(schedule, max(floor, due_until), max(count, 1))
     return _with_next(
         Plan(
-            start=tuple(started),
+            starts=_runs(started, missed_count, now=now, jitter=jitter),
             missed=tuple(missed),
             missed_count=missed_count,
             cursor=cursor,
@@ -158,7 +196,7 @@ def _plan_once(
         return _with_next(Plan(cursor=progress.cursor), [run_at], jitter=jitter, count=count)
     if not _may_start(run_at, spec, now=now, jitter=jitter, one_time=True):
         return Plan(missed=(run_at,), missed_count=1, cursor=run_at, completed=True)
-    return Plan(start=(run_at,), cursor=run_at, completed=True)
+    return Plan(starts=_runs([run_at], 0, now=now, jitter=jitter), cursor=run_at, completed=True)
 
 
 def _may_start(
@@ -186,6 +224,20 @@ def _with_next(plan: Plan, following: list[datetime], *, jitter: timedelta, coun
         next_due=following[0] + jitter,
         upcoming=tuple(following[: max(count, 0)]),
     )
+
+
+def _runs(
+    start: list[datetime], missed_count: int, *, now: datetime, jitter: timedelta
+) -> tuple[PlannedRun, ...]:
+    # Several times due in one pass means the operator was not dispatching: what it
+    # starts now is catch-up, as is anything later than an ordinary dispatch delay.
+    backlog = len(start) + missed_count > 1
+
+    def kind(scheduled_for: datetime) -> RunKind:
+        late = now - (scheduled_for + jitter)
+        return RunKind.CATCH_UP if backlog or late > CATCH_UP_NONE_GRACE else RunKind.SCHEDULED
+
+    return tuple(PlannedRun(t, kind(t)) for t in start)
 
 
 def _start_of_newest(schedule: Schedule, after: datetime, until: datetime, n: int) -> datetime:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from trigger_operator.jobs.builder import LABEL_TRIGGER_UID
+from trigger_operator.jobs.builder import LABEL_TRIGGER_UID, TriggerRef
 from trigger_operator.jobs.state import RunState, run_state
 
 
@@ -38,6 +38,10 @@ class TriggerEntry:
     @property
     def name(self) -> str:
         return str(self.body["metadata"]["name"])
+
+    @property
+    def ref(self) -> TriggerRef:
+        return TriggerRef(namespace=self.namespace, name=self.name, uid=self.uid)
 
     @property
     def generation(self) -> int:

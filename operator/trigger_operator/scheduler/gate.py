@@ -31,3 +31,13 @@ class Gate(Protocol):
     def changed(self) -> asyncio.Event:
         """Set whenever leadership changes, so a sleeping scheduler wakes up."""
         ...
+
+
+class NotLeading(Exception):
+    """The gate closed mid-pass: stop writing at once (fencing)."""
+
+
+def require_leader(gate: Gate) -> None:
+    """Raise `NotLeading` unless `gate` lets this replica write now."""
+    if not gate.may_write():
+        raise NotLeading

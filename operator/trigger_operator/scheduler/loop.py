@@ -7,7 +7,9 @@ sleeps until the earliest due time or until an event or a leadership change wake
 There is no timer per trigger, no polling tick and no full scan per dispatch.
 
 A trigger is reconciled by at most one task at a time (`Reconciler` does the work);
-an event that arrives meanwhile marks it dirty again, so nothing is lost.
+an event that arrives meanwhile marks it dirty again, so nothing is lost. Job events go
+to the `RunRecorder` (ledger and metrics) on every replica; it writes only while leading.
+All waiting is on the injected clock, so the loop runs on fake time in unit tests.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from trigger_operator.jobs.state import RunResult
 from trigger_operator.scheduler.cache import TriggerCache
 from trigger_operator.scheduler.gate import Gate
 from trigger_operator.scheduler.reconcile import Reconciler
+from trigger_operator.scheduler.recorder import RunRecorder
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +42,14 @@ class Scheduler:
         self,
         *,
         reconciler: Reconciler,
+        recorder: RunRecorder,
         cache: TriggerCache,
         gate: Gate,
         clock: Clock,
         concurrency: int,
     ) -> None:
         self.reconciler = reconciler
+        self.recorder = recorder
         self.cache = cache
         self.gate = gate
         self.clock = clock
@@ -64,7 +69,7 @@ class Scheduler:
         if event_type == "DELETED":
             entry = self.cache.remove_trigger(uid)
             if entry is not None:
-                self.reconciler.forget(entry)
+                self.recorder.trigger_deleted(entry)
             self._dirty.pop(uid, None)
             return
         self.cache.upsert_trigger(body)
@@ -74,25 +79,25 @@ class Scheduler:
         if event_type == "DELETED":
             removed = self.cache.remove_job(body)
             if removed is not None:
-                self.reconciler.job_deleted(removed)
+                self.recorder.job_deleted(removed)
                 self.mark_dirty(removed.trigger_uid)
             return
         state, previous = self.cache.upsert_job(body)
         if previous is None or previous.result != state.result or previous.uid != state.uid:
-            self.reconciler.job_changed(state, previous)
+            self.recorder.job_changed(state, previous)
             # Status (active, lastRun, lastSuccessfulTime) is rebuilt from the Jobs.
             if state.result is not RunResult.RUNNING or previous is None:
                 self.mark_dirty(state.trigger_uid)
         elif previous.started != state.started or previous.failed_pods != state.failed_pods:
             # Started, or a pod failed and is retried: the ledger's running and attempts.
-            self.reconciler.job_changed(state, previous)
+            self.recorder.job_changed(state, previous)
 
     def reconcile_ledger(self) -> None:
         """Rebuild the ledger's view of every cached trigger's runs from the cluster.
 
         On becoming leader, and when the ledger's database is back after an outage.
         """
-        self.reconciler.reconcile_ledger(list(self.cache.triggers.values()))
+        self.recorder.reconcile(list(self.cache.triggers.values()))
 
     def mark_dirty(self, uid: str) -> None:
         if uid in self.cache.triggers:
@@ -123,16 +128,7 @@ class Scheduler:
             self._wake.clear()
             leadership.clear()
             self._dispatch_ready()
-            timeout = self._seconds_to_next()
-            waiters = {
-                asyncio.ensure_future(self._wake.wait()),
-                asyncio.ensure_future(leadership.wait()),
-            }
-            try:
-                await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for waiter in waiters:
-                    waiter.cancel()
+            await self.clock.wait_any(self._wake, leadership, within=self._seconds_to_next())
 
     def pause(self) -> None:
         """Stop dispatching now (shutdown): no new pass starts, running ones finish."""

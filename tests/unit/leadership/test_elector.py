@@ -543,3 +543,37 @@ async def test_wait_until_leader_returns_once_the_lease_is_taken(replica: Replic
     await a.step()
 
     await asyncio.wait_for(waiter, timeout=1)
+
+
+# -- the loop itself, on fake time ------------------------------------------------------------
+
+
+async def _settle() -> None:
+    for _ in range(50):
+        await asyncio.sleep(0)
+
+
+async def test_the_run_loop_takes_the_lease_then_renews_it_every_interval_of_fake_time(
+    replica: Replica, leases: FakeLeases, clock: FakeClock
+) -> None:
+    a = replica("a")
+    task = asyncio.create_task(a.run())
+    try:
+        await _settle()
+        assert a.may_write()
+        versions = [leases.lease()["metadata"]["resourceVersion"]]
+
+        for _ in range(3):
+            clock.advance(RENEW - 0.5)
+            await _settle()
+            assert leases.lease()["metadata"]["resourceVersion"] == versions[-1]  # not yet
+            clock.advance(0.5)
+            await _settle()
+            versions.append(leases.lease()["metadata"]["resourceVersion"])
+            assert versions[-1] != versions[-2]
+            assert a.may_write()
+    finally:
+        await a.release()
+        await _settle()
+        assert task.done()
+    assert leases.holder() is None

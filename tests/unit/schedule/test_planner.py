@@ -9,11 +9,13 @@ from typing import Any
 import pytest
 
 from tests.unit.schedule.specs import make_spec
+from trigger_operator.models.runs import RunKind
 from trigger_operator.schedule.errors import InvalidSchedule
 from trigger_operator.schedule.planner import (
     CATCH_UP_NONE_GRACE,
     MISSED_DETAIL_LIMIT,
     Plan,
+    PlannedRun,
     latest_times,
     plan,
 )
@@ -101,7 +103,11 @@ def test_after_downtime_catch_up_decides_what_starts_and_the_rest_is_missed(
 def test_an_on_time_run_is_started_and_nothing_is_missed() -> None:
     result = hourly(progress=Progress(created=CREATED, cursor=at(13)), now=at(14, 0, 0))
     assert result == Plan(
-        start=(at(14),), cursor=at(14), next_run=at(15), next_due=at(15), upcoming=(at(15),)
+        starts=(PlannedRun(at(14), RunKind.SCHEDULED),),
+        cursor=at(14),
+        next_run=at(15),
+        next_due=at(15),
+        upcoming=(at(15),),
     )
 
 
@@ -270,7 +276,9 @@ def test_a_future_run_at_waits_for_its_time() -> None:
 
 def test_a_due_run_at_starts_and_completes_the_trigger() -> None:
     result = once(RUN_AT)
-    assert result == Plan(start=(RUN_AT,), cursor=RUN_AT, completed=True)
+    assert result == Plan(
+        starts=(PlannedRun(RUN_AT, RunKind.SCHEDULED),), cursor=RUN_AT, completed=True
+    )
 
 
 def test_a_run_at_already_past_when_first_seen_fires_at_once() -> None:

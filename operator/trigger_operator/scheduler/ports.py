@@ -1,0 +1,43 @@
+"""The Kubernetes calls the scheduler makes, as a protocol.
+
+`kube.gateway.KubeGateway` is the implementation; the unit tests use an in-memory one
+with the API server's semantics (resourceVersion preconditions, AlreadyExists, uid
+preconditions on delete). Errors are the gateway's domain errors (`kube.gateway`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Protocol
+
+
+class SchedulerGateway(Protocol):
+    """Triggers, their Jobs, and Events about them."""
+
+    async def read_trigger(self, namespace: str, name: str) -> dict[str, Any] | None: ...
+
+    async def patch_trigger_status(
+        self, namespace: str, name: str, *, resource_version: str, status: dict[str, Any]
+    ) -> dict[str, Any]: ...
+
+    async def create_job(self, body: dict[str, Any]) -> dict[str, Any]: ...
+
+    async def dry_run_job(self, body: dict[str, Any]) -> None: ...
+
+    async def read_job(self, namespace: str, name: str) -> dict[str, Any] | None: ...
+
+    async def list_jobs(self, namespace: str, label_selector: str) -> list[dict[str, Any]]: ...
+
+    async def delete_job(self, namespace: str, name: str, *, uid: str) -> bool: ...
+
+    async def emit_event(
+        self,
+        *,
+        namespace: str,
+        name: str,
+        uid: str,
+        event_type: str,
+        reason: str,
+        message: str,
+        now: datetime,
+    ) -> None: ...

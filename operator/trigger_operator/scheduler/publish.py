@@ -1,0 +1,55 @@
+"""Writing what the scheduler decided onto the trigger: its status and its Events.
+
+Status goes in a merge patch with a resourceVersion precondition, so a writer holding a
+stale copy gets `Conflict` and must re-read: the cursor never moves back. Nothing is
+written unless the gate lets this replica write at that moment (fencing), and a status
+that would not change is not written at all.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from trigger_operator.models.status import TriggerStatus
+from trigger_operator.scheduler.cache import TriggerEntry
+from trigger_operator.scheduler.gate import Gate, require_leader
+from trigger_operator.scheduler.ports import SchedulerGateway
+
+
+class StatusPublisher:
+    """Patches trigger status and records Events about triggers, while leading."""
+
+    def __init__(self, *, gateway: SchedulerGateway, gate: Gate) -> None:
+        self.gateway = gateway
+        self.gate = gate
+
+    async def write_status(
+        self, entry: TriggerEntry, old: TriggerStatus, new: TriggerStatus
+    ) -> None:
+        """Patch `new` over `old` when they differ; the entry then holds the result."""
+        before = old.model_dump(mode="json", exclude_none=True)
+        after = new.model_dump(mode="json")
+        if before == {k: v for k, v in after.items() if v is not None}:
+            return
+        require_leader(self.gate)
+        updated = await self.gateway.patch_trigger_status(
+            entry.namespace,
+            entry.name,
+            resource_version=str(entry.body["metadata"]["resourceVersion"]),
+            status=after,
+        )
+        if updated["metadata"]["uid"] == entry.uid:
+            entry.body = updated
+
+    async def warn(self, entry: TriggerEntry, *, reason: str, message: str, now: datetime) -> None:
+        """A Warning Event about the trigger (best effort; only while leading)."""
+        if self.gate.may_write():
+            await self.gateway.emit_event(
+                namespace=entry.namespace,
+                name=entry.name,
+                uid=entry.uid,
+                event_type="Warning",
+                reason=reason,
+                message=message,
+                now=now,
+            )

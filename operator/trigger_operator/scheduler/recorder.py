@@ -1,0 +1,230 @@
+"""Every ledger row and run metric the scheduler produces, in one place.
+
+The rule that goes with them: only the replica that leads writes the ledger (a standby
+sees the same Job events; one writer keeps rows from flapping between replicas' views).
+Run counters by result and the triggers-by-state gauge are this replica's own view and
+are kept on every replica.
+
+Ledger writes go to the `LedgerWriter` queue and return at once: a slow or absent
+database never delays dispatch.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import datetime
+
+from trigger_operator.clock import Clock
+from trigger_operator.jobs.builder import TriggerRef
+from trigger_operator.jobs.state import RunResult, RunState
+from trigger_operator.ledger.records import RunRef
+from trigger_operator.ledger.writer import LedgerWriter
+from trigger_operator.metrics import Metrics
+from trigger_operator.models.instants import format_instant
+from trigger_operator.models.runs import RunKind
+from trigger_operator.models.status import TriggerStatus
+from trigger_operator.schedule.planner import Plan
+from trigger_operator.scheduler.cache import TriggerEntry
+from trigger_operator.scheduler.evidence import (
+    MISSED_MESSAGE,
+    MISSED_REASON,
+    job_record,
+    run_ref,
+    trigger_evidence,
+)
+from trigger_operator.scheduler.gate import Gate
+from trigger_operator.scheduler.status import status_of
+
+log = logging.getLogger(__name__)
+
+_FINISHED = {RunResult.SUCCEEDED: "succeeded", RunResult.FAILED: "failed"}
+
+
+class RunRecorder:
+    """Hands runs to the ledger and counts them in the metrics."""
+
+    def __init__(self, *, ledger: LedgerWriter, metrics: Metrics, gate: Gate, clock: Clock) -> None:
+        self.ledger = ledger
+        self.metrics = metrics
+        self.gate = gate
+        self.clock = clock
+        # Triggers whose runs were reconciled with the ledger since leadership or the
+        # database last came back (see `reconcile`).
+        self._synced: set[str] = set()
+        # Jobs this replica is deleting for concurrencyPolicy Replace: recorded as
+        # Replaced, not as deleted by someone else.
+        self._replacing: set[str] = set()
+        self._states: dict[str, str] = {}
+
+    # -- Jobs, as the watch reports them ---------------------------------------------------
+
+    def job_changed(self, job: RunState, previous: RunState | None) -> None:
+        """A Job was seen for the first time, started, retried or finished.
+
+        Jobs this process did not create (before a restart, by an earlier leader) count
+        the same: the Job alone says which run it is.
+        """
+        if (previous is None or previous.result is not job.result) and job.result in _FINISHED:
+            self.metrics.runs.labels(result=_FINISHED[job.result]).inc()
+        self.job_seen(job)
+
+    def job_seen(self, job: RunState) -> None:
+        """Write what `job` says about its run (pending until it starts)."""
+        record = job_record(job)
+        if record is not None and self.gate.may_write():
+            self.ledger.record(record)
+
+    def job_deleted(self, job: RunState) -> None:
+        """A Job is gone. Finished runs keep their rows; an unfinished one was stopped."""
+        if job.uid in self._replacing:
+            self._replacing.discard(job.uid)
+            return
+        if job.result is RunResult.RUNNING:
+            self._cancelled(job, "JobDeleted", "the Job was deleted before it finished")
+
+    def trigger_deleted(self, entry: TriggerEntry) -> None:
+        """The trigger is gone, and its active runs with it (garbage collector)."""
+        self.set_state(entry.uid, None)
+        self._synced.discard(entry.uid)
+        for job in entry.jobs.values():
+            if job.result is RunResult.RUNNING:
+                self._cancelled(
+                    job, "TriggerDeleted", "the trigger was deleted, and its Jobs with it"
+                )
+
+    # -- decisions of the pass -----------------------------------------------------------------
+
+    def started(self, ref: TriggerRef, job: RunState, *, due: datetime | None) -> None:
+        """This replica created `job`; `due` is when it was due (None for run-now)."""
+        log.info("run started", extra=_job_context(ref, job))
+        self.metrics.runs.labels(result="started").inc()
+        lateness = 0.0 if due is None else max(0.0, (self.clock.now() - due).total_seconds())
+        self.metrics.dispatch_lateness.observe(lateness)
+
+    def replacing(self, job: RunState) -> None:
+        """`job` is about to be deleted for concurrencyPolicy Replace."""
+        self._replacing.add(job.uid)
+
+    def replaced(self, ref: TriggerRef, job: RunState, *, deleted: bool) -> None:
+        """The delete for Replace is done; `deleted` is False when the Job was gone already."""
+        if not deleted:
+            self._replacing.discard(job.uid)
+            return
+        self.metrics.runs.labels(result="cancelled").inc()
+        log.info("replaced an active run", extra=_job_context(ref, job))
+        self._cancelled(job, "Replaced", "concurrencyPolicy Replace: a newer run started")
+
+    def skipped(
+        self, ref: TriggerRef, scheduled_for: datetime, kind: RunKind, active: list[RunState]
+    ) -> None:
+        """concurrencyPolicy Forbid left out `scheduled_for` while `active` run."""
+        self.metrics.runs.labels(result="skipped").inc()
+        log.info(
+            "run skipped: an earlier run is active (Forbid)",
+            extra={**ref_context(ref), "scheduled_for": format_instant(scheduled_for)},
+        )
+        if self.gate.may_write():
+            writer = self.gate.writer
+            self.ledger.record_skipped(
+                _unstarted_ref(ref, scheduled_for, kind),
+                reason="ConcurrencyForbid",
+                message=f"active: {', '.join(job.name for job in active)}",
+                leader_identity=writer.identity,
+                leader_revision=writer.revision,
+            )
+
+    def missed(self, ref: TriggerRef, outcome: Plan) -> None:
+        """The plan's missed times: counted, and the listed ones written."""
+        if not outcome.missed_count:
+            return
+        self.metrics.missed_runs.inc(outcome.missed_count)
+        self.metrics.runs.labels(result="missed").inc(outcome.missed_count)
+        log.warning(
+            "scheduled times missed", extra={**ref_context(ref), "missed": outcome.missed_count}
+        )
+        if not self.gate.may_write():
+            return
+        writer = self.gate.writer
+        for scheduled_for in outcome.missed:
+            self.ledger.record_missed(
+                _unstarted_ref(ref, scheduled_for, RunKind.SCHEDULED),
+                reason=MISSED_REASON,
+                message=MISSED_MESSAGE,
+                leader_identity=writer.identity,
+                leader_revision=writer.revision,
+            )
+
+    def set_state(self, uid: str, state: str | None) -> None:
+        """Keep the triggers-by-state gauge: one trigger counts in one state."""
+        previous = self._states.pop(uid, None)
+        if previous is not None:
+            self.metrics.triggers.labels(state=previous).dec()
+        if state is not None:
+            self._states[uid] = state
+            self.metrics.triggers.labels(state=state).inc()
+
+    # -- reconciliation with the cluster -------------------------------------------------------
+
+    def reconcile(self, entries: Iterable[TriggerEntry]) -> None:
+        """Write again what the cluster shows about the runs of `entries`.
+
+        Called when this replica starts leading and when the database is back after an
+        outage: Job events seen while not leading, and records the writer dropped, are
+        rebuilt from the Jobs and the trigger status (see `evidence`). Triggers that reach
+        the cache later are reconciled on their first pass (`sync_once`).
+        """
+        self._synced.clear()
+        if not self.gate.may_write():
+            return
+        triggers = records = 0
+        for entry in entries:
+            if not entry.body["metadata"].get("deletionTimestamp"):
+                triggers += 1
+                records += self._sync(entry, status_of(entry.body))
+        log.info(
+            "ledger reconciled with the cluster", extra={"triggers": triggers, "records": records}
+        )
+
+    def sync_once(self, entry: TriggerEntry, status: TriggerStatus) -> None:
+        """Reconcile one trigger's runs, unless done since the last `reconcile`."""
+        if entry.uid not in self._synced:
+            self._sync(entry, status)
+
+    def _sync(self, entry: TriggerEntry, status: TriggerStatus) -> int:
+        if not self.gate.may_write():
+            return 0
+        self._synced.add(entry.uid)
+        return self.ledger.reconcile(trigger_evidence(entry, status))
+
+    def _cancelled(self, job: RunState, reason: str, message: str) -> None:
+        ref = run_ref(job)
+        if ref is not None and self.gate.may_write():
+            self.ledger.record_cancelled(
+                ref, reason=reason, message=message, finished_at=self.clock.now()
+            )
+
+
+def ref_context(ref: TriggerRef) -> dict[str, str]:
+    """The log context that names a trigger."""
+    return {"namespace": ref.namespace, "trigger": ref.name, "uid": ref.uid}
+
+
+def _job_context(ref: TriggerRef, job: RunState) -> dict[str, str | int | None]:
+    return {
+        **ref_context(ref),
+        "scheduled_for": format_instant(job.scheduled_for) if job.scheduled_for else None,
+        "job": job.name,
+        "revision": job.revision,
+    }
+
+
+def _unstarted_ref(ref: TriggerRef, scheduled_for: datetime, kind: RunKind) -> RunRef:
+    """The ledger identity of a scheduled time that has no Job (skipped, missed)."""
+    return RunRef.scheduled(
+        namespace=ref.namespace,
+        trigger_name=ref.name,
+        trigger_uid=ref.uid,
+        scheduled_for=scheduled_for,
+        kind=kind,
+    )

@@ -1,0 +1,163 @@
+"""Starting, replacing and pruning a trigger's Jobs.
+
+A run's Job name is derived from (trigger uid, scheduled time) or the run-now value, so
+creating it twice meets AlreadyExists: for a Job of this trigger that counts as done
+(the run was started by this pass's predecessor, which stopped before moving the
+cursor). A Job of that name owned by anything else is refused. Every create and delete
+happens only while the gate lets this replica write.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import datetime
+from typing import Any
+
+from trigger_operator.jobs.builder import (
+    ANNOTATION_RUN_NOW,
+    ANNOTATION_SCHEDULED_FOR,
+    LABEL_TRIGGER_UID,
+    TriggerRef,
+    build_job,
+)
+from trigger_operator.jobs.state import RunState, parse_time, run_state, to_prune
+from trigger_operator.kube.gateway import AlreadyExists, Forbidden, KubeError, NotFound
+from trigger_operator.models.instants import format_instant
+from trigger_operator.models.runs import RunKind
+from trigger_operator.models.spec import TriggerSpec
+from trigger_operator.scheduler.cache import TriggerEntry
+from trigger_operator.scheduler.gate import Gate, require_leader
+from trigger_operator.scheduler.ports import SchedulerGateway
+from trigger_operator.scheduler.recorder import RunRecorder, ref_context
+
+log = logging.getLogger(__name__)
+
+CRASH_AFTER_JOB_CREATE = "after-job-create"
+"""`crash_at` value: exit the process right after a Job create (fault-injection tests)."""
+
+
+class RunDispatcher:
+    """Creates, replaces and prunes Jobs of triggers."""
+
+    def __init__(
+        self,
+        *,
+        gateway: SchedulerGateway,
+        gate: Gate,
+        recorder: RunRecorder,
+        crash_at: str | None = None,
+    ) -> None:
+        self.gateway = gateway
+        self.gate = gate
+        self.recorder = recorder
+        self.crash_at = crash_at
+
+    async def start(
+        self,
+        ref: TriggerRef,
+        spec: TriggerSpec,
+        scheduled_for: datetime,
+        kind: RunKind,
+        *,
+        due: datetime | None,
+        run_now: str | None = None,
+    ) -> RunState:
+        """Create the run's Job, or find it created already; return it as a run.
+
+        `due` is when the run was due (its time plus jitter), for the lateness metric;
+        None for a run-now.
+        """
+        body = build_job(
+            ref,
+            spec.job_template.model_dump(mode="json", by_alias=True),
+            scheduled_for=scheduled_for,
+            kind=kind,
+            writer=self.gate.writer,
+            payload=spec.payload,
+            run_now_value=run_now,
+        )
+        require_leader(self.gate)
+        try:
+            job = run_state(await self.gateway.create_job(body))
+            self.recorder.started(ref, job, due=due)
+        except AlreadyExists:
+            job = run_state(await self._existing(ref, body["metadata"]["name"], scheduled_for))
+            log.info("run already started", extra={**ref_context(ref), "job": job.name})
+        if self.crash_at == CRASH_AFTER_JOB_CREATE:
+            log.critical(
+                "fault injection: exiting after the Job create",
+                extra={**ref_context(ref), "job": job.name},
+            )
+            logging.shutdown()
+            os._exit(86)
+        # The Job names its run and the leader that created it (an earlier one, when it
+        # already existed): one record makes the run's row, pending until it starts.
+        self.recorder.job_seen(job)
+        return job
+
+    async def replace(
+        self, ref: TriggerRef, active: list[RunState], jobs: dict[str, RunState]
+    ) -> None:
+        """Delete the `active` runs (concurrencyPolicy Replace) and drop them from `jobs`."""
+        for job in active:
+            require_leader(self.gate)
+            self.recorder.replacing(job)
+            deleted = False
+            try:
+                deleted = await self.gateway.delete_job(ref.namespace, job.name, uid=job.uid)
+            finally:
+                self.recorder.replaced(ref, job, deleted=deleted)
+            jobs.pop(job.name, None)
+
+    async def prune(
+        self, entry: TriggerEntry, spec: TriggerSpec, jobs: dict[str, RunState]
+    ) -> None:
+        """Delete finished Jobs beyond the history limits; the ledger keeps their runs."""
+        doomed = to_prune(
+            list(jobs.values()),
+            keep_succeeded=spec.successful_runs_history_limit,
+            keep_failed=spec.failed_runs_history_limit,
+        )
+        for job in doomed:
+            if not self.gate.may_write():
+                return
+            try:
+                await self.gateway.delete_job(entry.namespace, job.name, uid=job.uid)
+                # The watch will confirm; until then, do not try again.
+                entry.jobs.pop(job.name, None)
+            except KubeError as error:
+                log.warning(
+                    "could not prune a finished Job", extra={"job": job.name, "error": str(error)}
+                )
+
+    async def refresh(self, entry: TriggerEntry, jobs: dict[str, RunState]) -> None:
+        """Update `jobs` with the trigger's Jobs as the API lists them now."""
+        listed = await self.gateway.list_jobs(
+            entry.namespace, label_selector=f"{LABEL_TRIGGER_UID}={entry.uid}"
+        )
+        for item in listed:
+            state = run_state(item)
+            jobs[state.name] = state
+
+    async def _existing(
+        self, ref: TriggerRef, name: str, scheduled_for: datetime
+    ) -> dict[str, Any]:
+        job = await self.gateway.read_job(ref.namespace, name)
+        if job is None:
+            raise NotFound(f"Job {name} exists and then did not", status=404)
+        owners = job["metadata"].get("ownerReferences") or []
+        if not any(owner.get("uid") == ref.uid for owner in owners):
+            raise Forbidden(f"Job {name} exists but belongs to another owner")
+        annotations = job["metadata"].get("annotations") or {}
+        same_time = parse_time(annotations.get(ANNOTATION_SCHEDULED_FOR)) == scheduled_for
+        if not same_time and not annotations.get(ANNOTATION_RUN_NOW):
+            log.warning(
+                "existing Job has another scheduled time",
+                extra={
+                    **ref_context(ref),
+                    "job": name,
+                    "scheduled_for": format_instant(scheduled_for),
+                },
+            )
+        return job

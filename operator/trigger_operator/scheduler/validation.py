@@ -1,0 +1,125 @@
+"""Whether a trigger can run, and saying so on the trigger when it cannot.
+
+What the CRD schema cannot check is checked here: the spec as the models read it, the
+cron grammar and the time zone (compiling the schedule), and the Job template (a
+server-side dry-run create, once per generation). A problem is reported on the trigger
+as Ready=False with a reason and a message naming the field, and with one Warning Event
+per problem and generation: an invalid trigger never runs and is never reported in a
+storm.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from trigger_operator.clock import Clock
+from trigger_operator.jobs.builder import build_job
+from trigger_operator.kube.gateway import Invalid
+from trigger_operator.models.runs import RunKind
+from trigger_operator.models.spec import TriggerSpec
+from trigger_operator.models.status import TriggerStatus
+from trigger_operator.schedule.errors import ScheduleError
+from trigger_operator.schedule.times import schedule_of
+from trigger_operator.scheduler.cache import TriggerEntry
+from trigger_operator.scheduler.gate import Gate, require_leader
+from trigger_operator.scheduler.ports import SchedulerGateway
+from trigger_operator.scheduler.publish import StatusPublisher
+from trigger_operator.scheduler.recorder import ref_context
+from trigger_operator.scheduler.status import Problem, invalid_status, shows_problem
+
+log = logging.getLogger(__name__)
+
+INVALID_JOB_TEMPLATE = "InvalidJobTemplate"
+
+
+def load_spec(body: dict[str, Any]) -> tuple[TriggerSpec | None, Problem | None]:
+    """The trigger's spec as a model, or the first problem the models or schedule find."""
+    try:
+        spec = TriggerSpec.model_validate(body.get("spec") or {})
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        field = f"spec.{where}" if where else "spec"
+        return None, Problem("InvalidSpec", f"{field}: {first['msg']}")
+    try:
+        # Compiling the schedule is where grammar and zone errors surface.
+        schedule_of(spec)
+    except ScheduleError as error:
+        return spec, Problem(error.reason, str(error))
+    return spec, None
+
+
+class Validator:
+    """Loads and checks a trigger's spec; reports what is wrong on the trigger."""
+
+    def __init__(
+        self,
+        *,
+        gateway: SchedulerGateway,
+        gate: Gate,
+        clock: Clock,
+        publisher: StatusPublisher,
+    ) -> None:
+        self.gateway = gateway
+        self.gate = gate
+        self.clock = clock
+        self.publisher = publisher
+
+    async def check(self, entry: TriggerEntry) -> tuple[TriggerSpec | None, Problem | None]:
+        """The spec, and the problem that keeps it from running (None when it can run)."""
+        spec, problem = load_spec(entry.body)
+        if spec is not None and problem is None:
+            problem = await self._check_job_template(entry, spec)
+        return spec, problem
+
+    async def report(
+        self, entry: TriggerEntry, status: TriggerStatus, problem: Problem, now: datetime
+    ) -> None:
+        """Show `problem` in status (once) and in one Warning Event per generation."""
+        generation = entry.generation
+        if not shows_problem(status, problem, generation=generation):
+            require_leader(self.gate)
+            new_status = invalid_status(status, problem, generation=generation, now=now)
+            await self.publisher.write_status(entry, status, new_status)
+        key = (generation, problem.reason, problem.message)
+        if entry.reported_problem == key:
+            return
+        entry.reported_problem = key
+        log.warning(
+            "trigger is invalid and will not run",
+            extra={
+                **ref_context(entry.ref),
+                "revision": self.gate.writer.revision,
+                "reason": problem.reason,
+                "problem": problem.message,
+            },
+        )
+        await self.publisher.warn(entry, reason=problem.reason, message=problem.message, now=now)
+
+    async def _check_job_template(self, entry: TriggerEntry, spec: TriggerSpec) -> Problem | None:
+        generation = entry.generation
+        if entry.template_ok_generation == generation:
+            return None
+        if entry.template_error is not None and entry.template_error[0] == generation:
+            return Problem(INVALID_JOB_TEMPLATE, entry.template_error[1])
+        body = build_job(
+            entry.ref,
+            spec.job_template.model_dump(mode="json", by_alias=True),
+            scheduled_for=self.clock.now(),
+            kind=RunKind.SCHEDULED,
+            writer=self.gate.writer,
+            payload=spec.payload,
+        )
+        try:
+            await self.gateway.dry_run_job(body)
+        except Invalid as error:
+            message = f"spec.jobTemplate: the API server rejects the Job: {error}"
+            entry.template_error = (generation, message)
+            return Problem(INVALID_JOB_TEMPLATE, message)
+        entry.template_ok_generation = generation
+        entry.template_error = None
+        return None

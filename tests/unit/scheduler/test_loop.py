@@ -1,0 +1,239 @@
+"""The scheduler loop on fake time: when it dispatches, and what it never does.
+
+The in-memory gateway delivers every change as a watch event to the scheduler, as kopf
+does; the fake clock drives both "now" and every wait of the loop, so an hour passes in
+a call to `advance` and nothing here sleeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from tests.unit.scheduler.fakes import FakeGate, FakeGateway, MemoryLedger
+from trigger_operator.clock import FakeClock
+from trigger_operator.jobs.builder import ANNOTATION_SCHEDULED_FOR
+from trigger_operator.kube.gateway import KubeError
+from trigger_operator.ledger.records import RunStatus
+from trigger_operator.metrics import Metrics
+from trigger_operator.scheduler.cache import TriggerCache, TriggerEntry
+from trigger_operator.scheduler.loop import Scheduler
+from trigger_operator.scheduler.reconcile import Reconciler
+from trigger_operator.scheduler.recorder import RunRecorder
+
+UID = "0f3c2a1e-5b6d-4e7f-8a9b-0c1d2e3f4a5b"
+START = datetime(2026, 11, 26, 2, 25, tzinfo=UTC)
+TEMPLATE: dict[str, Any] = {
+    "spec": {
+        "template": {
+            "spec": {"restartPolicy": "Never", "containers": [{"name": "run", "image": "busybox"}]}
+        }
+    }
+}
+RUNNING = {"startTime": "2026-11-26T02:30:01Z", "active": 1}
+
+
+async def settle() -> None:
+    """Let every task that can run, run (the fakes never wait on anything real)."""
+    for _ in range(200):
+        await asyncio.sleep(0)
+
+
+class Loop:
+    """A scheduler wired to the fakes, running as a task."""
+
+    def __init__(self, *, leading: bool = True) -> None:
+        registry = CollectorRegistry()
+        self.clock = FakeClock(START)
+        self.gate = FakeGate(leading=leading)
+        self.ledger = MemoryLedger(self.clock, registry)
+        recorder = RunRecorder(
+            ledger=self.ledger.writer,
+            metrics=Metrics.create(registry),
+            gate=self.gate,
+            clock=self.clock,
+        )
+        self.gateway = FakeGateway(self.clock)
+        self.reconciler = Reconciler(
+            gateway=self.gateway, gate=self.gate, clock=self.clock, recorder=recorder
+        )
+        self.scheduler = Scheduler(
+            reconciler=self.reconciler,
+            recorder=recorder,
+            cache=TriggerCache(),
+            gate=self.gate,
+            clock=self.clock,
+            concurrency=4,
+        )
+        self.gateway.feed = self.scheduler
+        self.passes: list[str] = []
+        self.in_flight = 0
+        self.most_in_flight = 0
+        reconcile = self.reconciler.reconcile
+
+        async def counted(entry: TriggerEntry) -> datetime | None:
+            self.passes.append(entry.name)
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+            try:
+                return await reconcile(entry)
+            finally:
+                self.in_flight -= 1
+
+        self.reconciler.reconcile = counted  # type: ignore[method-assign]
+
+    def add(self, name: str = "every-5", uid: str = UID, **spec: Any) -> None:
+        self.gateway.add_trigger(
+            {"jobTemplate": TEMPLATE, **spec}, name=name, uid=uid, created=START
+        )
+
+    async def advance(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+        await settle()
+
+    def job_times(self) -> list[str]:
+        return sorted(
+            b["metadata"]["annotations"][ANNOTATION_SCHEDULED_FOR]
+            for b in self.gateway.job_bodies()
+        )
+
+
+@pytest.fixture
+async def loop() -> AsyncIterator[Loop]:
+    made = Loop()
+    task = asyncio.create_task(made.scheduler.run())
+    yield made
+    await made.scheduler.stop()
+    task.cancel()
+    made.ledger.close()
+
+
+async def test_a_trigger_is_dispatched_when_the_clock_reaches_its_time_not_before(
+    loop: Loop,
+) -> None:
+    loop.add(schedule="*/5 * * * *")
+    await settle()
+    # The first look computes nextRunAt; its status write comes back as an event.
+    assert set(loop.passes) == {"every-5"}
+    assert loop.gateway.triggers[("team-a", "every-5")]["status"]["nextRunAt"] == (
+        "2026-11-26T02:30:00Z"
+    )
+
+    await loop.advance(299)
+    assert loop.job_times() == []
+    await loop.advance(1)
+    assert loop.job_times() == ["2026-11-26T02:30:00Z"]
+    await loop.advance(300)
+    assert loop.job_times() == ["2026-11-26T02:30:00Z", "2026-11-26T02:35:00Z"]
+
+
+async def test_a_rescheduled_trigger_leaves_no_pass_at_its_old_time(loop: Loop) -> None:
+    loop.add(schedule="*/5 * * * *")
+    await settle()
+    loop.gateway.edit_trigger("team-a", "every-5", lambda b: b["spec"].update(schedule="0 3 * * *"))
+    await settle()
+    passes = len(loop.passes)
+
+    await loop.advance(300)  # 02:30, where the stale heap entry was due
+
+    assert len(loop.passes) == passes
+    assert loop.job_times() == []
+    await loop.advance(1800)
+    assert loop.job_times() == ["2026-11-26T03:00:00Z"]
+
+
+async def test_an_event_during_a_pass_is_kept_and_passes_of_one_trigger_never_overlap(
+    loop: Loop,
+) -> None:
+    loop.add(schedule="*/5 * * * *")
+    await settle()
+
+    def edit_during_the_pass() -> None:
+        loop.gateway.before("create_job", lambda: None)
+        loop.gateway.edit_trigger(
+            "team-a", "every-5", lambda b: b["metadata"].setdefault("labels", {}).update(a="b")
+        )
+
+    loop.gateway.before("create_job", edit_during_the_pass)
+    passes = len(loop.passes)
+
+    await loop.advance(300)
+
+    assert loop.most_in_flight == 1
+    assert len(loop.passes) >= passes + 2  # the due pass, then one for the event
+    assert loop.job_times() == ["2026-11-26T02:30:00Z"]
+
+
+async def test_a_pass_that_fails_unexpectedly_is_retried_after_the_retry_delay(
+    loop: Loop,
+) -> None:
+    loop.add(schedule="*/5 * * * *")
+    await settle()
+    loop.gateway.fail("create_job", KubeError("unexpected"))
+
+    await loop.advance(300)
+    assert loop.job_times() == []
+    await loop.advance(4)
+    assert loop.job_times() == []
+    await loop.advance(1)
+    assert loop.job_times() == ["2026-11-26T02:30:00Z"]
+
+
+async def test_a_deleted_trigger_is_forgotten_and_its_running_jobs_cancelled(loop: Loop) -> None:
+    loop.add(schedule="*/5 * * * *")
+    await loop.advance(300)
+    (job,) = loop.gateway.job_bodies()
+    loop.gateway.set_job_status("team-a", job["metadata"]["name"], RUNNING)
+    await settle()
+    trigger = loop.gateway.triggers.pop(("team-a", "every-5"))
+
+    loop.scheduler.on_trigger_event("DELETED", trigger)
+    await loop.advance(600)
+
+    assert loop.job_times() == ["2026-11-26T02:30:00Z"]  # nothing new
+    assert loop.ledger.written()[-1] == (
+        f"{UID}/2026-11-26T02:30:00Z",
+        RunStatus.CANCELLED,
+        "TriggerDeleted",
+    )
+
+
+async def test_a_standby_dispatches_nothing_then_leading_looks_at_every_trigger() -> None:
+    standby = Loop(leading=False)
+    task = asyncio.create_task(standby.scheduler.run())
+    try:
+        standby.add(schedule="*/5 * * * *")
+        standby.add(name="hourly", uid="1f3c2a1e-5b6d-4e7f-8a9b-0c1d2e3f4a5b", schedule="0 * * * *")
+        await standby.advance(3600)
+        assert standby.passes == []
+        assert standby.gateway.job_bodies() == []
+
+        standby.gate.set_leading(True)
+        await settle()
+
+        assert set(standby.passes) == {"every-5", "hourly"}
+        # Catch-up Latest: each starts its newest due time.
+        assert standby.job_times() == ["2026-11-26T03:00:00Z", "2026-11-26T03:25:00Z"]
+    finally:
+        await standby.scheduler.stop()
+        task.cancel()
+        standby.ledger.close()
+
+
+async def test_losing_leadership_pauses_dispatch_until_it_comes_back(loop: Loop) -> None:
+    loop.add(schedule="*/5 * * * *")
+    await settle()
+    loop.gate.set_leading(False)
+    await loop.advance(600)
+    assert loop.job_times() == []
+
+    loop.gate.set_leading(True)
+    await settle()
+
+    assert loop.job_times() == ["2026-11-26T02:35:00Z"]
+    assert loop.clock.now() - START == timedelta(minutes=10)

@@ -1,0 +1,418 @@
+"""One pass over one trigger, on an in-memory gateway and a fake clock.
+
+Each test arranges the world (triggers, Jobs, failures of the API on demand), runs
+passes, and reads the outcome the way the cluster would show it: Jobs, status, Events
+and ledger rows. The same behaviours are proved against the real API server by the
+integration tier; here the interleavings that are hard to provoke there are chosen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from tests.unit.scheduler.fakes import FakeGate, FakeGateway, MemoryLedger
+from trigger_operator.clock import FakeClock
+from trigger_operator.jobs.builder import (
+    ANNOTATION_RUN_KIND,
+    ANNOTATION_RUN_NOW,
+    ANNOTATION_SCHEDULED_FOR,
+    TriggerRef,
+    scheduled_job_name,
+)
+from trigger_operator.jobs.state import run_state
+from trigger_operator.kube.gateway import ApiUnavailable, Conflict
+from trigger_operator.ledger.records import RunStatus
+from trigger_operator.metrics import Metrics
+from trigger_operator.models.instants import format_instant
+from trigger_operator.models.runs import RunKind
+from trigger_operator.models.spec import TriggerSpec
+from trigger_operator.schedule.jitter import jitter_for
+from trigger_operator.scheduler.cache import TriggerCache, TriggerEntry
+from trigger_operator.scheduler.reconcile import Reconciler
+from trigger_operator.scheduler.recorder import RunRecorder
+
+UID = "0f3c2a1e-5b6d-4e7f-8a9b-0c1d2e3f4a5b"
+CREATED = datetime(2026, 11, 26, 2, 0, tzinfo=UTC)
+NAMESPACE, NAME = "team-a", "nightly"
+TEMPLATE: dict[str, Any] = {
+    "spec": {
+        "template": {
+            "spec": {"restartPolicy": "Never", "containers": [{"name": "run", "image": "busybox"}]}
+        }
+    }
+}
+
+
+def failed(at: datetime) -> dict[str, Any]:
+    """A Job's status once the Job controller gave up on it at `at`."""
+    return {
+        "failed": 1,
+        "conditions": [
+            {
+                "type": "Failed",
+                "status": "True",
+                "reason": "BackoffLimitExceeded",
+                "lastTransitionTime": format_instant(at),
+            }
+        ],
+    }
+
+
+def at(hour: int, minute: int = 0, second: int = 0) -> datetime:
+    return datetime(2026, 11, 26, hour, minute, second, tzinfo=UTC)
+
+
+class World:
+    """One trigger's world: the gateway, the gate, the ledger, and the reconciler."""
+
+    def __init__(self) -> None:
+        registry = CollectorRegistry()
+        self.clock = FakeClock(CREATED)
+        self.gateway = FakeGateway(self.clock)
+        self.gate = FakeGate()
+        self.ledger = MemoryLedger(self.clock, registry)
+        self.metrics = Metrics.create(registry)
+        self.registry = registry
+        recorder = RunRecorder(
+            ledger=self.ledger.writer, metrics=self.metrics, gate=self.gate, clock=self.clock
+        )
+        self.reconciler = Reconciler(
+            gateway=self.gateway, gate=self.gate, clock=self.clock, recorder=recorder
+        )
+        self.cache = TriggerCache()
+        self.ref = TriggerRef(namespace=NAMESPACE, name=NAME, uid=UID)
+
+    def trigger(self, annotations: dict[str, str] | None = None, **spec: Any) -> TriggerEntry:
+        body = self.gateway.add_trigger(
+            {"jobTemplate": TEMPLATE, **spec}, uid=UID, created=CREATED, annotations=annotations
+        )
+        return self.cache.upsert_trigger(body)
+
+    def at(self, instant: datetime) -> None:
+        self.clock.advance((instant - self.clock.now()).total_seconds())
+
+    async def run(self, entry: TriggerEntry) -> datetime | None:
+        """One pass, then the cache sees the Jobs as the watch would report them."""
+        due = await self.reconciler.reconcile(entry)
+        entry.jobs = {
+            body["metadata"]["name"]: run_state(body) for body in self.gateway.job_bodies()
+        }
+        return due
+
+    def status(self) -> dict[str, Any]:
+        return dict(self.gateway.triggers[(NAMESPACE, NAME)].get("status") or {})
+
+    def job_times(self) -> list[str]:
+        """The scheduled times of the Jobs that exist, oldest first."""
+        return sorted(b["metadata"]["annotations"][ANNOTATION_SCHEDULED_FOR] for b in self.jobs())
+
+    def jobs(self) -> list[dict[str, Any]]:
+        return self.gateway.job_bodies()
+
+    def key(self, scheduled_for: datetime) -> str:
+        return f"{UID}/{format_instant(scheduled_for)}"
+
+    def metric(self, name: str, **labels: str) -> float:
+        return self.registry.get_sample_value(name, labels) or 0.0
+
+
+@pytest.fixture
+def world() -> Iterator[World]:
+    made = World()
+    yield made
+    made.ledger.close()
+
+
+# -- the ordinary pass ---------------------------------------------------------------------
+
+
+async def test_a_due_time_starts_one_job_then_status_moves_the_cursor(world: World) -> None:
+    entry = world.trigger(schedule="30 2 * * *")
+    world.at(at(2, 30))
+
+    due = await world.run(entry)
+
+    assert world.job_times() == ["2026-11-26T02:30:00Z"]
+    status = world.status()
+    assert status["cursor"] == "2026-11-26T02:30:00Z"
+    assert status["nextRunAt"] == "2026-11-27T02:30:00Z"
+    assert status["lastScheduleTime"] == "2026-11-26T02:30:00Z"
+    assert [c["reason"] for c in status["conditions"]] == ["Scheduled"]
+    assert due == at(2, 30) + timedelta(days=1)
+    assert world.ledger.written() == [(world.key(at(2, 30)), RunStatus.PENDING, None)]
+    assert world.metric("trigger_operator_runs_total", result="started") == 1
+
+
+async def test_a_second_pass_at_the_same_instant_creates_nothing(world: World) -> None:
+    entry = world.trigger(schedule="30 2 * * *")
+    world.at(at(2, 30))
+    await world.run(entry)
+    creates = world.gateway.calls.count("create_job")
+
+    await world.run(entry)
+
+    assert world.gateway.calls.count("create_job") == creates
+    assert len(world.jobs()) == 1
+
+
+async def test_a_trigger_not_yet_due_shows_its_next_run_and_creates_nothing(world: World) -> None:
+    entry = world.trigger(schedule="30 2 * * *")
+
+    due = await world.run(entry)
+
+    assert world.jobs() == []
+    assert world.status()["nextRunAt"] == "2026-11-26T02:30:00Z"
+    assert due == at(2, 30)
+
+
+# -- conflicts, foreign Jobs, fencing, outages ------------------------------------------
+
+
+async def test_a_status_patch_answered_409_rereads_and_the_next_pass_only_advances(
+    world: World,
+) -> None:
+    entry = world.trigger(schedule="30 2 * * *")
+    world.at(at(2, 30))
+
+    def someone_else_writes() -> None:
+        world.gateway.before("patch_trigger_status", lambda: None)
+        world.gateway.edit_trigger(
+            NAMESPACE, NAME, lambda body: body["metadata"].setdefault("labels", {}).update(x="y")
+        )
+
+    world.gateway.before("patch_trigger_status", someone_else_writes)
+
+    retry_at = await world.run(entry)
+
+    assert retry_at == world.clock.now()  # plan again at once
+    assert "cursor" not in world.status()
+    assert entry.body["metadata"]["labels"] == {"x": "y"}  # the fresh copy was read
+    await world.run(entry)
+    assert world.job_times() == ["2026-11-26T02:30:00Z"]
+    assert world.gateway.calls.count("create_job") == 2  # the second met AlreadyExists
+    assert world.status()["cursor"] == "2026-11-26T02:30:00Z"
+
+
+async def test_a_job_of_that_name_owned_by_another_trigger_is_refused_with_growing_back_off(
+    world: World,
+) -> None:
+    entry = world.trigger(schedule="30 2 * * *")
+    name = scheduled_job_name(world.ref, at(2, 30))
+    world.gateway.jobs[(NAMESPACE, name)] = {
+        "metadata": {
+            "name": name,
+            "namespace": NAMESPACE,
+            "uid": "foreign",
+            "labels": {},
+            "ownerReferences": [{"kind": "ScheduledTrigger", "name": "other", "uid": "other"}],
+        },
+        "spec": {},
+    }
+    world.at(at(2, 30))
+
+    first = await world.run(entry)
+    second = await world.run(entry)
+
+    assert first == at(2, 30) + timedelta(seconds=10)
+    assert second == at(2, 30) + timedelta(seconds=20)
+    assert "cursor" not in world.status()  # the time is not given up
+
+
+async def test_losing_the_gate_mid_pass_stops_before_status_and_ledger(world: World) -> None:
+    entry = world.trigger(schedule="30 2 * * *")
+    world.at(at(2, 30))
+    world.gateway.before("create_job", lambda: world.gate.set_leading(False))
+
+    due = await world.run(entry)
+
+    assert due is None
+    assert world.job_times() == ["2026-11-26T02:30:00Z"]  # in flight when the gate closed
+    assert "patch_trigger_status" not in world.gateway.calls
+    assert world.ledger.written() == []
+
+
+async def test_an_unavailable_api_is_tried_again_after_the_retry_delay(world: World) -> None:
+    entry = world.trigger(schedule="30 2 * * *")
+    world.at(at(2, 30))
+    world.gateway.fail("create_job", ApiUnavailable("connection refused"))
+
+    assert await world.run(entry) == at(2, 30, 5)
+    assert world.jobs() == []
+    await world.run(entry)
+    assert world.job_times() == ["2026-11-26T02:30:00Z"]
+
+
+async def test_a_conflict_on_create_that_is_not_already_exists_rereads(world: World) -> None:
+    entry = world.trigger(schedule="30 2 * * *")
+    world.at(at(2, 30))
+    world.gateway.fail("create_job", Conflict("operation cannot be fulfilled", status=409))
+
+    assert await world.run(entry) == world.clock.now()
+    assert "read_trigger" in world.gateway.calls
+
+
+# -- crash leftovers and catch-up ---------------------------------------------------------
+
+
+async def test_a_missed_time_whose_job_a_crashed_leader_created_is_a_run(world: World) -> None:
+    entry = world.trigger(schedule="*/10 * * * *", catchUp="Latest")
+    world.at(at(2, 10))
+    await world.run(entry)  # 02:10 runs; the cursor is there
+    world.at(at(2, 20))
+    # A leader started 02:20 and died before moving the cursor.
+    spec = TriggerSpec.model_validate(entry.body["spec"])
+    await world.reconciler.runs.start(world.ref, spec, at(2, 20), RunKind.SCHEDULED, due=at(2, 20))
+    world.at(at(2, 40, 30))
+
+    await world.run(entry)
+
+    assert world.job_times() == [
+        "2026-11-26T02:10:00Z",
+        "2026-11-26T02:20:00Z",
+        "2026-11-26T02:40:00Z",
+    ]
+    status = world.status()
+    assert status["missedRuns"] == 1  # 02:30 only
+    assert status["lastMissedTime"] == "2026-11-26T02:30:00Z"
+    missed = [row for row in world.ledger.written() if row[1] is RunStatus.MISSED]
+    assert missed == [(world.key(at(2, 30)), RunStatus.MISSED, "Missed")]
+    # Two times were due in one pass: the operator was not dispatching.
+    assert _job_at(world, at(2, 40))["metadata"]["annotations"][ANNOTATION_RUN_KIND] == "catch-up"
+
+
+# -- concurrency policy ------------------------------------------------------------------
+
+
+async def test_forbid_skips_a_time_while_an_earlier_run_is_active(world: World) -> None:
+    entry = world.trigger(schedule="*/10 * * * *", concurrencyPolicy="Forbid")
+    world.at(at(2, 10))
+    await world.run(entry)
+    world.at(at(2, 20))
+
+    await world.run(entry)
+
+    assert world.job_times() == ["2026-11-26T02:10:00Z"]
+    assert world.status()["cursor"] == "2026-11-26T02:20:00Z"
+    skipped = [row for row in world.ledger.written() if row[1] is RunStatus.SKIPPED]
+    assert skipped == [(world.key(at(2, 20)), RunStatus.SKIPPED, "ConcurrencyForbid")]
+
+
+async def test_forbid_starts_the_next_time_once_the_active_run_finished(world: World) -> None:
+    entry = world.trigger(schedule="*/10 * * * *", concurrencyPolicy="Forbid")
+    world.at(at(2, 10))
+    await world.run(entry)
+    (first,) = world.jobs()
+    world.gateway.set_job_status(NAMESPACE, first["metadata"]["name"], failed(at(2, 15)))
+    world.at(at(2, 20))
+
+    await world.run(entry)
+
+    assert world.job_times() == ["2026-11-26T02:10:00Z", "2026-11-26T02:20:00Z"]
+
+
+async def test_replace_deletes_the_active_run_then_starts_the_new_one(world: World) -> None:
+    entry = world.trigger(schedule="*/10 * * * *", concurrencyPolicy="Replace")
+    world.at(at(2, 10))
+    await world.run(entry)
+    world.at(at(2, 20))
+
+    await world.run(entry)
+
+    assert world.job_times() == ["2026-11-26T02:20:00Z"]
+    rows = world.ledger.written()
+    assert (world.key(at(2, 10)), RunStatus.CANCELLED, "Replaced") in rows
+    assert rows[-1] == (world.key(at(2, 20)), RunStatus.PENDING, None)
+    assert world.metric("trigger_operator_runs_total", result="cancelled") == 1
+
+
+# -- run-now, history, jitter, validation ----------------------------------------------------
+
+
+async def test_each_run_now_value_starts_exactly_one_manual_run(world: World) -> None:
+    entry = world.trigger({ANNOTATION_RUN_NOW: "first"}, schedule="0 9 * * *")
+
+    await world.run(entry)
+    await world.run(entry)
+
+    manual = [b for b in world.jobs() if b["metadata"]["annotations"].get(ANNOTATION_RUN_NOW)]
+    assert len(manual) == 1
+    assert [r["value"] for r in world.status()["runNow"]] == ["first"]
+    body = world.gateway.edit_trigger(
+        NAMESPACE, NAME, lambda b: b["metadata"]["annotations"].update({ANNOTATION_RUN_NOW: "2nd"})
+    )
+    entry.body = body
+    await world.run(entry)
+    assert len(world.jobs()) == 2
+    assert [r["value"] for r in world.status()["runNow"]] == ["first", "2nd"]
+
+
+async def test_failed_jobs_beyond_the_history_limit_are_pruned_oldest_first(
+    world: World,
+) -> None:
+    entry = world.trigger(
+        schedule="*/10 * * * *", failedRunsHistoryLimit=1, successfulRunsHistoryLimit=0
+    )
+    for minute in (10, 20, 30):
+        world.at(at(2, minute))
+        await world.run(entry)
+        newest = _job_at(world, at(2, minute))
+        world.gateway.set_job_status(
+            NAMESPACE, newest["metadata"]["name"], failed(at(2, minute, 5))
+        )
+        entry.jobs = {b["metadata"]["name"]: run_state(b) for b in world.jobs()}
+    world.at(at(2, 35))
+
+    await world.run(entry)
+
+    assert world.job_times() == ["2026-11-26T02:30:00Z"]
+    assert world.gateway.calls.count("delete_job") == 2
+
+
+async def test_jitter_delays_the_job_but_not_the_scheduled_time(world: World) -> None:
+    entry = world.trigger(schedule="30 2 * * *", jitterSeconds=600)
+    jitter = jitter_for(UID, 600)
+    assert jitter > timedelta(seconds=1), "the test needs a jitter to observe"
+
+    world.at(at(2, 30) + jitter - timedelta(seconds=1))
+    due = await world.run(entry)
+
+    assert world.jobs() == []
+    assert world.status()["nextRunAt"] == "2026-11-26T02:30:00Z"
+    assert due == at(2, 30) + jitter
+
+    world.at(at(2, 30) + jitter)
+    await world.run(entry)
+    assert world.job_times() == ["2026-11-26T02:30:00Z"]
+    assert world.jobs()[0]["metadata"]["annotations"][ANNOTATION_RUN_KIND] == "scheduled"
+
+
+async def test_an_invalid_job_template_is_reported_once_and_checked_once(world: World) -> None:
+    template = {"spec": {"template": {"spec": {"containers": [{"name": "run"}]}}}}
+    body = world.gateway.add_trigger(
+        {"schedule": "30 2 * * *", "jobTemplate": template}, uid=UID, created=CREATED
+    )
+    entry = world.cache.upsert_trigger(body)
+    world.at(at(2, 30))
+
+    assert await world.run(entry) is None
+    await world.run(entry)
+
+    assert world.jobs() == []
+    (ready,) = world.status()["conditions"]
+    assert (ready["status"], ready["reason"]) == ("False", "InvalidJobTemplate")
+    assert "containers[0].image" in ready["message"]
+    assert [e["reason"] for e in world.gateway.events] == ["InvalidJobTemplate"]
+    assert world.gateway.calls.count("dry_run_job") == 1
+    assert world.gateway.calls.count("patch_trigger_status") == 1
+
+
+def _job_at(world: World, instant: datetime) -> dict[str, Any]:
+    stamp = format_instant(instant)
+    return next(
+        b for b in world.jobs() if b["metadata"]["annotations"][ANNOTATION_SCHEDULED_FOR] == stamp
+    )

@@ -1,0 +1,107 @@
+"""What the recorder hands the ledger from Job events, deletions and reconciliation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from tests.unit.scheduler.bodies import AT, UID, entry, job
+from tests.unit.scheduler.fakes import FakeGate, MemoryLedger
+from trigger_operator.clock import FakeClock
+from trigger_operator.jobs.state import RunState, run_state
+from trigger_operator.ledger.records import RunStatus
+from trigger_operator.metrics import Metrics
+from trigger_operator.scheduler.recorder import RunRecorder
+
+NOW = datetime(2026, 11, 26, 2, 31, tzinfo=UTC)
+RUNNING = {"startTime": "2026-11-26T02:30:01Z", "active": 1}
+SUCCEEDED = {
+    "startTime": "2026-11-26T02:30:01Z",
+    "succeeded": 1,
+    "conditions": [
+        {"type": "Complete", "status": "True", "lastTransitionTime": "2026-11-26T02:30:09Z"}
+    ],
+}
+
+
+class Setup:
+    def __init__(self) -> None:
+        registry = CollectorRegistry()
+        self.clock = FakeClock(NOW)
+        self.ledger = MemoryLedger(self.clock, registry)
+        self.sink = self.ledger.sink
+        self.gate = FakeGate()
+        self.recorder = RunRecorder(
+            ledger=self.ledger.writer,
+            metrics=Metrics.create(registry),
+            gate=self.gate,
+            clock=self.clock,
+        )
+
+    def written(self) -> list[tuple[str, RunStatus, str | None]]:
+        return self.ledger.written()
+
+
+def state(status: dict[str, Any] | None = None) -> RunState:
+    return run_state(job(status=status))
+
+
+@pytest.fixture
+def setup() -> Iterator[Setup]:
+    made = Setup()
+    yield made
+    made.ledger.close()
+
+
+KEY = f"{UID}/2026-11-26T02:30:00Z"
+
+
+def test_every_job_event_is_recorded_including_jobs_from_before_a_restart(setup: Setup) -> None:
+    setup.recorder.job_changed(state(RUNNING), None)  # first sight, after a restart
+    setup.recorder.job_changed(state(SUCCEEDED), state(RUNNING))
+
+    assert setup.written() == [
+        (KEY, RunStatus.RUNNING, None),
+        (KEY, RunStatus.SUCCEEDED, None),
+    ]
+    assert setup.sink.runs[0].leader_identity == "pod-a"  # the Job's creator
+
+
+def test_a_replica_that_does_not_lead_records_nothing(setup: Setup) -> None:
+    setup.gate.leading = False
+    setup.recorder.job_changed(state(RUNNING), None)
+    setup.recorder.job_deleted(state(RUNNING))
+    setup.recorder.trigger_deleted(entry(job(status=RUNNING)))
+    setup.recorder.reconcile([entry(job(status=RUNNING))])
+
+    assert setup.written() == []
+
+
+def test_an_unfinished_job_deleted_by_someone_else_is_cancelled(setup: Setup) -> None:
+    setup.recorder.job_deleted(state(RUNNING))
+    setup.recorder.job_deleted(state(SUCCEEDED))  # pruned history: nothing to add
+
+    assert setup.written() == [(KEY, RunStatus.CANCELLED, "JobDeleted")]
+
+
+def test_deleting_a_trigger_cancels_its_unfinished_runs(setup: Setup) -> None:
+    setup.recorder.trigger_deleted(entry(job(status=RUNNING)))
+
+    assert setup.written() == [(KEY, RunStatus.CANCELLED, "TriggerDeleted")]
+    assert setup.sink.runs[0].finished_at == NOW
+
+
+def test_reconciling_writes_the_evidence_of_every_trigger_not_being_deleted(
+    setup: Setup,
+) -> None:
+    live = entry(job(status=SUCCEEDED))
+    going = entry(job(AT.replace(hour=3), status=RUNNING))
+    going.body["metadata"]["deletionTimestamp"] = "2026-11-26T02:31:00Z"
+
+    setup.recorder.reconcile([live, going])
+
+    assert setup.written() == [(KEY, RunStatus.SUCCEEDED, None)]
