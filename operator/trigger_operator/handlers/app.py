@@ -25,7 +25,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from trigger_operator.clock import Clock, SystemClock
 from trigger_operator.handlers.watch import build_registry, quiet_kopf_logs
 from trigger_operator.jobs.builder import Writer
-from trigger_operator.kube.gateway import KubeGateway, load_api_client
+from trigger_operator.kube.gateway import KubeError, KubeGateway, load_api_client
 from trigger_operator.leadership.elector import LeaseElector, LeaseSettings
 from trigger_operator.leadership.revision import discover_revision
 from trigger_operator.ledger.records import LeadershipEvent
@@ -124,6 +124,38 @@ def _on_event_loop(callback: Callable[[], None]) -> Callable[[], None]:
     return call
 
 
+async def _lead_after_sync(
+    scheduler: Scheduler, elector: LeaseElector, clock: Clock, interval: float
+) -> None:
+    """List the world until it succeeds, then run the elector and resync now and again."""
+    await _resync(scheduler, clock)
+    election = asyncio.create_task(elector.run(), name="election")
+    try:
+        while True:
+            await clock.sleep(interval)
+            await _resync(scheduler, clock)
+    finally:
+        election.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await election
+
+
+async def _resync(scheduler: Scheduler, clock: Clock) -> None:
+    delay, failures = 1.0, 0
+    while True:
+        try:
+            await scheduler.resync()
+            if failures:
+                log.info("listing the cluster succeeded", extra={"failed_attempts": failures})
+            return
+        except KubeError as error:
+            failures += 1
+            if failures == 1:
+                log.warning("cannot list the cluster yet; retrying", extra={"error": str(error)})
+            await clock.sleep(delay)
+            delay = min(30.0, delay * 2)
+
+
 class OperatorLoop(asyncio.SelectorEventLoop):
     """An event loop on which our stop-signal handler survives kopf installing its own.
 
@@ -207,6 +239,8 @@ async def run_operator(
         gate=gate,
         clock=clock,
         concurrency=settings.dispatch_concurrency,
+        lister=gateway,
+        namespaces=settings.namespaces,
     )
     ledger.add_recovery_listener(_on_event_loop(scheduler.reconcile_ledger))
     log.info(
@@ -222,7 +256,12 @@ async def run_operator(
     health = await _serve_health(settings.metrics_port, registry, gate)
     stop_flag = stop or asyncio.Event()
     scheduler_task = asyncio.create_task(scheduler.run(), name="scheduler")
-    elector_task = asyncio.create_task(elector.run(), name="elector")
+    # A replica competes for the Lease only once its cache holds every trigger and Job:
+    # a leader that dispatched from a half-filled cache would miss runs and ledger rows.
+    elector_task = asyncio.create_task(
+        _lead_after_sync(scheduler, elector, clock, settings.resync_interval_seconds),
+        name="elector",
+    )
 
     releasing: asyncio.Task[None] | None = None
 

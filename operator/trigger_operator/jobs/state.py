@@ -51,6 +51,8 @@ class RunState:
     # Who created the Job, from its annotations.
     leader: str | None = None
     revision: int | None = None
+    # The Job's metadata.resourceVersion when this state was read.
+    resource_version: str = ""
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -125,6 +127,7 @@ def run_state(job: dict[str, Any]) -> RunState:
         message=message,
         leader=annotations.get(ANNOTATION_LEADER) or None,
         revision=_revision(annotations.get(ANNOTATION_REVISION)),
+        resource_version=str(metadata.get("resourceVersion", "")),
     )
 
 

@@ -15,6 +15,7 @@ import contextlib
 import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -26,10 +27,19 @@ from trigger_operator.jobs.builder import ANNOTATION_RUN_NOW, API_VERSION, GROUP
 from trigger_operator.models.instants import format_instant
 
 PLURAL = "scheduledtriggers"
+_PAGE = 500
 VERSION = "v1alpha1"
 FIELD_MANAGER = "trigger-operator"
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Listing:
+    """The items of a list call, and the resourceVersion the list was read at."""
+
+    items: list[dict[str, Any]]
+    resource_version: str
 
 
 class KubeError(Exception):
@@ -138,6 +148,18 @@ class KubeGateway:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, run)
 
+    async def _list(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Listing:
+        """All items of a list call, following `continue`, and the list's resourceVersion."""
+        items: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            page = await self._call(fn, *args, limit=_PAGE, _continue=token, **kwargs)
+            items.extend(page.get("items") or [])
+            metadata = page.get("metadata") or {}
+            token = metadata.get("continue") or None
+            if token is None:
+                return Listing(items=items, resource_version=str(metadata.get("resourceVersion")))
+
     async def _maybe(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         try:
             return await self._call(fn, *args, **kwargs)
@@ -171,7 +193,21 @@ class KubeGateway:
             _content_type="application/merge-patch+json",
         )
 
+    async def list_triggers(self, namespace: str | None) -> Listing:
+        """Every trigger in `namespace` (None: every namespace), page by page."""
+        if namespace is None:
+            return await self._list(self._custom.list_cluster_custom_object, GROUP, VERSION, PLURAL)
+        return await self._list(
+            self._custom.list_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL
+        )
+
     # -- jobs ----------------------------------------------------------------------------
+
+    async def list_labelled_jobs(self, namespace: str | None, label: str) -> Listing:
+        """Every Job that carries `label`, in `namespace` (None: every namespace)."""
+        if namespace is None:
+            return await self._list(self._batch.list_job_for_all_namespaces, label_selector=label)
+        return await self._list(self._batch.list_namespaced_job, namespace, label_selector=label)
 
     async def create_job(self, body: dict[str, Any]) -> dict[str, Any]:
         """Create a Job; `AlreadyExists` when its name is taken."""

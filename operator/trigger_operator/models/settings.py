@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     identity: str | None = None
 
     dispatch_concurrency: int = Field(default=16, ge=1)
+    # How often every replica lists all triggers and their Jobs to drop what a watch
+    # relist missed; the first listing happens before the replica may lead.
+    resync_interval_seconds: float = Field(default=600.0, gt=0)
     upcoming_runs: int = Field(default=3, ge=0, le=20)
 
     lease_name: str = "trigger-operator-leader"

@@ -12,6 +12,7 @@ from typing import Any
 
 from trigger_operator.jobs.builder import LABEL_TRIGGER_UID, TriggerRef
 from trigger_operator.jobs.state import RunState, run_state
+from trigger_operator.kube.gateway import Listing
 
 
 @dataclass
@@ -73,6 +74,8 @@ class TriggerCache:
         state = run_state(body)
         jobs = self._jobs_of(state.trigger_uid)
         previous = jobs.get(state.name)
+        if previous is not None and _after(previous.resource_version, state.resource_version):
+            return previous, previous  # an older copy (from a listing): nothing new
         jobs[state.name] = state
         return state, previous
 
@@ -81,11 +84,55 @@ class TriggerCache:
         uid = str(labels.get(LABEL_TRIGGER_UID, ""))
         return self._jobs_of(uid).pop(str(body["metadata"]["name"]), None)
 
+    def drop_unlisted(
+        self, triggers: Listing, jobs: Listing, *, namespace: str | None = None
+    ) -> tuple[list[TriggerEntry], list[RunState]]:
+        """Remove what full listings of the triggers and their Jobs show to be gone.
+
+        A cached object that its listing lacks was deleted, unless the cache holds a copy
+        newer than the listing (it arrived by watch after the list was read). Returns what
+        was dropped: after a watch relist kopf reports nothing for objects deleted
+        meanwhile, and without this they would stay as ghosts. `namespace` is the one
+        the listings cover (None: every namespace).
+        """
+        listed = {str(body["metadata"]["uid"]) for body in triggers.items}
+        gone = [
+            entry
+            for uid, entry in self.triggers.items()
+            if uid not in listed
+            and namespace in (None, entry.namespace)
+            and not _after(entry.body["metadata"].get("resourceVersion"), triggers.resource_version)
+        ]
+        for entry in gone:
+            del self.triggers[entry.uid]
+        listed_jobs = {
+            (str(body["metadata"]["namespace"]), str(body["metadata"]["name"]))
+            for body in jobs.items
+        }
+        vanished: list[RunState] = []
+        for owned in [*(e.jobs for e in self.triggers.values()), *self._orphan_jobs.values()]:
+            for name, state in list(owned.items()):
+                if (
+                    namespace in (None, state.namespace)
+                    and (state.namespace, name) not in listed_jobs
+                    and not _after(state.resource_version, jobs.resource_version)
+                ):
+                    vanished.append(owned.pop(name))
+        return gone, vanished
+
     def _jobs_of(self, trigger_uid: str) -> dict[str, RunState]:
         entry = self.triggers.get(trigger_uid)
         if entry is not None:
             return entry.jobs
         return self._orphan_jobs.setdefault(trigger_uid, {})
+
+
+def _after(version: Any, listing: str) -> bool:
+    """Whether an object's resourceVersion is newer than a listing's (False if unknown)."""
+    try:
+        return int(version) > int(listing)
+    except (TypeError, ValueError):
+        return False
 
 
 def _newer(candidate: dict[str, Any], current: dict[str, Any]) -> bool:

@@ -18,13 +18,16 @@ import asyncio
 import heapq
 import itertools
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from trigger_operator.clock import Clock
+from trigger_operator.jobs.builder import LABEL_TRIGGER_UID
 from trigger_operator.jobs.state import RunResult
 from trigger_operator.scheduler.cache import TriggerCache
 from trigger_operator.scheduler.gate import Gate
+from trigger_operator.scheduler.ports import SchedulerGateway
 from trigger_operator.scheduler.reconcile import Reconciler
 from trigger_operator.scheduler.recorder import RunRecorder
 
@@ -47,6 +50,8 @@ class Scheduler:
         gate: Gate,
         clock: Clock,
         concurrency: int,
+        lister: SchedulerGateway | None = None,
+        namespaces: Sequence[str] = (),
     ) -> None:
         self.reconciler = reconciler
         self.recorder = recorder
@@ -61,6 +66,8 @@ class Scheduler:
         self._slots = asyncio.Semaphore(concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
+        self._lister = lister
+        self._namespaces: list[str | None] = list(namespaces) or [None]
 
     # -- feed (called from watch handlers on every replica) --------------------------------
 
@@ -72,8 +79,11 @@ class Scheduler:
                 self.recorder.trigger_deleted(entry)
             self._dirty.pop(uid, None)
             return
-        self.cache.upsert_trigger(body)
-        self.mark_dirty(uid)
+        entry = self.cache.triggers.get(uid)
+        seen = entry.body["metadata"].get("resourceVersion") if entry is not None else None
+        entry = self.cache.upsert_trigger(body)
+        if seen is None or entry.body["metadata"].get("resourceVersion") != seen:
+            self.mark_dirty(uid)
 
     def on_job_event(self, event_type: str | None, body: dict[str, Any]) -> None:
         if event_type == "DELETED":
@@ -98,6 +108,30 @@ class Scheduler:
         On becoming leader, and when the ledger's database is back after an outage.
         """
         self.recorder.reconcile(list(self.cache.triggers.values()))
+
+    async def resync(self) -> None:
+        """List every trigger and trigger Job, and make the cache agree with the listing.
+
+        Before a replica may lead (its cache is complete before it dispatches), and then
+        now and again as a safety net: objects deleted while a watch was relisting are
+        dropped here, since no DELETED event will come for them.
+        """
+        assert self._lister is not None, "resync needs a lister"
+        for namespace in self._namespaces:
+            triggers = await self._lister.list_triggers(namespace)
+            jobs = await self._lister.list_labelled_jobs(namespace, LABEL_TRIGGER_UID)
+            for body in triggers.items:
+                self.on_trigger_event(None, body)
+            for body in jobs.items:
+                self.on_job_event(None, body)
+            gone, vanished = self.cache.drop_unlisted(triggers, jobs, namespace=namespace)
+            for entry in gone:
+                self._dirty.pop(entry.uid, None)
+                self.recorder.trigger_deleted(entry)
+            for job in vanished:
+                self.recorder.job_deleted(job)
+                self.mark_dirty(job.trigger_uid)
+        log.info("cache synced with the API", extra={"triggers": len(self.cache.triggers)})
 
     def mark_dirty(self, uid: str) -> None:
         if uid in self.cache.triggers:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Protocol
 
+from trigger_operator.kube.gateway import Listing
+
 
 class SchedulerGateway(Protocol):
     """Triggers, their Jobs, and Events about them."""
@@ -19,6 +21,10 @@ class SchedulerGateway(Protocol):
     async def patch_trigger_status(
         self, namespace: str, name: str, *, resource_version: str, status: dict[str, Any]
     ) -> dict[str, Any]: ...
+
+    async def list_triggers(self, namespace: str | None) -> Listing: ...
+
+    async def list_labelled_jobs(self, namespace: str | None, label: str) -> Listing: ...
 
     async def create_job(self, body: dict[str, Any]) -> dict[str, Any]: ...
 

@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from trigger_operator.clock import Clock
-from trigger_operator.jobs.builder import ANNOTATION_RUN_NOW, TriggerRef
+from trigger_operator.jobs.builder import ANNOTATION_RUN_NOW, TriggerRef, scheduled_job_name
 from trigger_operator.jobs.state import RunState, parse_time
 from trigger_operator.kube.gateway import ApiUnavailable, Conflict, Forbidden
 from trigger_operator.models.runs import RunKind
@@ -189,7 +189,16 @@ class Reconciler:
         )
 
     async def _start_scheduled(self, work: _Pass, scheduled_for: datetime, kind: RunKind) -> None:
-        """Start one planned time, as concurrencyPolicy allows."""
+        """Start one planned time, as concurrencyPolicy allows.
+
+        A Job that exists for this very time means the time has started (a predecessor
+        created it and stopped before moving the cursor): it is neither "another active
+        run" for Forbid or Replace, nor created again.
+        """
+        name = scheduled_job_name(work.ref, scheduled_for)
+        if name in work.jobs:
+            self.recorder.job_seen(work.jobs[name])
+            return
         policy = work.spec.concurrency_policy
         active = active_runs(work.jobs.values()) if policy is not ConcurrencyPolicy.ALLOW else []
         if active and policy is ConcurrencyPolicy.FORBID:

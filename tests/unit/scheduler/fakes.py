@@ -27,7 +27,14 @@ from prometheus_client import CollectorRegistry
 
 from trigger_operator.clock import Clock
 from trigger_operator.jobs.builder import Writer
-from trigger_operator.kube.gateway import AlreadyExists, Conflict, Invalid, KubeError, NotFound
+from trigger_operator.kube.gateway import (
+    AlreadyExists,
+    Conflict,
+    Invalid,
+    KubeError,
+    Listing,
+    NotFound,
+)
 from trigger_operator.ledger.records import LeadershipRecord, RunRecord, RunStatus
 from trigger_operator.ledger.store import PruneResult
 from trigger_operator.ledger.writer import LedgerWriter
@@ -134,6 +141,14 @@ class FakeGateway:
         body["status"] = {k: v for k, v in merged.items() if v is not None}
         return self._store_trigger(body)
 
+    async def list_triggers(self, namespace: str | None) -> Listing:
+        await self._enter("list_triggers")
+        return self._listing(self.triggers, namespace, lambda body: True)
+
+    async def list_labelled_jobs(self, namespace: str | None, label: str) -> Listing:
+        await self._enter("list_labelled_jobs")
+        return self._listing(self.jobs, namespace, lambda body: label in body["metadata"]["labels"])
+
     async def create_job(self, body: dict[str, Any]) -> dict[str, Any]:
         await self._enter("create_job")
         key = (body["metadata"]["namespace"], body["metadata"]["name"])
@@ -214,6 +229,19 @@ class FakeGateway:
         if self._failures[method]:
             raise self._failures[method].popleft()
         await asyncio.sleep(0)  # a real call yields to the event loop
+
+    def _listing(
+        self,
+        store: dict[Key, dict[str, Any]],
+        namespace: str | None,
+        wanted: Callable[[dict[str, Any]], bool],
+    ) -> Listing:
+        items = [
+            copy.deepcopy(body)
+            for (ns, _), body in sorted(store.items())
+            if namespace in (None, ns) and wanted(body)
+        ]
+        return Listing(items=items, resource_version=str(next(self._versions)))
 
     def _store_trigger(self, body: dict[str, Any]) -> dict[str, Any]:
         body["metadata"]["resourceVersion"] = str(next(self._versions))

@@ -69,6 +69,7 @@ class Loop:
             gate=self.gate,
             clock=self.clock,
             concurrency=4,
+            lister=self.gateway,
         )
         self.gateway.feed = self.scheduler
         self.passes: list[str] = []
@@ -237,3 +238,60 @@ async def test_losing_leadership_pauses_dispatch_until_it_comes_back(loop: Loop)
 
     assert loop.job_times() == ["2026-11-26T02:35:00Z"]
     assert loop.clock.now() - START == timedelta(minutes=10)
+
+
+# -- resync: the cache agrees with a listing --------------------------------------------------
+
+
+async def test_a_resync_drops_a_trigger_whose_deletion_no_watch_reported(loop: Loop) -> None:
+    loop.add(schedule="*/5 * * * *")
+    await settle()
+    # Deleted while the watch was relisting: no DELETED event ever comes.
+    del loop.gateway.triggers[("team-a", "every-5")]
+
+    await loop.scheduler.resync()
+    await loop.advance(3600)
+
+    assert loop.scheduler.cache.triggers == {}
+    assert loop.job_times() == []
+
+
+async def test_a_resync_drops_a_vanished_job_so_forbid_does_not_skip_behind_a_ghost(
+    loop: Loop,
+) -> None:
+    loop.add(schedule="*/5 * * * *", concurrencyPolicy="Forbid")
+    await loop.advance(300)
+    (job,) = loop.gateway.job_bodies()
+    loop.gateway.set_job_status("team-a", job["metadata"]["name"], RUNNING)
+    await settle()
+    del loop.gateway.jobs[("team-a", job["metadata"]["name"])]  # no DELETED delivered
+
+    await loop.scheduler.resync()
+    await loop.advance(300)
+
+    assert loop.job_times() == ["2026-11-26T02:35:00Z"]
+    (entry,) = loop.scheduler.cache.triggers.values()
+    assert list(entry.jobs) == [loop.gateway.job_bodies()[0]["metadata"]["name"]]
+
+
+async def test_a_resync_keeps_what_the_watch_delivered_after_the_listing(loop: Loop) -> None:
+    listing = await loop.gateway.list_triggers(None)  # read before the trigger exists
+    jobs = await loop.gateway.list_labelled_jobs(None, "triggers.dev/trigger-uid")
+    loop.add(schedule="*/5 * * * *")
+    await settle()
+
+    gone, vanished = loop.scheduler.cache.drop_unlisted(listing, jobs)
+
+    assert (gone, vanished) == ([], [])
+    assert list(loop.scheduler.cache.triggers) == [UID]
+
+
+async def test_a_resync_of_an_unchanged_world_causes_no_pass(loop: Loop) -> None:
+    loop.add(schedule="*/5 * * * *")
+    await settle()
+    passes = len(loop.passes)
+
+    await loop.scheduler.resync()
+    await settle()
+
+    assert len(loop.passes) == passes

@@ -21,6 +21,7 @@ from trigger_operator.jobs.builder import (
     ANNOTATION_RUN_KIND,
     ANNOTATION_RUN_NOW,
     ANNOTATION_SCHEDULED_FOR,
+    LABEL_TRIGGER_UID,
     TriggerRef,
     scheduled_job_name,
 )
@@ -99,10 +100,16 @@ class World:
     async def run(self, entry: TriggerEntry) -> datetime | None:
         """One pass, then the cache sees the Jobs as the watch would report them."""
         due = await self.reconciler.reconcile(entry)
-        entry.jobs = {
-            body["metadata"]["name"]: run_state(body) for body in self.gateway.job_bodies()
-        }
+        self.observe(entry)
         return due
+
+    def observe(self, entry: TriggerEntry) -> None:
+        """The cache's view of the trigger's Jobs, as the label-filtered watch gives it."""
+        entry.jobs = {
+            body["metadata"]["name"]: run_state(body)
+            for body in self.gateway.job_bodies()
+            if body["metadata"]["labels"].get(LABEL_TRIGGER_UID) == entry.uid
+        }
 
     def status(self) -> dict[str, Any]:
         return dict(self.gateway.triggers[(NAMESPACE, NAME)].get("status") or {})
@@ -194,7 +201,7 @@ async def test_a_status_patch_answered_409_rereads_and_the_next_pass_only_advanc
     assert entry.body["metadata"]["labels"] == {"x": "y"}  # the fresh copy was read
     await world.run(entry)
     assert world.job_times() == ["2026-11-26T02:30:00Z"]
-    assert world.gateway.calls.count("create_job") == 2  # the second met AlreadyExists
+    assert world.gateway.calls.count("create_job") == 1  # the second pass knew the Job
     assert world.status()["cursor"] == "2026-11-26T02:30:00Z"
 
 
@@ -364,7 +371,7 @@ async def test_failed_jobs_beyond_the_history_limit_are_pruned_oldest_first(
         world.gateway.set_job_status(
             NAMESPACE, newest["metadata"]["name"], failed(at(2, minute, 5))
         )
-        entry.jobs = {b["metadata"]["name"]: run_state(b) for b in world.jobs()}
+        world.observe(entry)
     world.at(at(2, 35))
 
     await world.run(entry)
@@ -416,3 +423,33 @@ def _job_at(world: World, instant: datetime) -> dict[str, Any]:
     return next(
         b for b in world.jobs() if b["metadata"]["annotations"][ANNOTATION_SCHEDULED_FOR] == stamp
     )
+
+
+# -- the run of a time is never "another active run" of that time ---------------------------
+
+
+async def _crash_after_create(world: World, entry: TriggerEntry, scheduled_for: datetime) -> None:
+    """A leader created the Job of `scheduled_for` and died before its status patch."""
+    spec = TriggerSpec.model_validate(entry.body["spec"])
+    await world.reconciler.runs.start(
+        world.ref, spec, scheduled_for, RunKind.SCHEDULED, due=scheduled_for
+    )
+    world.observe(entry)
+
+
+@pytest.mark.parametrize("policy", ["Forbid", "Replace", "Allow"])
+async def test_the_job_of_the_due_time_itself_is_not_an_active_run_to_forbid_or_replace(
+    world: World, policy: str
+) -> None:
+    entry = world.trigger(schedule="*/10 * * * *", concurrencyPolicy=policy)
+    world.at(at(2, 10))
+    await _crash_after_create(world, entry, at(2, 10))
+    (job,) = world.jobs()
+
+    await world.run(entry)
+
+    assert [b["metadata"]["uid"] for b in world.jobs()] == [job["metadata"]["uid"]]
+    assert world.status()["cursor"] == "2026-11-26T02:10:00Z"
+    statuses = {row[1] for row in world.ledger.written()}
+    assert statuses == {RunStatus.PENDING}  # neither skipped nor cancelled
+    assert "delete_job" not in world.gateway.calls
