@@ -417,7 +417,7 @@ def test_service_account_may_do_what_the_operator_does_and_nothing_more(
         ),
         *(
             (v, "jobs", {"group": "batch", "namespace": team})
-            for v in ("get", "list", "watch", "create", "delete")
+            for v in ("get", "list", "watch", "create", "delete", "patch")
         ),
         ("create", "events", {"namespace": team}),
         ("watch", "leases", {"group": "coordination.k8s.io"}),
@@ -438,7 +438,7 @@ def test_service_account_may_do_what_the_operator_does_and_nothing_more(
             (v, "scheduledtriggers", {**triggers, "namespace": team})
             for v in ("create", "update", "patch", "delete")
         ),
-        *((v, "jobs", {"group": "batch", "namespace": team}) for v in ("update", "patch")),
+        ("update", "jobs", {"group": "batch", "namespace": team}),
         ("create", "pods", {"namespace": team}),
         ("get", "secrets", {"namespace": team}),
         ("get", "secrets", {"namespace": own, "name": "trigger-operator-db"}),

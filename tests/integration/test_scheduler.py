@@ -194,6 +194,46 @@ def test_crash_after_creating_a_one_time_job_never_loses_or_repeats_it(
     assert triggers.scheduled_times("once-crashy") == [run_at]
 
 
+@pytest.mark.parametrize("deleted_by", ["kubectl delete job", "ttlSecondsAfterFinished"])
+def test_a_job_deleted_before_the_cursor_moved_is_never_run_again(
+    triggers: Triggers, operators: Start, deleted_by: str
+) -> None:
+    run_at = format_instant((_now() + timedelta(seconds=3)).replace(microsecond=0))
+    ttl = {"ttlSecondsAfterFinished": 0} if deleted_by.startswith("ttl") else {}
+    triggers.create(manifest("gone-early", run_at=run_at, job_spec=ttl))
+    first = operators("crasher", crash_at="after-job-create")
+    assert first.wait_exit(timeout=30) == 86
+    (job,) = triggers.jobs("gone-early")
+    uid = job.metadata.uid
+    if not ttl:
+        triggers.batch.delete_namespaced_job(
+            job.metadata.name, triggers.namespace, propagation_policy="Background"
+        )
+    # Deleted, and kept: the run-record finalizer holds it while the cursor lags behind.
+    held = wait_for(
+        lambda: [j for j in triggers.jobs("gone-early") if j.metadata.deletion_timestamp],
+        timeout=30,
+        message=f"the Job marked for deletion by {deleted_by}",
+    )
+    assert [j.metadata.uid for j in held] == [uid]
+    assert not triggers.status("gone-early").get("completed")
+
+    operators("survivor")
+    wait_for(
+        lambda: triggers.status("gone-early").get("completed"),
+        timeout=30,
+        message="the one-time trigger completed after the restart",
+    )
+    wait_for(
+        lambda: triggers.jobs("gone-early") == [],
+        timeout=30,
+        message="the survivor released the deleted Job",
+    )
+    status = triggers.status("gone-early")
+    assert status.get("missedRuns", 0) == 0
+    assert status["lastRun"]["name"] == job.metadata.name  # started once, by the crasher
+
+
 @pytest.mark.parametrize(
     ("catch_up", "expected_started"),
     [("Latest", 1), ("All", 3), ("None", 0)],

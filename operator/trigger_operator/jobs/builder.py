@@ -35,6 +35,10 @@ ANNOTATION_LEADER = f"{GROUP}/leader"
 ANNOTATION_REVISION = f"{GROUP}/revision"
 ANNOTATION_RUN_KIND = f"{GROUP}/run-kind"
 ANNOTATION_RUN_NOW = f"{GROUP}/run-now"
+FINALIZER_RUN_RECORD = f"{GROUP}/run-record"
+"""Keeps a run's Job, once deleted, until its time is behind the trigger's cursor: the
+Job is the evidence that the time has started, so a Job deleted early (a TTL, a person)
+must not vanish before status says the time is handled, or it would be started again."""
 
 MAX_NAME = 63
 _DIGEST = 10
@@ -159,6 +163,7 @@ def build_job(
             "namespace": trigger.namespace,
             "labels": labels,
             "annotations": annotations,
+            "finalizers": [FINALIZER_RUN_RECORD],
             "ownerReferences": [
                 {
                     "apiVersion": API_VERSION,

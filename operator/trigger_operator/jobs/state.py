@@ -17,6 +17,7 @@ from trigger_operator.jobs.builder import (
     ANNOTATION_RUN_KIND,
     ANNOTATION_RUN_NOW,
     ANNOTATION_SCHEDULED_FOR,
+    FINALIZER_RUN_RECORD,
     KIND,
     LABEL_TRIGGER_UID,
 )
@@ -53,6 +54,13 @@ class RunState:
     revision: int | None = None
     # The Job's metadata.resourceVersion when this state was read.
     resource_version: str = ""
+    # metadata.finalizers, in order (see `jobs.builder.FINALIZER_RUN_RECORD`).
+    finalizers: tuple[str, ...] = ()
+
+    @property
+    def held(self) -> bool:
+        """Deleted, but kept by the run-record finalizer until the operator releases it."""
+        return self.deleting and FINALIZER_RUN_RECORD in self.finalizers
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -128,6 +136,7 @@ def run_state(job: dict[str, Any]) -> RunState:
         leader=annotations.get(ANNOTATION_LEADER) or None,
         revision=_revision(annotations.get(ANNOTATION_REVISION)),
         resource_version=str(metadata.get("resourceVersion", "")),
+        finalizers=tuple(str(f) for f in metadata.get("finalizers") or ()),
     )
 
 

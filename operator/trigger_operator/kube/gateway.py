@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -244,6 +244,33 @@ class KubeGateway:
         try:
             await self._call(self._batch.delete_namespaced_job, name, namespace, body=body)
         except (NotFound, Conflict):
+            return False
+        return True
+
+    async def release_job(
+        self, namespace: str, name: str, *, uid: str, finalizers: Sequence[str], finalizer: str
+    ) -> bool:
+        """Remove `finalizer` from a Job known to have `finalizers`; False if it is gone.
+
+        A JSON patch that first tests the uid and the finalizer's position, so a Job that
+        changed meanwhile is refused (`Invalid`) instead of losing another finalizer.
+        """
+        index = list(finalizers).index(finalizer)
+        patch = [
+            {"op": "test", "path": "/metadata/uid", "value": uid},
+            {"op": "test", "path": f"/metadata/finalizers/{index}", "value": finalizer},
+            {"op": "remove", "path": f"/metadata/finalizers/{index}"},
+        ]
+        try:
+            await self._call(
+                self._batch.patch_namespaced_job,
+                name,
+                namespace,
+                patch,
+                field_manager=FIELD_MANAGER,
+                _content_type="application/json-patch+json",
+            )
+        except NotFound:
             return False
         return True
 

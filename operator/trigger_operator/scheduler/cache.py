@@ -84,6 +84,10 @@ class TriggerCache:
         uid = str(labels.get(LABEL_TRIGGER_UID, ""))
         return self._jobs_of(uid).pop(str(body["metadata"]["name"]), None)
 
+    def orphan_jobs(self) -> list[RunState]:
+        """Jobs whose trigger is not (or no longer) in the cache."""
+        return [job for owned in self._orphan_jobs.values() for job in owned.values()]
+
     def drop_unlisted(
         self, triggers: Listing, jobs: Listing, *, namespace: str | None = None
     ) -> tuple[list[TriggerEntry], list[RunState]]:

@@ -18,13 +18,13 @@ import asyncio
 import heapq
 import itertools
 import logging
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from datetime import datetime
 from typing import Any
 
 from trigger_operator.clock import Clock
 from trigger_operator.jobs.builder import LABEL_TRIGGER_UID
-from trigger_operator.jobs.state import RunResult
+from trigger_operator.jobs.state import RunResult, RunState
 from trigger_operator.scheduler.cache import TriggerCache
 from trigger_operator.scheduler.gate import Gate
 from trigger_operator.scheduler.ports import SchedulerGateway
@@ -93,6 +93,8 @@ class Scheduler:
                 self.mark_dirty(removed.trigger_uid)
             return
         state, previous = self.cache.upsert_job(body)
+        if state.held and (previous is None or not previous.held):
+            self._deletion_requested(state)
         if previous is None or previous.result != state.result or previous.uid != state.uid:
             self.recorder.job_changed(state, previous)
             # Status (active, lastRun, lastSuccessfulTime) is rebuilt from the Jobs.
@@ -108,6 +110,26 @@ class Scheduler:
         On becoming leader, and when the ledger's database is back after an outage.
         """
         self.recorder.reconcile(list(self.cache.triggers.values()))
+
+    def _deletion_requested(self, job: RunState) -> None:
+        """A Job kept by the run-record finalizer: its trigger's pass decides when it may go.
+
+        With the trigger gone, nothing can start its time again: it goes at once.
+        """
+        if job.trigger_uid in self.cache.triggers:
+            self.mark_dirty(job.trigger_uid)
+        elif self.gate.may_write():
+            self._spawn(self.reconciler.runs.release(job), name=f"release-{job.name}")
+
+    def _release_orphans(self) -> None:
+        for job in self.cache.orphan_jobs():
+            if job.held:
+                self._deletion_requested(job)
+
+    def _spawn(self, work: Coroutine[Any, Any, None], *, name: str) -> None:
+        task = asyncio.create_task(work, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def resync(self) -> None:
         """List every trigger and trigger Job, and make the cache agree with the listing.
@@ -159,6 +181,7 @@ class Scheduler:
                     self._dirty[uid] = None
                 # Job events seen while another replica led went unrecorded here.
                 self.reconcile_ledger()
+                self._release_orphans()
             self._wake.clear()
             leadership.clear()
             self._dispatch_ready()
@@ -205,9 +228,7 @@ class Scheduler:
             if uid not in self.cache.triggers:
                 continue
             self._running.add(uid)
-            task = asyncio.create_task(self._reconcile(uid), name=f"reconcile-{uid}")
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn(self._reconcile(uid), name=f"reconcile-{uid}")
 
     async def _reconcile(self, uid: str) -> None:
         try:

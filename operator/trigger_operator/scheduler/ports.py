@@ -7,6 +7,7 @@ preconditions on delete). Errors are the gateway's domain errors (`kube.gateway`
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -35,6 +36,10 @@ class SchedulerGateway(Protocol):
     async def list_jobs(self, namespace: str, label_selector: str) -> list[dict[str, Any]]: ...
 
     async def delete_job(self, namespace: str, name: str, *, uid: str) -> bool: ...
+
+    async def release_job(
+        self, namespace: str, name: str, *, uid: str, finalizers: Sequence[str], finalizer: str
+    ) -> bool: ...
 
     async def emit_event(
         self,

@@ -15,7 +15,8 @@
    writer gets 409 and re-reads instead of moving the cursor back. Only then do the
    times not started reach the ledger (`recorder`), so a pass that fails and plans
    again never leaves a skipped or missed row for a time that it then starts.
-7. Prune finished Jobs beyond the history limits.
+7. Prune finished Jobs beyond the history limits, and release deleted Jobs whose times
+   status now shows handled (`runs`: the run-record finalizer).
 
 `reconcile` returns when the trigger next needs a pass (its next due time), or None.
 """
@@ -155,6 +156,7 @@ class Reconciler:
         await self._publish(work)
         # 7. History.
         await self.runs.prune(entry, spec, work.jobs)
+        await self.runs.release_handled(entry, work.jobs, work.status)
         return work.outcome.next_due
 
     async def _plan(self, work: _Pass) -> None:
@@ -235,6 +237,7 @@ class Reconciler:
             now=work.now,
         )
         await self.publisher.write_status(work.entry, work.status, new_status)
+        work.status = new_status
         for scheduled_for, kind, active in work.skipped:
             self.recorder.skipped(work.ref, scheduled_for, kind, active)
         self.recorder.missed(work.ref, work.outcome)

@@ -1,14 +1,21 @@
-"""Starting, replacing and pruning a trigger's Jobs.
+"""Starting, replacing, pruning and releasing a trigger's Jobs.
 
 A run's Job name is derived from (trigger uid, scheduled time) or the run-now value, so
 creating it twice meets AlreadyExists: for a Job of this trigger that counts as done
 (the run was started by this pass's predecessor, which stopped before moving the
 cursor). A Job of that name owned by anything else is refused. Every create and delete
 happens only while the gate lets this replica write.
+
+Every Job carries the run-record finalizer (`jobs.builder.FINALIZER_RUN_RECORD`): when
+someone deletes it (a TTL, a person, the history limits, the garbage collector after the
+trigger), it stays, marked for deletion, until its time is behind the trigger's cursor,
+and only then is it released. So a Job deleted between its create and the status patch
+that moves the cursor still tells the next pass that its time has started.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from datetime import datetime
@@ -17,6 +24,7 @@ from typing import Any
 from trigger_operator.jobs.builder import (
     ANNOTATION_RUN_NOW,
     ANNOTATION_SCHEDULED_FOR,
+    FINALIZER_RUN_RECORD,
     LABEL_TRIGGER_UID,
     TriggerRef,
     build_job,
@@ -26,6 +34,7 @@ from trigger_operator.kube.gateway import AlreadyExists, Forbidden, KubeError, N
 from trigger_operator.models.instants import format_instant
 from trigger_operator.models.runs import RunKind
 from trigger_operator.models.spec import TriggerSpec
+from trigger_operator.models.status import TriggerStatus
 from trigger_operator.scheduler.cache import TriggerEntry
 from trigger_operator.scheduler.gate import Gate, require_leader
 from trigger_operator.scheduler.ports import SchedulerGateway
@@ -99,7 +108,10 @@ class RunDispatcher:
     async def replace(
         self, ref: TriggerRef, active: list[RunState], jobs: dict[str, RunState]
     ) -> None:
-        """Delete the `active` runs (concurrencyPolicy Replace) and drop them from `jobs`."""
+        """Delete the `active` runs (concurrencyPolicy Replace); `jobs` shows them deleting.
+
+        They are released with the pass's other deleted Jobs, once status is written.
+        """
         for job in active:
             require_leader(self.gate)
             self.recorder.replacing(job)
@@ -108,7 +120,10 @@ class RunDispatcher:
                 deleted = await self.gateway.delete_job(ref.namespace, job.name, uid=job.uid)
             finally:
                 self.recorder.replaced(ref, job, deleted=deleted)
-            jobs.pop(job.name, None)
+            if deleted:
+                jobs[job.name] = dataclasses.replace(job, deleting=True)
+            else:
+                jobs.pop(job.name, None)
 
     async def prune(
         self, entry: TriggerEntry, spec: TriggerSpec, jobs: dict[str, RunState]
@@ -124,12 +139,38 @@ class RunDispatcher:
                 return
             try:
                 await self.gateway.delete_job(entry.namespace, job.name, uid=job.uid)
+                await self.release(job)
                 # The watch will confirm; until then, do not try again.
                 entry.jobs.pop(job.name, None)
             except KubeError as error:
                 log.warning(
                     "could not prune a finished Job", extra={"job": job.name, "error": str(error)}
                 )
+
+    async def release_handled(
+        self, entry: TriggerEntry, jobs: dict[str, RunState], status: TriggerStatus
+    ) -> None:
+        """Release the deleted Jobs whose runs status shows handled."""
+        current = (entry.body["metadata"].get("annotations") or {}).get(ANNOTATION_RUN_NOW)
+        for job in jobs.values():
+            if job.held and handled(job, status, current_run_now=current):
+                await self.release(job)
+
+    async def release(self, job: RunState) -> None:
+        """Let a deleted Job go: remove the run-record finalizer (only while leading)."""
+        if FINALIZER_RUN_RECORD not in job.finalizers or not self.gate.may_write():
+            return
+        try:
+            await self.gateway.release_job(
+                job.namespace,
+                job.name,
+                uid=job.uid,
+                finalizers=job.finalizers,
+                finalizer=FINALIZER_RUN_RECORD,
+            )
+        except KubeError as error:
+            # The Job changed meanwhile; its next watch event brings another try.
+            log.info("could not release a Job yet", extra={"job": job.name, "error": str(error)})
 
     async def refresh(self, entry: TriggerEntry, jobs: dict[str, RunState]) -> None:
         """Update `jobs` with the trigger's Jobs as the API lists them now."""
@@ -161,3 +202,17 @@ class RunDispatcher:
                 },
             )
         return job
+
+
+def handled(job: RunState, status: TriggerStatus, *, current_run_now: str | None) -> bool:
+    """Whether `status` shows the run of `job` handled, so its Job may go.
+
+    A scheduled run is handled once the cursor, or the edit epoch (times at or before it
+    never fire again), is at or past its time. A run-now run is handled once status
+    remembers its value, or once the annotation holds another value (only the current
+    value is ever started).
+    """
+    if job.run_now is not None:
+        return status.handled_run_now(job.run_now) or job.run_now != current_run_now
+    marks = [t for t in (status.cursor, status.spec_epoch) if t is not None]
+    return job.scheduled_for is not None and bool(marks) and job.scheduled_for <= max(marks)

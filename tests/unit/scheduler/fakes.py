@@ -118,6 +118,21 @@ class FakeGateway:
         self._deliver("MODIFIED", body)
         return copy.deepcopy(body)
 
+    def remove_job(self, namespace: str, name: str) -> None:
+        """Delete a Job as the API server does: finalizers keep it, marked for deletion."""
+        body = self.jobs[(namespace, name)]
+        body["metadata"].setdefault("deletionTimestamp", format_instant(self.clock.now()))
+        self._changed(body)
+
+    def _changed(self, body: dict[str, Any]) -> None:
+        key = (body["metadata"]["namespace"], body["metadata"]["name"])
+        if body["metadata"].get("deletionTimestamp") and not body["metadata"].get("finalizers"):
+            del self.jobs[key]
+            self._deliver("DELETED", body)
+            return
+        body["metadata"]["resourceVersion"] = str(next(self._versions))
+        self._deliver("MODIFIED", body)
+
     def job_bodies(self, namespace: str = "team-a") -> list[dict[str, Any]]:
         return [copy.deepcopy(b) for (ns, _), b in sorted(self.jobs.items()) if ns == namespace]
 
@@ -193,8 +208,22 @@ class FakeGateway:
         body = self.jobs.get((namespace, name))
         if body is None or body["metadata"]["uid"] != uid:
             return False
-        del self.jobs[(namespace, name)]
-        self._deliver("DELETED", body)
+        self.remove_job(namespace, name)
+        return True
+
+    async def release_job(
+        self, namespace: str, name: str, *, uid: str, finalizers: Sequence[str], finalizer: str
+    ) -> bool:
+        await self._enter("release_job")
+        body = self.jobs.get((namespace, name))
+        if body is None:
+            return False
+        index = list(finalizers).index(finalizer)
+        present = body["metadata"].get("finalizers") or []
+        if body["metadata"]["uid"] != uid or present[index : index + 1] != [finalizer]:
+            raise Invalid("the test operation failed", status=422)
+        present.pop(index)
+        self._changed(body)
         return True
 
     async def emit_event(

@@ -295,3 +295,20 @@ async def test_a_resync_of_an_unchanged_world_causes_no_pass(loop: Loop) -> None
     await settle()
 
     assert len(loop.passes) == passes
+
+
+async def test_jobs_of_a_deleted_trigger_are_released_for_the_garbage_collector(
+    loop: Loop,
+) -> None:
+    loop.add(schedule="*/5 * * * *")
+    await loop.advance(300)
+    (job,) = loop.gateway.job_bodies()
+    trigger = loop.gateway.triggers.pop(("team-a", "every-5"))
+    loop.scheduler.on_trigger_event("DELETED", trigger)
+    await settle()
+
+    loop.gateway.remove_job("team-a", job["metadata"]["name"])  # the garbage collector
+    await settle()
+
+    assert loop.gateway.job_bodies() == []
+    assert "release_job" in loop.gateway.calls

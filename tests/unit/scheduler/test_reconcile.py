@@ -23,6 +23,8 @@ from trigger_operator.jobs.builder import (
     ANNOTATION_SCHEDULED_FOR,
     LABEL_TRIGGER_UID,
     TriggerRef,
+    Writer,
+    build_job,
     scheduled_job_name,
 )
 from trigger_operator.jobs.state import run_state
@@ -32,10 +34,12 @@ from trigger_operator.metrics import Metrics
 from trigger_operator.models.instants import format_instant
 from trigger_operator.models.runs import RunKind
 from trigger_operator.models.spec import TriggerSpec
+from trigger_operator.models.status import TriggerStatus
 from trigger_operator.schedule.jitter import jitter_for
 from trigger_operator.scheduler.cache import TriggerCache, TriggerEntry
 from trigger_operator.scheduler.reconcile import Reconciler
 from trigger_operator.scheduler.recorder import RunRecorder
+from trigger_operator.scheduler.runs import handled
 
 UID = "0f3c2a1e-5b6d-4e7f-8a9b-0c1d2e3f4a5b"
 CREATED = datetime(2026, 11, 26, 2, 0, tzinfo=UTC)
@@ -453,3 +457,53 @@ async def test_the_job_of_the_due_time_itself_is_not_an_active_run_to_forbid_or_
     statuses = {row[1] for row in world.ledger.written()}
     assert statuses == {RunStatus.PENDING}  # neither skipped nor cancelled
     assert "delete_job" not in world.gateway.calls
+
+
+# -- a deleted Job stays evidence until its time is behind the cursor -------------------------
+
+
+async def test_a_job_deleted_before_the_cursor_moved_is_not_run_again_then_released(
+    world: World,
+) -> None:
+    entry = world.trigger(schedule="*/10 * * * *")
+    world.at(at(2, 10))
+    await _crash_after_create(world, entry, at(2, 10))
+    (job,) = world.jobs()
+    world.gateway.remove_job(NAMESPACE, job["metadata"]["name"])  # a TTL, or a person
+    world.observe(entry)
+    assert [b["metadata"]["deletionTimestamp"] for b in world.jobs()]  # held
+
+    await world.run(entry)
+
+    assert world.gateway.calls.count("create_job") == 1
+    assert world.status()["cursor"] == "2026-11-26T02:10:00Z"
+    assert world.jobs() == []  # released once status said the time was handled
+    assert "release_job" in world.gateway.calls
+
+
+@pytest.mark.parametrize(
+    ("status", "run_now", "current", "expected"),
+    [
+        ({"cursor": "2026-11-26T02:10:00Z"}, None, None, True),
+        ({"cursor": "2026-11-26T02:00:00Z"}, None, None, False),  # a crash left it ahead
+        ({}, None, None, False),
+        ({"cursor": "2026-11-26T02:00:00Z", "specEpoch": "2026-11-26T02:15:00Z"}, None, None, True),
+        ({"runNow": [{"value": "v", "handledAt": "2026-11-26T02:11:00Z"}]}, "v", "v", True),
+        ({}, "v", "v", False),  # created, not yet recorded: the value would start again
+        ({}, "v", "w", True),  # the annotation moved on: "v" is never started again
+    ],
+)
+def test_a_deleted_job_may_go_only_once_status_shows_its_run_handled(
+    status: dict[str, Any], run_now: str | None, current: str | None, expected: bool
+) -> None:
+    body = build_job(
+        TriggerRef(namespace=NAMESPACE, name=NAME, uid=UID),
+        TEMPLATE,
+        scheduled_for=at(2, 10),
+        kind=RunKind.MANUAL if run_now else RunKind.SCHEDULED,
+        writer=Writer(identity="pod-a", revision=1),
+        run_now_value=run_now,
+    )
+    job = run_state(body)
+
+    assert handled(job, TriggerStatus.model_validate(status), current_run_now=current) is expected
