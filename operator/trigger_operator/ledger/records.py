@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import NewType
 
+from trigger_operator.models.leadership import LeadershipEvent as LeadershipEvent
 from trigger_operator.models.runs import RunKind as RunKind
 
 RunKey = NewType("RunKey", str)
@@ -38,22 +39,6 @@ class RunStatus(StrEnum):
     SKIPPED = "skipped"
     MISSED = "missed"
     CANCELLED = "cancelled"
-
-
-class LeadershipEvent(StrEnum):
-    """A change of the scheduler's leadership, from the point of view of `identity`.
-
-    - acquired: `identity` took the lease (free, expired, or held by a lower revision;
-      `other_identity` names the previous holder, if any);
-    - superseded: `identity` lost the lease to a higher revision (`other_identity`);
-    - lost: `identity` could not renew in time, or found another holder, and stopped;
-    - released: `identity` gave the lease up, normally on shutdown.
-    """
-
-    ACQUIRED = "acquired"
-    SUPERSEDED = "superseded"
-    LOST = "lost"
-    RELEASED = "released"
 
 
 STATUS_RANK: dict[RunStatus, int] = {

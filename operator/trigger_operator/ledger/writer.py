@@ -56,6 +56,7 @@ from trigger_operator.ledger.records import (
     rfc3339,
 )
 from trigger_operator.ledger.store import LedgerStore, PruneResult
+from trigger_operator.metrics import DropReason
 from trigger_operator.models.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -108,8 +109,8 @@ class LedgerMetrics:
             "Ledger batches committed.",
             registry=registry,
         )
-        for reason in ("queue_full", "rejected", "closed"):
-            self.dropped.labels(reason=reason)
+        for reason in DropReason:
+            self.dropped.labels(reason=reason.value)
 
 
 def _permanent(error: BaseException) -> bool:
@@ -358,10 +359,10 @@ class LedgerWriter:
     def _enqueue(self, record: Record) -> bool:
         with self._cond:
             if self._closing:
-                self.metrics.dropped.labels(reason="closed").inc()
+                self.metrics.dropped.labels(reason=DropReason.CLOSED.value).inc()
                 return False
             if len(self._queue) >= self._queue_size:
-                self.metrics.dropped.labels(reason="queue_full").inc()
+                self.metrics.dropped.labels(reason=DropReason.QUEUE_FULL.value).inc()
                 self._warn_drop()
                 if len(self._queue) <= self._inflight:
                     return False  # everything queued is being written: nothing older to drop
@@ -526,7 +527,7 @@ class LedgerWriter:
         self.store.write(runs, changes)
 
     def _reject(self, record: Record, error: BaseException) -> None:
-        self.metrics.dropped.labels(reason="rejected").inc()
+        self.metrics.dropped.labels(reason=DropReason.REJECTED.value).inc()
         context = record.ref.log_context() if isinstance(record, RunRecord) else {}
         logger.error(
             "ledger record rejected by the database; dropped",
