@@ -153,6 +153,17 @@ class _Converter:
         out.update((key, flat[key]) for key in _COPIED if key in flat)
         if flat.get("default") is not None and not self._in_status:
             out["default"] = flat["default"]
+        self._convert_children(flat, out)
+        out.update((key, value) for key, value in flat.items() if key.startswith("x-kubernetes-"))
+        if "type" not in out:
+            # Any JSON value at all (pydantic's JsonValue): the API server keeps it as is.
+            out["x-kubernetes-preserve-unknown-fields"] = True
+        if nullable and self._in_status:
+            out["nullable"] = True
+        return out
+
+    def _convert_children(self, flat: dict[str, Any], out: dict[str, Any]) -> None:
+        """The properties, items and additional properties of `flat`, converted into `out`."""
         if "properties" in flat:
             properties = flat["properties"]
             out["properties"] = {name: self.convert(sub) for name, sub in properties.items()}
@@ -167,13 +178,6 @@ class _Converter:
             out["additionalProperties"] = self.convert(extra)
         elif extra is True:
             out["x-kubernetes-preserve-unknown-fields"] = True
-        out.update((key, value) for key, value in flat.items() if key.startswith("x-kubernetes-"))
-        if "type" not in out:
-            # Any JSON value at all (pydantic's JsonValue): the API server keeps it as is.
-            out["x-kubernetes-preserve-unknown-fields"] = True
-        if nullable and self._in_status:
-            out["nullable"] = True
-        return out
 
     def _flatten(self, node: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         """Inline `$ref` and unwrap `X | None`; keys on the referring node win."""
