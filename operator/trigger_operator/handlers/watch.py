@@ -11,10 +11,8 @@ from typing import Any, Protocol
 
 import kopf
 
-from trigger_operator.jobs.builder import GROUP, LABEL_TRIGGER_UID
-
-VERSION = "v1alpha1"
-PLURAL = "scheduledtriggers"
+from trigger_operator.jobs.builder import LABEL_TRIGGER_UID
+from trigger_operator.models.api import GROUP, PLURAL, VERSION
 
 
 class Feed(Protocol):

@@ -22,11 +22,10 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
-from trigger_operator.jobs.builder import ANNOTATION_RUN_NOW, API_VERSION, GROUP, KIND
+from trigger_operator.jobs.builder import ANNOTATION_RUN_NOW
+from trigger_operator.models.api import API_VERSION, GROUP, KIND, PLURAL, VERSION
 from trigger_operator.models.instants import format_instant
 
-PLURAL = "scheduledtriggers"
-VERSION = "v1alpha1"
 FIELD_MANAGER = "trigger-operator"
 
 T = TypeVar("T")
@@ -107,6 +106,18 @@ def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:
         config_file=kubeconfig
     )
     return api
+
+
+def context_namespace() -> str:
+    """The namespace of the current kubeconfig context, as kubectl picks it; else default."""
+    try:
+        # The client's functions are untyped; name the one used here with its shape.
+        list_contexts: Callable[[], tuple[Any, Any]] = config.list_kube_config_contexts
+        _, active = list_contexts()
+    except Exception:
+        return "default"
+    namespace = (active or {}).get("context", {}).get("namespace")
+    return str(namespace) if namespace else "default"
 
 
 class KubeGateway:

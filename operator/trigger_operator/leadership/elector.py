@@ -37,6 +37,7 @@ from trigger_operator.leadership.decisions import (
     verdict,
     write_deadline,
 )
+from trigger_operator.models.instants import format_micro_time
 from trigger_operator.models.leadership import LeadershipEvent
 
 log = logging.getLogger(__name__)
@@ -345,7 +346,7 @@ class LeaseElector:
         return max(0.0, min(self.lease.retry_period, expires_in + 0.05))
 
     def _record(self, current: dict[str, Any] | None, *, acquire: bool) -> dict[str, Any]:
-        now = self.clock.now().strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # MicroTime
+        now = format_micro_time(self.clock.now())
         spec = dict((current or {}).get("spec") or {})
         metadata = dict((current or {}).get("metadata") or {})
         annotations = dict(metadata.get("annotations") or {})

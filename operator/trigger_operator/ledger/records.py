@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import NewType
 
+from trigger_operator.models.instants import format_instant
 from trigger_operator.models.leadership import LeadershipEvent as LeadershipEvent
 from trigger_operator.models.runs import RunKind as RunKind
 
@@ -88,15 +89,6 @@ def _utc(instant: datetime, what: str) -> datetime:
     return instant.astimezone(UTC)
 
 
-def rfc3339(instant: datetime) -> str:
-    """`instant` in UTC as RFC3339 with a `Z`, with fractional seconds only when present."""
-    utc = _utc(instant, "instant")
-    text = utc.strftime("%Y-%m-%dT%H:%M:%S")
-    if utc.microsecond:
-        text += f".{utc.microsecond:06d}".rstrip("0")
-    return text + "Z"
-
-
 def _check_uid(trigger_uid: str) -> None:
     if not trigger_uid or "/" in trigger_uid or len(trigger_uid) > 64:
         raise ValueError(f"not a Kubernetes uid: {trigger_uid!r}")
@@ -108,7 +100,7 @@ def scheduled_run_key(trigger_uid: str, scheduled_for: datetime) -> RunKey:
     The same instant in any time zone gives the same key.
     """
     _check_uid(trigger_uid)
-    return RunKey(f"{trigger_uid}/{rfc3339(scheduled_for)}")
+    return RunKey(f"{trigger_uid}/{format_instant(scheduled_for)}")
 
 
 def manual_run_key(trigger_uid: str, run_now_value: str) -> RunKey:
@@ -194,7 +186,7 @@ class RunRef:
             "namespace": self.namespace,
             "trigger": self.trigger_name,
             "uid": self.trigger_uid,
-            "scheduled_for": rfc3339(self.scheduled_for),
+            "scheduled_for": format_instant(self.scheduled_for),
             "job": self.job_name or "",
         }
 

@@ -53,10 +53,10 @@ from trigger_operator.ledger.records import (
     RunRef,
     RunStatus,
     attempts_for,
-    rfc3339,
 )
 from trigger_operator.ledger.store import LedgerStore, PruneResult
 from trigger_operator.metrics import DropReason
+from trigger_operator.models.instants import format_instant
 from trigger_operator.models.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -563,7 +563,7 @@ class LedgerWriter:
             logger.info(
                 "ledger pruned",
                 extra={
-                    "older_than": rfc3339(cutoff),
+                    "older_than": format_instant(cutoff),
                     "runs": pruned.runs,
                     "leadership_changes": pruned.leadership_changes,
                 },

@@ -19,15 +19,17 @@ from typing import Any
 
 import yaml
 
+from trigger_operator.models.api import (
+    API_VERSION,
+    GROUP,
+    KIND,
+    PLURAL,
+    SHORT_NAMES,
+    SINGULAR,
+    VERSION,
+)
 from trigger_operator.models.spec import EXACTLY_ONE_MESSAGE, TriggerSpec
 from trigger_operator.models.status import TriggerStatus
-
-GROUP = "triggers.dev"
-VERSION = "v1alpha1"
-KIND = "ScheduledTrigger"
-PLURAL = "scheduledtriggers"
-SINGULAR = "scheduledtrigger"
-SHORT_NAMES = ("strig",)
 
 # One column cannot show "schedule or runAt": a printer column is a single JSON path.
 # Two columns that read the spec are right the moment a trigger is applied, even before
@@ -84,11 +86,11 @@ def build_crd() -> dict[str, Any]:
         "properties": {
             "apiVersion": {
                 "type": "string",
-                "description": "The versioned schema of this object: triggers.dev/v1alpha1.",
+                "description": f"The versioned schema of this object: {API_VERSION}.",
             },
             "kind": {
                 "type": "string",
-                "description": "The REST resource this object represents: ScheduledTrigger.",
+                "description": f"The REST resource this object represents: {KIND}.",
             },
             # The API server allows nothing but a type here (not even a description).
             "metadata": {"type": "object"},
