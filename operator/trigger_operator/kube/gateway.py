@@ -26,6 +26,8 @@ from trigger_operator.jobs.builder import ANNOTATION_RUN_NOW
 from trigger_operator.models.api import API_VERSION, GROUP, KIND, PLURAL, VERSION
 from trigger_operator.models.instants import format_instant
 
+# The name the operator writes under: the field manager of its writes, the component of
+# its Events.
 FIELD_MANAGER = "trigger-operator"
 
 T = TypeVar("T")
@@ -94,17 +96,17 @@ def _translate(error: ApiException) -> KubeError:
     return ApiUnavailable(message, status=status, reason=reason)
 
 
-def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:
-    """An API client from the in-cluster service account, else from a kubeconfig."""
-    if kubeconfig is None:
-        try:
-            config.load_incluster_config()  # type: ignore[no-untyped-call]
-            return client.ApiClient()
-        except config.ConfigException:
-            pass
-    api: client.ApiClient = config.new_client_from_config(  # type: ignore[no-untyped-call]
-        config_file=kubeconfig
-    )
+def load_api_client() -> client.ApiClient:
+    """An API client from the in-cluster service account, else from the kubeconfig.
+
+    The kubeconfig is the one kubectl reads: `KUBECONFIG`, else `~/.kube/config`.
+    """
+    try:
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
+        return client.ApiClient()
+    except config.ConfigException:
+        pass
+    api: client.ApiClient = config.new_client_from_config()  # type: ignore[no-untyped-call]
     return api
 
 
@@ -236,7 +238,6 @@ class KubeGateway:
         reason: str,
         message: str,
         now: datetime,
-        component: str = "trigger-operator",
     ) -> None:
         """Record a core/v1 Event about an object (best effort: failures are swallowed)."""
         stamp = format_instant(now)
@@ -257,9 +258,9 @@ class KubeGateway:
             "firstTimestamp": stamp,
             "lastTimestamp": stamp,
             "count": 1,
-            "source": {"component": component},
-            "reportingComponent": component,
-            "reportingInstance": component,
+            "source": {"component": FIELD_MANAGER},
+            "reportingComponent": FIELD_MANAGER,
+            "reportingInstance": FIELD_MANAGER,
         }
         with contextlib.suppress(KubeError):
             await self._call(self._core.create_namespaced_event, namespace, body)

@@ -54,7 +54,6 @@ STATUS_RANK: dict[RunStatus, int] = {
 """Higher ranks are later in a run's life; all final statuses share the highest rank."""
 
 FINAL_STATUSES = frozenset(s for s, rank in STATUS_RANK.items() if rank == 2)
-JOB_STATES = frozenset({RunStatus.RUNNING, RunStatus.SUCCEEDED, RunStatus.FAILED})
 
 
 def moves_forward(current: RunStatus, new: RunStatus) -> bool:
