@@ -16,7 +16,8 @@ import signal
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
 import kopf
 from aiohttp import web
@@ -71,8 +72,26 @@ async def _serve_health(port: int, registry: CollectorRegistry, gate: Gate) -> w
     return runner
 
 
-def _leadership_reporter(
-    gateway: KubeGateway,
+class EventRecorder(Protocol):
+    """Where the leadership reporter writes its core/v1 Events (the gateway in production)."""
+
+    async def emit_event(
+        self,
+        *,
+        namespace: str,
+        name: str,
+        uid: str,
+        kind: str,
+        api_version: str,
+        event_type: str,
+        reason: str,
+        message: str,
+        now: datetime,
+    ) -> None: ...
+
+
+def leadership_reporter(
+    gateway: EventRecorder,
     lease: LeaseSettings,
     writer: Writer,
     metrics: Metrics,
@@ -192,7 +211,7 @@ async def _build(settings: Settings, *, clock: Clock, registry: CollectorRegistr
         lease=lease,
         writer=writer,
         clock=clock,
-        on_change=_leadership_reporter(gateway, lease, writer, metrics, ledger, clock),
+        on_change=leadership_reporter(gateway, lease, writer, metrics, ledger, clock),
     )
     gate: Gate = elector
     reconciler = Reconciler(
