@@ -44,11 +44,23 @@ fmt: venv  ## format the code
 	$(BIN)/ruff check --fix operator tests bench
 	$(BIN)/ruff format operator tests bench
 
-test: setup lint  ## lint, then every test tier (unit, integration on the dev cluster, e2e on kind)
-	$(BIN)/pytest tests $(PYTEST_ARGS)
+# pytest exits 5 when it runs no test. Every tier has tests, so that only happens when
+# PYTEST_ARGS (say -k) selects none of a tier's: not a failure then, and only then.
+define pytest_tier
+echo "pytest $(strip $(1) $(PYTEST_ARGS))"; \
+  status=0; $(BIN)/pytest $(1) $(PYTEST_ARGS) || status=$$?; \
+  [ $$status -eq 0 ] || { [ $$status -eq 5 ] && [ -n "$(strip $(PYTEST_ARGS))" ]; }
+endef
+
+# Lint and the unit tier first: they need no cluster, so a mistake shows in seconds, before
+# the control-plane build and the PostgreSQL set-up. Then every other tier, once each.
+test: lint  ## lint and the unit tier, then the ledger, integration and e2e tiers
+	@$(call pytest_tier,tests/unit)
+	@$(MAKE) --no-print-directory control-plane postgres
+	@$(call pytest_tier,tests --ignore=tests/unit)
 
 test-unit: venv  ## the unit tier alone (no cluster)
-	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+	@$(call pytest_tier,tests/unit)
 
 test-integration: setup  ## the integration tier alone
 	$(BIN)/pytest tests/integration $(PYTEST_ARGS)

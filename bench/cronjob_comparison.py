@@ -57,6 +57,8 @@ from urllib3.exceptions import HTTPError
 import trigger_operator
 from trigger_operator.devcluster import binaries
 from trigger_operator.devcluster.cluster import DevCluster
+from trigger_operator.jobs.builder import ANNOTATION_SCHEDULED_FOR
+from trigger_operator.models.api import GROUP, PLURAL, VERSION
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
@@ -70,9 +72,8 @@ NAMESPACES = {CRONJOB: "bench-cronjob", OPERATOR: "bench-trigger", PER_SECOND: "
 
 SCHEDULED_ANNOTATIONS = (
     "batch.kubernetes.io/cronjob-scheduled-timestamp",
-    "triggers.dev/scheduled-for",
+    ANNOTATION_SCHEDULED_FOR,
 )
-GROUP, VERSION, PLURAL = "triggers.dev", "v1alpha1", "scheduledtriggers"
 
 # The same run for both peers: a pod that kwok starts and completes at once.
 JOB_SPEC: dict[str, Any] = {

@@ -27,7 +27,7 @@ from tests.fixtures.postgres import PostgresServer
 from trigger_operator.clock import SystemClock
 from trigger_operator.ledger.engine import build_engine
 from trigger_operator.ledger.migrate import upgrade
-from trigger_operator.ledger.records import RunRef, RunStatus
+from trigger_operator.ledger.records import RunRecord, RunRef, RunStatus
 from trigger_operator.ledger.store import LedgerStore
 from trigger_operator.ledger.writer import LedgerWriter
 
@@ -64,10 +64,25 @@ def feed(writer: LedgerWriter, first_run: int) -> int:
             job_name=f"trigger-{n % 101}-{n}",
         )
         started = ref.scheduled_for + timedelta(seconds=1)
-        writer.record_pending(ref, leader_identity="bench-0", leader_revision=1)
-        writer.record_job_state(ref, RunStatus.RUNNING, started_at=started, job_uid=f"j-{n}")
-        writer.record_job_state(
-            ref, RunStatus.SUCCEEDED, started_at=started, finished_at=started + timedelta(seconds=3)
+        finished = started + timedelta(seconds=3)
+        writer.record(
+            RunRecord(
+                ref=ref, status=RunStatus.PENDING, leader_identity="bench-0", leader_revision=1
+            )
+        )
+        writer.record(
+            RunRecord(
+                ref=ref, status=RunStatus.RUNNING, started_at=started, job_uid=f"j-{n}", attempts=1
+            )
+        )
+        writer.record(
+            RunRecord(
+                ref=ref,
+                status=RunStatus.SUCCEEDED,
+                started_at=started,
+                finished_at=finished,
+                attempts=1,
+            )
         )
     return first_run + CHUNK_RUNS
 

@@ -7,8 +7,41 @@ read them without global state leaking between cases.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class RunOutcome(StrEnum):
+    """The `result` label of `trigger_operator_runs_total`."""
+
+    STARTED = "started"
+    SKIPPED = "skipped"
+    MISSED = "missed"
+    CANCELLED = "cancelled"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class TriggerState(StrEnum):
+    """The `state` label of `trigger_operator_triggers`: one state per trigger."""
+
+    SCHEDULED = "scheduled"
+    IDLE = "idle"
+    SUSPENDED = "suspended"
+    COMPLETED = "completed"
+    INVALID = "invalid"
+
+
+class DropReason(StrEnum):
+    """The `reason` label of `trigger_operator_ledger_dropped_writes_total`."""
+
+    QUEUE_FULL = "queue_full"
+    """The queue was full: the oldest waiting record was dropped."""
+    REJECTED = "rejected"
+    """The database refused the record itself (integrity or data error)."""
+    CLOSED = "closed"
+    """Recorded after the writer stopped."""
 
 
 @dataclass(frozen=True)
@@ -33,7 +66,7 @@ class Metrics:
             ),
             runs=Counter(
                 "trigger_operator_runs_total",
-                "Runs by result: started, skipped, missed, cancelled, succeeded, failed.",
+                f"Runs by result: {', '.join(RunOutcome)}.",
                 ["result"],
                 registry=registry,
             ),
@@ -50,6 +83,7 @@ class Metrics:
             lease_transitions=Counter(
                 "trigger_operator_lease_transitions_total",
                 "Times this replica acquired or lost the scheduling lease.",
+                # Values: trigger_operator.models.leadership.LeadershipEvent.
                 ["event"],
                 registry=registry,
             ),

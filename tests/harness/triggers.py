@@ -8,8 +8,7 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from tests.harness.cluster import KubeCluster
-
-GROUP, VERSION, PLURAL = "triggers.dev", "v1alpha1", "scheduledtriggers"
+from trigger_operator.models.api import GROUP, PLURAL, VERSION
 
 POD_TEMPLATE: dict[str, Any] = {
     "spec": {

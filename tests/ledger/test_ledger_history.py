@@ -218,3 +218,22 @@ def test_commands_name_an_unreachable_database_without_its_password() -> None:
         assert "postgresql+psycopg://ledger:***@127.0.0.1:1/ledger" in result.output
         assert "s3cret-pw" not in result.output
         assert "Traceback" not in result.output
+
+
+def test_a_fractional_scheduled_time_reads_the_same_in_the_row_and_the_history(
+    store: LedgerStore, ledger_url: str
+) -> None:
+    fire = START.replace(microsecond=250_000)
+    expected = "2026-11-26T12:00:00.25Z"
+    ref = RunRef.scheduled(
+        namespace="team-a", trigger_name="once", trigger_uid=UID, scheduled_for=fire
+    )
+    store.write([RunRecord(ref=ref, status=RunStatus.PENDING, observed_at=START)])
+
+    row = store.run(ref.key)
+    assert row is not None
+    assert row.key == f"{UID}/{expected}"
+    assert row.scheduled_for == fire
+    result = history(ledger_url, "once", "-n", "team-a", "-o", "json")
+    assert result.exit_code == 0, result.output
+    assert [run["scheduledFor"] for run in json.loads(result.stdout)] == [expected]

@@ -16,7 +16,13 @@ from tests.ledger.conftest import START, run_ref
 from trigger_operator.clock import FakeClock
 from trigger_operator.ledger.engine import build_engine
 from trigger_operator.ledger.migrate import upgrade
-from trigger_operator.ledger.records import LeadershipEvent, RunRecord, RunRef, RunStatus
+from trigger_operator.ledger.records import (
+    LeadershipEvent,
+    RunRecord,
+    RunRef,
+    RunStatus,
+    attempts_for,
+)
 from trigger_operator.ledger.store import LedgerStore, RunQuery
 from trigger_operator.ledger.writer import LedgerWriter, open_ledger
 from trigger_operator.models.settings import Settings
@@ -56,21 +62,40 @@ def metric(registry: CollectorRegistry, name: str, **labels: str) -> float:
     return registry.get_sample_value(name, labels) or 0.0
 
 
+def pending(ref: RunRef) -> RunRecord:
+    """A Job (about to be) created for `ref` by pod-a at revision 2."""
+    return RunRecord(ref=ref, status=RunStatus.PENDING, leader_identity="pod-a", leader_revision=2)
+
+
+def succeeded(ref: RunRef) -> RunRecord:
+    """The Job of `ref` succeeded with its first pod."""
+    return RunRecord(ref=ref, status=RunStatus.SUCCEEDED, attempts=1)
+
+
 def whole_life(writer: LedgerWriter, ref: RunRef, outcome: RunStatus) -> float:
     """Report one run from pending to `outcome`; returns the slowest call, in seconds."""
     started, finished = ref.scheduled_for, ref.scheduled_for + timedelta(seconds=30)
-    calls: list[Callable[[], bool]] = [
-        lambda: writer.record_pending(ref, leader_identity="pod-a", leader_revision=2),
-        lambda: writer.record_job(ref, job_uid=f"uid-{ref.job_name}"),
-        lambda: writer.record_job_state(ref, RunStatus.RUNNING, started_at=started),
-        lambda: writer.record_job_state(
-            ref, outcome, started_at=started, finished_at=finished, failed_pods=1
+    life = [
+        RunRecord(ref=ref, status=RunStatus.PENDING, leader_identity="pod-a", leader_revision=2),
+        RunRecord(ref=ref, status=RunStatus.PENDING, job_uid=f"uid-{ref.job_name}"),
+        RunRecord(
+            ref=ref,
+            status=RunStatus.RUNNING,
+            started_at=started,
+            attempts=attempts_for(RunStatus.RUNNING, failed_pods=0),
+        ),
+        RunRecord(
+            ref=ref,
+            status=outcome,
+            started_at=started,
+            finished_at=finished,
+            attempts=attempts_for(outcome, failed_pods=1),
         ),
     ]
     slowest = 0.0
-    for call in calls:
+    for record in life:
         began = time.perf_counter()
-        assert call()
+        assert writer.record(record)
         slowest = max(slowest, time.perf_counter() - began)
     return slowest
 
@@ -118,7 +143,7 @@ def test_reconcile_fills_runs_the_ledger_missed_without_undoing_what_it_knows(
     writer = make_writer()
     writer.start()
     whole_life(writer, run_ref(0), RunStatus.SUCCEEDED)
-    writer.record_pending(run_ref(1), leader_identity="pod-a", leader_revision=2)
+    writer.record(pending(run_ref(1)))
     assert writer.flush(10)
     evidence = [
         RunRecord(ref=run_ref(0), status=RunStatus.RUNNING),  # stale: the ledger knows better
@@ -139,7 +164,7 @@ def test_the_writer_prunes_rows_older_than_the_retention(
     make_writer: MakeWriter, store: LedgerStore, clock: FakeClock
 ) -> None:
     writer = make_writer(retention=timedelta(days=90))
-    writer.record_job_state(run_ref(0), RunStatus.SUCCEEDED)
+    writer.record(succeeded(run_ref(0)))
     writer.record_leadership(LeadershipEvent.ACQUIRED, identity="pod-a", revision=1)
     writer.start()
     assert writer.flush(10)
@@ -232,9 +257,9 @@ def test_during_a_long_outage_the_oldest_records_are_dropped_and_outcomes_still_
         postgres_server.stop()
         try:
             for n in range(10):
-                writer.record_pending(run_ref(n), leader_identity="pod-a", leader_revision=2)
+                writer.record(pending(run_ref(n)))
             for n in range(10):
-                writer.record_job_state(run_ref(n), RunStatus.SUCCEEDED, failed_pods=0)
+                writer.record(succeeded(run_ref(n)))
             writer.start()
             wait_for(
                 lambda: metric(registry, "trigger_operator_ledger_write_failures_total") >= 2,

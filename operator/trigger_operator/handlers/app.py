@@ -15,7 +15,9 @@ import os
 import signal
 import socket
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
 
 import kopf
 from aiohttp import web
@@ -26,11 +28,11 @@ from trigger_operator.clock import Clock, SystemClock
 from trigger_operator.handlers.watch import build_registry, quiet_kopf_logs
 from trigger_operator.jobs.builder import Writer
 from trigger_operator.kube.gateway import KubeError, KubeGateway, load_api_client
-from trigger_operator.leadership.elector import LeaseElector, LeaseSettings
+from trigger_operator.leadership.elector import LeadershipListener, LeaseElector, LeaseSettings
 from trigger_operator.leadership.revision import discover_revision
-from trigger_operator.ledger.records import LeadershipEvent
 from trigger_operator.ledger.writer import LedgerWriter, open_ledger
 from trigger_operator.metrics import Metrics
+from trigger_operator.models.leadership import LeadershipEvent
 from trigger_operator.models.settings import Settings
 from trigger_operator.scheduler.cache import TriggerCache
 from trigger_operator.scheduler.gate import Gate
@@ -71,29 +73,49 @@ async def _serve_health(port: int, registry: CollectorRegistry, gate: Gate) -> w
     return runner
 
 
-def _leadership_reporter(
-    gateway: KubeGateway,
+class EventRecorder(Protocol):
+    """Where the leadership reporter writes its core/v1 Events (the gateway in production)."""
+
+    async def emit_event(
+        self,
+        *,
+        namespace: str,
+        name: str,
+        uid: str,
+        kind: str,
+        api_version: str,
+        event_type: str,
+        reason: str,
+        message: str,
+        now: datetime,
+    ) -> None: ...
+
+
+def leadership_reporter(
+    gateway: EventRecorder,
     lease: LeaseSettings,
     writer: Writer,
     metrics: Metrics,
     ledger: LedgerWriter,
     clock: Clock,
-) -> Callable[[str, str | None], None]:
+) -> LeadershipListener:
     """Each acquisition, supersession, loss and release: a metric, an Event, a ledger row."""
     pending: set[asyncio.Task[None]] = set()
 
-    def report(event: str, other: str | None) -> None:
-        metrics.leader.set(1 if event == "acquired" else 0)
-        metrics.lease_transitions.labels(event=event).inc()
+    def report(event: LeadershipEvent, other: str | None) -> None:
+        acquired = event is LeadershipEvent.ACQUIRED
+        metrics.leader.set(1 if acquired else 0)
+        metrics.lease_transitions.labels(event=event.value).inc()
         ledger.record_leadership(
-            LeadershipEvent(event),
+            event,
             identity=writer.identity,
             revision=writer.revision,
             other_identity=other,
         )
         message = f"{writer.identity} (revision {writer.revision}) {event} the scheduling lease"
         if other:
-            message += f" ({'from' if event == 'acquired' else 'to'} {other})"
+            message += f" ({'from' if acquired else 'to'} {other})"
+        calm = event in (LeadershipEvent.ACQUIRED, LeadershipEvent.RELEASED)
         task = asyncio.get_running_loop().create_task(
             gateway.emit_event(
                 namespace=lease.namespace,
@@ -101,8 +123,8 @@ def _leadership_reporter(
                 uid="",
                 kind="Lease",
                 api_version="coordination.k8s.io/v1",
-                event_type="Normal" if event in ("acquired", "released") else "Warning",
-                reason=f"Leader{event.capitalize()}",
+                event_type="Normal" if calm else "Warning",
+                reason=f"Leader{event.value.capitalize()}",
                 message=message,
                 now=clock.now(),
             )
@@ -191,16 +213,19 @@ def serve(settings: Settings) -> None:
         loop.close()
 
 
-async def run_operator(
-    settings: Settings,
-    *,
-    clock: Clock | None = None,
-    registry: CollectorRegistry = REGISTRY,
-    stop: asyncio.Event | None = None,
-) -> None:
-    """Run until `stop` is set or a signal arrives."""
-    clock = clock or SystemClock()
-    quiet_kopf_logs()
+@dataclass(frozen=True)
+class _Parts:
+    """What a running operator is made of, built from the settings."""
+
+    gateway: KubeGateway
+    ledger: LedgerWriter
+    lease: LeaseSettings
+    elector: LeaseElector
+    scheduler: Scheduler
+
+
+async def _build(settings: Settings, *, clock: Clock, registry: CollectorRegistry) -> _Parts:
+    """Every part, wired together; nothing runs yet except the ledger's writer thread."""
     identity = default_identity(settings)
     gateway = KubeGateway(load_api_client(), workers=settings.dispatch_concurrency + 4)
     metrics = Metrics.create(registry)
@@ -219,7 +244,7 @@ async def run_operator(
         lease=lease,
         writer=writer,
         clock=clock,
-        on_change=_leadership_reporter(gateway, lease, writer, metrics, ledger, clock),
+        on_change=leadership_reporter(gateway, lease, writer, metrics, ledger, clock),
     )
     gate: Gate = elector
     recorder = RunRecorder(ledger=ledger, metrics=metrics, gate=gate, clock=clock)
@@ -231,11 +256,10 @@ async def run_operator(
         upcoming_count=settings.upcoming_runs,
         crash_at=settings.crash_at,
     )
-    cache = TriggerCache()
     scheduler = Scheduler(
         reconciler=reconciler,
         recorder=recorder,
-        cache=cache,
+        cache=TriggerCache(),
         gate=gate,
         clock=clock,
         concurrency=settings.dispatch_concurrency,
@@ -253,14 +277,43 @@ async def run_operator(
             "lease": f"{lease.namespace}/{lease.name}",
         },
     )
-    health = await _serve_health(settings.metrics_port, registry, gate)
+    return _Parts(gateway=gateway, ledger=ledger, lease=lease, elector=elector, scheduler=scheduler)
+
+
+def _watched_namespaces(settings: Settings, lease: LeaseSettings) -> list[str]:
+    """The namespaces to watch; empty for the whole cluster.
+
+    A namespaced operator also watches its own namespace, where its Lease lives.
+    """
+    namespaces = list(settings.namespaces)
+    if namespaces and lease.namespace not in namespaces:
+        namespaces.append(lease.namespace)
+    return namespaces
+
+
+async def run_operator(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    registry: CollectorRegistry = REGISTRY,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run until `stop` is set or a signal arrives."""
+    quiet_kopf_logs()
+    clock = clock or SystemClock()
+    parts = await _build(settings, clock=clock, registry=registry)
+    health = await _serve_health(settings.metrics_port, registry, parts.elector)
     stop_flag = stop or asyncio.Event()
-    scheduler_task = asyncio.create_task(scheduler.run(), name="scheduler")
-    # A replica competes for the Lease only once its cache holds every trigger and Job:
-    # a leader that dispatched from a half-filled cache would miss runs and ledger rows.
-    elector_task = asyncio.create_task(
-        _lead_after_sync(scheduler, elector, clock, settings.resync_interval_seconds),
-        name="elector",
+    tasks = (
+        asyncio.create_task(parts.scheduler.run(), name="scheduler"),
+        # A replica competes for the Lease only once its cache holds every trigger and
+        # Job: a leader that dispatched from a half-filled cache would miss runs and rows.
+        asyncio.create_task(
+            _lead_after_sync(
+                parts.scheduler, parts.elector, clock, settings.resync_interval_seconds
+            ),
+            name="elector",
+        ),
     )
 
     releasing: asyncio.Task[None] | None = None
@@ -269,33 +322,25 @@ async def run_operator(
         # One release per process, however many times a stop signal arrives.
         nonlocal releasing
         if releasing is None:
-            releasing = asyncio.get_running_loop().create_task(elector.release())
+            releasing = asyncio.get_running_loop().create_task(parts.elector.release())
         return releasing
 
     def on_signal(signum: signal.Signals) -> None:
         # Stop dispatching and hand the Lease on at once; kopf's graceful stop of its
         # watches takes longer, and the successor should not wait for it.
         log.info("signal received: stopping", extra={"signal": signum.name})
-        scheduler.pause()
+        parts.scheduler.pause()
         release_lease()
         stop_flag.set()
 
-    loop = asyncio.get_running_loop()
-    if isinstance(loop, OperatorLoop):
-        loop.on_stop_signal = on_signal
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, on_signal, signum)
-
-    # A namespaced operator also watches its own namespace, where its Lease lives.
-    namespaces = list(settings.namespaces)
-    if namespaces and lease.namespace not in namespaces:
-        namespaces.append(lease.namespace)
+    _on_stop_signal(on_signal)
+    namespaces = _watched_namespaces(settings, parts.lease)
     try:
         await kopf.operator(
             registry=build_registry(
-                scheduler,
-                lease=(lease.namespace, lease.name),
-                lease_observer=elector,
+                parts.scheduler,
+                lease=(parts.lease.namespace, parts.lease.name),
+                lease_observer=parts.elector,
             ),
             clusterwide=not namespaces,
             namespaces=namespaces,
@@ -304,14 +349,30 @@ async def run_operator(
         )
     finally:
         log.info("operator stopping")
-        scheduler.pause()
-        await scheduler.stop()
+        parts.scheduler.pause()
+        await parts.scheduler.stop()
         await release_lease()
-        for task in (scheduler_task, elector_task):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await ledger.aclose()
-        if health is not None:
-            await health.cleanup()
-        gateway.close()
+        await _shut_down(parts, tasks, health)
+
+
+def _on_stop_signal(handler: Callable[[signal.Signals], None]) -> None:
+    """Call `handler` on SIGINT and SIGTERM, also after kopf installs its own handlers."""
+    loop = asyncio.get_running_loop()
+    if isinstance(loop, OperatorLoop):
+        loop.on_stop_signal = handler
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, handler, signum)
+
+
+async def _shut_down(
+    parts: _Parts, tasks: tuple[asyncio.Task[None], ...], health: web.AppRunner | None
+) -> None:
+    """Stop the tasks, then the ledger (flushing what it can), the health server, the pool."""
+    for task in tasks:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    await parts.ledger.aclose()
+    if health is not None:
+        await health.cleanup()
+    parts.gateway.close()

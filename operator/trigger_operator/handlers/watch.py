@@ -11,10 +11,8 @@ from typing import Any, Protocol
 
 import kopf
 
-from trigger_operator.jobs.builder import GROUP, LABEL_TRIGGER_UID
-
-VERSION = "v1alpha1"
-PLURAL = "scheduledtriggers"
+from trigger_operator.jobs.builder import LABEL_TRIGGER_UID
+from trigger_operator.models.api import GROUP, PLURAL, VERSION
 
 
 class Feed(Protocol):
@@ -34,11 +32,15 @@ class LeaseObserver(Protocol):
 def build_registry(
     feed: Feed,
     *,
-    lease: tuple[str, str] | None = None,
-    lease_observer: LeaseObserver | None = None,
+    lease: tuple[str, str],
+    lease_observer: LeaseObserver,
 ) -> kopf.OperatorRegistry:
-    """A kopf registry whose handlers forward watch events to `feed`."""
+    """A kopf registry whose handlers forward watch events to `feed`.
+
+    Events of the scheduling Lease (`lease` is its namespace and name) go to `lease_observer`.
+    """
     registry = kopf.OperatorRegistry()
+    lease_namespace, lease_name = lease
 
     @kopf.on.startup(registry=registry)
     async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -52,10 +54,9 @@ def build_registry(
         # Only the Jobs of triggers and only our own Lease cross the wire: the API server
         # filters, instead of every node heartbeat Lease and every Job reaching us.
         settings.watching.label_selectors["batch", "jobs"] = LABEL_TRIGGER_UID
-        if lease is not None:
-            settings.watching.field_selectors["coordination.k8s.io", "leases"] = (
-                f"metadata.name={lease[1]}"
-            )
+        settings.watching.field_selectors["coordination.k8s.io", "leases"] = (
+            f"metadata.name={lease_name}"
+        )
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -72,16 +73,13 @@ def build_registry(
     async def job_event(event: kopf.RawEvent, **_: Any) -> None:
         feed.on_job_event(event.get("type"), dict(event["object"]))
 
-    if lease is not None and lease_observer is not None:
-        lease_namespace, lease_name = lease
+    def is_ours(name: str, namespace: str | None, **_: Any) -> bool:
+        return name == lease_name and namespace == lease_namespace
 
-        def is_ours(name: str, namespace: str | None, **_: Any) -> bool:
-            return name == lease_name and namespace == lease_namespace
-
-        @kopf.on.event("coordination.k8s.io", "v1", "leases", when=is_ours, registry=registry)
-        async def lease_event(event: kopf.RawEvent, **_: Any) -> None:
-            if event.get("type") != "DELETED":
-                lease_observer.observe(dict(event["object"]))
+    @kopf.on.event("coordination.k8s.io", "v1", "leases", when=is_ours, registry=registry)
+    async def lease_event(event: kopf.RawEvent, **_: Any) -> None:
+        if event.get("type") != "DELETED":
+            lease_observer.observe(dict(event["object"]))
 
     return registry
 

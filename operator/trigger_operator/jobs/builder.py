@@ -21,12 +21,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NewType
 
+from trigger_operator.models.api import API_VERSION, GROUP, KIND
 from trigger_operator.models.instants import format_instant
 from trigger_operator.models.runs import RunKind as RunKind
-
-GROUP = "triggers.dev"
-API_VERSION = f"{GROUP}/v1alpha1"
-KIND = "ScheduledTrigger"
 
 LABEL_TRIGGER = f"{GROUP}/trigger"
 LABEL_TRIGGER_UID = f"{GROUP}/trigger-uid"

@@ -18,10 +18,10 @@ from trigger_operator.jobs.builder import (
     ANNOTATION_RUN_NOW,
     ANNOTATION_SCHEDULED_FOR,
     FINALIZER_RUN_RECORD,
-    KIND,
     LABEL_TRIGGER_UID,
 )
-from trigger_operator.models.instants import parse_instant
+from trigger_operator.models.api import KIND
+from trigger_operator.models.instants import parse_api_time
 from trigger_operator.models.runs import RunKind
 from trigger_operator.models.status import RunResult as RunResult
 
@@ -63,21 +63,6 @@ class RunState:
         return self.deleting and FINALIZER_RUN_RECORD in self.finalizers
 
 
-def parse_time(value: Any) -> datetime | None:
-    """An API timestamp (RFC 3339; a datetime as the Python client returns) as aware UTC.
-
-    None when absent or unreadable: a Job's fields are evidence, never a reason to fail.
-    """
-    if isinstance(value, datetime):
-        return value
-    if not value:
-        return None
-    try:
-        return parse_instant(str(value))
-    except ValueError:
-        return None
-
-
 def _kind(value: Any) -> RunKind:
     try:
         return RunKind(value)
@@ -100,12 +85,12 @@ def run_state(job: dict[str, Any]) -> RunState:
             continue
         if condition.get("type") == "Complete":
             result = RunResult.SUCCEEDED
-            finished = parse_time(
+            finished = parse_api_time(
                 status.get("completionTime") or condition.get("lastTransitionTime")
             )
         elif condition.get("type") == "Failed":
             result = RunResult.FAILED
-            finished = parse_time(condition.get("lastTransitionTime"))
+            finished = parse_api_time(condition.get("lastTransitionTime"))
             reason = condition.get("reason") or None
             message = condition.get("message") or None
     owner: dict[str, Any] = next(
@@ -122,12 +107,12 @@ def run_state(job: dict[str, Any]) -> RunState:
         namespace=str(metadata.get("namespace", "")),
         trigger_name=str(owner.get("name", "")),
         trigger_uid=str(labels.get(LABEL_TRIGGER_UID, "")),
-        scheduled_for=parse_time(annotations.get(ANNOTATION_SCHEDULED_FOR)),
+        scheduled_for=parse_api_time(annotations.get(ANNOTATION_SCHEDULED_FOR)),
         result=result,
         kind=_kind(annotations.get(ANNOTATION_RUN_KIND)),
         run_now=annotations.get(ANNOTATION_RUN_NOW),
-        created=parse_time(metadata.get("creationTimestamp")),
-        started=parse_time(status.get("startTime")),
+        created=parse_api_time(metadata.get("creationTimestamp")),
+        started=parse_api_time(status.get("startTime")),
         finished=finished,
         failed_pods=int(status.get("failed") or 0),
         deleting=bool(metadata.get("deletionTimestamp")),

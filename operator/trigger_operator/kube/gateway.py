@@ -23,12 +23,13 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
-from trigger_operator.jobs.builder import ANNOTATION_RUN_NOW, API_VERSION, GROUP, KIND
+from trigger_operator.jobs.builder import ANNOTATION_RUN_NOW
+from trigger_operator.models.api import API_VERSION, GROUP, KIND, PLURAL, VERSION
 from trigger_operator.models.instants import format_instant
 
-PLURAL = "scheduledtriggers"
 _PAGE = 500
-VERSION = "v1alpha1"
+# The name the operator writes under: the field manager of its writes, the component of
+# its Events.
 FIELD_MANAGER = "trigger-operator"
 
 T = TypeVar("T")
@@ -105,18 +106,30 @@ def _translate(error: ApiException) -> KubeError:
     return ApiUnavailable(message, status=status, reason=reason)
 
 
-def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:
-    """An API client from the in-cluster service account, else from a kubeconfig."""
-    if kubeconfig is None:
-        try:
-            config.load_incluster_config()  # type: ignore[no-untyped-call]
-            return client.ApiClient()
-        except config.ConfigException:
-            pass
-    api: client.ApiClient = config.new_client_from_config(  # type: ignore[no-untyped-call]
-        config_file=kubeconfig
-    )
+def load_api_client() -> client.ApiClient:
+    """An API client from the in-cluster service account, else from the kubeconfig.
+
+    The kubeconfig is the one kubectl reads: `KUBECONFIG`, else `~/.kube/config`.
+    """
+    try:
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
+        return client.ApiClient()
+    except config.ConfigException:
+        pass
+    api: client.ApiClient = config.new_client_from_config()  # type: ignore[no-untyped-call]
     return api
+
+
+def context_namespace() -> str:
+    """The namespace of the current kubeconfig context, as kubectl picks it; else default."""
+    try:
+        # The client's functions are untyped; name the one used here with its shape.
+        list_contexts: Callable[[], tuple[Any, Any]] = config.list_kube_config_contexts
+        _, active = list_contexts()
+    except Exception:
+        return "default"
+    namespace = (active or {}).get("context", {}).get("namespace")
+    return str(namespace) if namespace else "default"
 
 
 class KubeGateway:
@@ -288,7 +301,6 @@ class KubeGateway:
         reason: str,
         message: str,
         now: datetime,
-        component: str = "trigger-operator",
     ) -> None:
         """Record a core/v1 Event about an object (best effort: failures are swallowed)."""
         stamp = format_instant(now)
@@ -309,9 +321,9 @@ class KubeGateway:
             "firstTimestamp": stamp,
             "lastTimestamp": stamp,
             "count": 1,
-            "source": {"component": component},
-            "reportingComponent": component,
-            "reportingInstance": component,
+            "source": {"component": FIELD_MANAGER},
+            "reportingComponent": FIELD_MANAGER,
+            "reportingInstance": FIELD_MANAGER,
         }
         with contextlib.suppress(KubeError):
             await self._call(self._core.create_namespaced_event, namespace, body)

@@ -36,6 +36,8 @@ from trigger_operator.leadership.decisions import (
     verdict,
     write_deadline,
 )
+from trigger_operator.models.instants import format_micro_time
+from trigger_operator.models.leadership import LeadershipEvent
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +73,7 @@ class LeaseSettings:
         return max(1, round(self.duration))
 
 
-LeadershipListener = Callable[[str, str | None], None]
+LeadershipListener = Callable[[LeadershipEvent, str | None], None]
 """Called with (event, other identity) on acquired / superseded / lost / released."""
 
 
@@ -230,7 +232,7 @@ class LeaseElector:
                                 "revision": self._writer.revision,
                             },
                         )
-                        self._notify("released", None)
+                        self._notify(LeadershipEvent.RELEASED, None)
                     elif was_leading:
                         log.info("lease already held by another: nothing to release")
                     return
@@ -297,7 +299,7 @@ class LeaseElector:
                 "previous_revision": holder.revision if holder and previous else "",
             },
         )
-        self._notify("acquired", previous)
+        self._notify(LeadershipEvent.ACQUIRED, previous)
 
     async def _renew(self) -> None:
         started = self.clock.monotonic()
@@ -342,7 +344,7 @@ class LeaseElector:
         return max(0.0, min(self.lease.retry_period, expires_in + 0.05))
 
     def _record(self, current: dict[str, Any] | None, *, acquire: bool) -> dict[str, Any]:
-        now = self.clock.now().strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # MicroTime
+        now = format_micro_time(self.clock.now())
         spec = dict((current or {}).get("spec") or {})
         metadata = dict((current or {}).get("metadata") or {})
         annotations = dict(metadata.get("annotations") or {})
@@ -391,7 +393,7 @@ class LeaseElector:
         self._leading = False
         self._changed.set()
         superseded = other is not None and other.revision > self._writer.revision
-        event = "superseded" if superseded else "lost"
+        event = LeadershipEvent.SUPERSEDED if superseded else LeadershipEvent.LOST
         identity = other.identity if other else None
         log.warning(
             "lease lost: stopped dispatching",
@@ -405,6 +407,6 @@ class LeaseElector:
         )
         self._notify(event, identity)
 
-    def _notify(self, event: str, other: str | None) -> None:
+    def _notify(self, event: LeadershipEvent, other: str | None) -> None:
         if self.on_change is not None:
             self.on_change(event, other)

@@ -28,7 +28,7 @@ from trigger_operator.ledger.records import (
     moves_forward,
     scheduled_run_key,
 )
-from trigger_operator.ledger.store import LedgerNotReady, LedgerStore, PruneResult, RunQuery
+from trigger_operator.ledger.store import LedgerStore, PruneResult, RunQuery
 from trigger_operator.ledger.tables import LeadershipChange, Run
 from trigger_operator.ledger.writer import LedgerMetrics, LedgerSink, LedgerWriter, open_ledger
 
@@ -37,7 +37,6 @@ __all__ = [
     "LeadershipEvent",
     "LeadershipRecord",
     "LedgerMetrics",
-    "LedgerNotReady",
     "LedgerSink",
     "LedgerStore",
     "LedgerWriter",

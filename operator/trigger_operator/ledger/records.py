@@ -18,6 +18,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import NewType
 
+from trigger_operator.models.instants import format_instant
+from trigger_operator.models.leadership import LeadershipEvent as LeadershipEvent
 from trigger_operator.models.runs import RunKind as RunKind
 
 RunKey = NewType("RunKey", str)
@@ -40,22 +42,6 @@ class RunStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
-class LeadershipEvent(StrEnum):
-    """A change of the scheduler's leadership, from the point of view of `identity`.
-
-    - acquired: `identity` took the lease (free, expired, or held by a lower revision;
-      `other_identity` names the previous holder, if any);
-    - superseded: `identity` lost the lease to a higher revision (`other_identity`);
-    - lost: `identity` could not renew in time, or found another holder, and stopped;
-    - released: `identity` gave the lease up, normally on shutdown.
-    """
-
-    ACQUIRED = "acquired"
-    SUPERSEDED = "superseded"
-    LOST = "lost"
-    RELEASED = "released"
-
-
 STATUS_RANK: dict[RunStatus, int] = {
     RunStatus.PENDING: 0,
     RunStatus.RUNNING: 1,
@@ -68,7 +54,6 @@ STATUS_RANK: dict[RunStatus, int] = {
 """Higher ranks are later in a run's life; all final statuses share the highest rank."""
 
 FINAL_STATUSES = frozenset(s for s, rank in STATUS_RANK.items() if rank == 2)
-JOB_STATES = frozenset({RunStatus.RUNNING, RunStatus.SUCCEEDED, RunStatus.FAILED})
 
 
 def moves_forward(current: RunStatus, new: RunStatus) -> bool:
@@ -103,15 +88,6 @@ def _utc(instant: datetime, what: str) -> datetime:
     return instant.astimezone(UTC)
 
 
-def rfc3339(instant: datetime) -> str:
-    """`instant` in UTC as RFC3339 with a `Z`, with fractional seconds only when present."""
-    utc = _utc(instant, "instant")
-    text = utc.strftime("%Y-%m-%dT%H:%M:%S")
-    if utc.microsecond:
-        text += f".{utc.microsecond:06d}".rstrip("0")
-    return text + "Z"
-
-
 def _check_uid(trigger_uid: str) -> None:
     if not trigger_uid or "/" in trigger_uid or len(trigger_uid) > 64:
         raise ValueError(f"not a Kubernetes uid: {trigger_uid!r}")
@@ -123,7 +99,7 @@ def scheduled_run_key(trigger_uid: str, scheduled_for: datetime) -> RunKey:
     The same instant in any time zone gives the same key.
     """
     _check_uid(trigger_uid)
-    return RunKey(f"{trigger_uid}/{rfc3339(scheduled_for)}")
+    return RunKey(f"{trigger_uid}/{format_instant(scheduled_for)}")
 
 
 def manual_run_key(trigger_uid: str, run_now_value: str) -> RunKey:
@@ -209,7 +185,7 @@ class RunRef:
             "namespace": self.namespace,
             "trigger": self.trigger_name,
             "uid": self.trigger_uid,
-            "scheduled_for": rfc3339(self.scheduled_for),
+            "scheduled_for": format_instant(self.scheduled_for),
             "job": self.job_name or "",
         }
 

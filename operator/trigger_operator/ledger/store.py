@@ -24,7 +24,6 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
-    Connection,
     Engine,
     Insert,
     case,
@@ -50,10 +49,6 @@ from trigger_operator.ledger.tables import Base, LeadershipChange, Run
 _runs = Base.metadata.tables[Run.__tablename__]
 _leadership = Base.metadata.tables[LeadershipChange.__tablename__]
 _REASON_LENGTH = 128
-
-
-class LedgerNotReady(RuntimeError):
-    """The database has no ledger tables yet: run `trigger-operator migrate`."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -108,31 +103,22 @@ class LedgerStore:
         `observed_at`.
         """
         with self.engine.begin() as connection:
-            self.write_in(connection, runs, leadership)
-
-    def write_in(
-        self,
-        connection: Connection,
-        runs: Sequence[RunRecord],
-        leadership: Sequence[LeadershipRecord] = (),
-    ) -> None:
-        """`write` inside a transaction that the caller holds."""
-        for round_ in _rounds(runs):
-            connection.execute(self._upsert, [_run_params(record) for record in round_])
-        if leadership:
-            connection.execute(
-                self._append,
-                [
-                    {
-                        "event": change.event,
-                        "identity": change.identity,
-                        "revision": change.revision,
-                        "other_identity": change.other_identity,
-                        "at": change.at,
-                    }
-                    for change in leadership
-                ],
-            )
+            for round_ in _rounds(runs):
+                connection.execute(self._upsert, [_run_params(record) for record in round_])
+            if leadership:
+                connection.execute(
+                    self._append,
+                    [
+                        {
+                            "event": change.event,
+                            "identity": change.identity,
+                            "revision": change.revision,
+                            "other_identity": change.other_identity,
+                            "at": change.at,
+                        }
+                        for change in leadership
+                    ],
+                )
 
     def run(self, key: str) -> Run | None:
         """The row of the run with idempotency key `key`."""

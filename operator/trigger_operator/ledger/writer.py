@@ -46,16 +46,15 @@ from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from trigger_operator.clock import Clock
 from trigger_operator.ledger.engine import build_engine, database_url, display_url
 from trigger_operator.ledger.records import (
-    JOB_STATES,
     LeadershipEvent,
     LeadershipRecord,
     RunRecord,
     RunRef,
     RunStatus,
-    attempts_for,
-    rfc3339,
 )
 from trigger_operator.ledger.store import LedgerStore, PruneResult
+from trigger_operator.metrics import DropReason
+from trigger_operator.models.instants import format_instant
 from trigger_operator.models.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -108,8 +107,8 @@ class LedgerMetrics:
             "Ledger batches committed.",
             registry=registry,
         )
-        for reason in ("queue_full", "rejected", "closed"):
-            self.dropped.labels(reason=reason)
+        for reason in DropReason:
+            self.dropped.labels(reason=reason.value)
 
 
 def _permanent(error: BaseException) -> bool:
@@ -185,69 +184,6 @@ class LedgerWriter:
         if record.observed_at is None:
             record = dataclasses.replace(record, observed_at=self._clock.now())
         return self._enqueue(record)
-
-    def record_pending(
-        self, ref: RunRef, *, leader_identity: str | None, leader_revision: int | None
-    ) -> bool:
-        """A Job was (about to be) created for `ref` by this leader."""
-        return self.record(
-            RunRecord(
-                ref=ref,
-                status=RunStatus.PENDING,
-                leader_identity=leader_identity,
-                leader_revision=leader_revision,
-            )
-        )
-
-    def record_job(
-        self,
-        ref: RunRef,
-        *,
-        job_uid: str,
-        leader_identity: str | None = None,
-        leader_revision: int | None = None,
-    ) -> bool:
-        """The Job of `ref` exists with uid `job_uid` (and the leader its annotations name)."""
-        return self.record(
-            RunRecord(
-                ref=ref,
-                status=RunStatus.PENDING,
-                job_uid=job_uid,
-                leader_identity=leader_identity,
-                leader_revision=leader_revision,
-            )
-        )
-
-    def record_job_state(
-        self,
-        ref: RunRef,
-        state: RunStatus,
-        *,
-        started_at: datetime | None = None,
-        finished_at: datetime | None = None,
-        failed_pods: int = 0,
-        job_uid: str | None = None,
-        reason: str | None = None,
-        message: str | None = None,
-    ) -> bool:
-        """The Job of `ref` is running, succeeded or failed (from its status and conditions).
-
-        `failed_pods` is the Job's `.status.failed`; see `records.attempts_for`.
-        """
-        if state not in JOB_STATES:
-            raise ValueError(f"a Job state is running, succeeded or failed, not {state}")
-        return self.record(
-            RunRecord(
-                ref=ref,
-                status=state,
-                job_uid=job_uid,
-                started_at=started_at,
-                finished_at=finished_at,
-                attempts=attempts_for(state, failed_pods=failed_pods),
-                reason=reason,
-                message=message,
-            )
-        )
 
     def record_missed(
         self,
@@ -358,10 +294,10 @@ class LedgerWriter:
     def _enqueue(self, record: Record) -> bool:
         with self._cond:
             if self._closing:
-                self.metrics.dropped.labels(reason="closed").inc()
+                self.metrics.dropped.labels(reason=DropReason.CLOSED.value).inc()
                 return False
             if len(self._queue) >= self._queue_size:
-                self.metrics.dropped.labels(reason="queue_full").inc()
+                self.metrics.dropped.labels(reason=DropReason.QUEUE_FULL.value).inc()
                 self._warn_drop()
                 if len(self._queue) <= self._inflight:
                     return False  # everything queued is being written: nothing older to drop
@@ -397,7 +333,7 @@ class LedgerWriter:
     def flush(self, timeout: float) -> bool:
         """Wait until every record queued before this call is written or dropped.
 
-        Blocks: from a coroutine, use `drain`. Returns False on time-out.
+        Blocks. Returns False on time-out.
         """
         with self._cond:
             if not self._queue:
@@ -406,10 +342,6 @@ class LedgerWriter:
             return self._cond.wait_for(
                 lambda: not self._queue or self._queue[0][0] > last, timeout=timeout
             )
-
-    async def drain(self, wait_seconds: float) -> bool:
-        """`flush` without blocking the event loop."""
-        return await asyncio.to_thread(self.flush, wait_seconds)
 
     def stop(self, timeout: float = 10.0) -> int:
         """Refuse new records, write what is queued for up to `timeout` s, stop the thread.
@@ -526,7 +458,7 @@ class LedgerWriter:
         self.store.write(runs, changes)
 
     def _reject(self, record: Record, error: BaseException) -> None:
-        self.metrics.dropped.labels(reason="rejected").inc()
+        self.metrics.dropped.labels(reason=DropReason.REJECTED.value).inc()
         context = record.ref.log_context() if isinstance(record, RunRecord) else {}
         logger.error(
             "ledger record rejected by the database; dropped",
@@ -562,7 +494,7 @@ class LedgerWriter:
             logger.info(
                 "ledger pruned",
                 extra={
-                    "older_than": rfc3339(cutoff),
+                    "older_than": format_instant(cutoff),
                     "runs": pruned.runs,
                     "leadership_changes": pruned.leadership_changes,
                 },
@@ -574,7 +506,6 @@ def open_ledger(
     *,
     clock: Clock,
     registry: CollectorRegistry = REGISTRY,
-    prune_interval: float = 3600.0,
 ) -> LedgerWriter:
     """Build the ledger from the settings and start its writer; returns at once.
 
@@ -589,7 +520,6 @@ def open_ledger(
         clock=clock,
         queue_size=settings.ledger_queue_size,
         retention=timedelta(days=settings.ledger_retention_days),
-        prune_interval=prune_interval,
         migrate=settings.migrate_on_start,
         registry=registry,
         owns_store=True,

@@ -19,15 +19,17 @@ from typing import Any
 
 import yaml
 
+from trigger_operator.models.api import (
+    API_VERSION,
+    GROUP,
+    KIND,
+    PLURAL,
+    SHORT_NAMES,
+    SINGULAR,
+    VERSION,
+)
 from trigger_operator.models.spec import EXACTLY_ONE_MESSAGE, TriggerSpec
 from trigger_operator.models.status import TriggerStatus
-
-GROUP = "triggers.dev"
-VERSION = "v1alpha1"
-KIND = "ScheduledTrigger"
-PLURAL = "scheduledtriggers"
-SINGULAR = "scheduledtrigger"
-SHORT_NAMES = ("strig",)
 
 # One column cannot show "schedule or runAt": a printer column is a single JSON path.
 # Two columns that read the spec are right the moment a trigger is applied, even before
@@ -84,11 +86,11 @@ def build_crd() -> dict[str, Any]:
         "properties": {
             "apiVersion": {
                 "type": "string",
-                "description": "The versioned schema of this object: triggers.dev/v1alpha1.",
+                "description": f"The versioned schema of this object: {API_VERSION}.",
             },
             "kind": {
                 "type": "string",
-                "description": "The REST resource this object represents: ScheduledTrigger.",
+                "description": f"The REST resource this object represents: {KIND}.",
             },
             # The API server allows nothing but a type here (not even a description).
             "metadata": {"type": "object"},
@@ -153,6 +155,17 @@ class _Converter:
         out.update((key, flat[key]) for key in _COPIED if key in flat)
         if flat.get("default") is not None and not self._in_status:
             out["default"] = flat["default"]
+        self._convert_children(flat, out)
+        out.update((key, value) for key, value in flat.items() if key.startswith("x-kubernetes-"))
+        if "type" not in out:
+            # Any JSON value at all (pydantic's JsonValue): the API server keeps it as is.
+            out["x-kubernetes-preserve-unknown-fields"] = True
+        if nullable and self._in_status:
+            out["nullable"] = True
+        return out
+
+    def _convert_children(self, flat: dict[str, Any], out: dict[str, Any]) -> None:
+        """The properties, items and additional properties of `flat`, converted into `out`."""
         if "properties" in flat:
             properties = flat["properties"]
             out["properties"] = {name: self.convert(sub) for name, sub in properties.items()}
@@ -167,13 +180,6 @@ class _Converter:
             out["additionalProperties"] = self.convert(extra)
         elif extra is True:
             out["x-kubernetes-preserve-unknown-fields"] = True
-        out.update((key, value) for key, value in flat.items() if key.startswith("x-kubernetes-"))
-        if "type" not in out:
-            # Any JSON value at all (pydantic's JsonValue): the API server keeps it as is.
-            out["x-kubernetes-preserve-unknown-fields"] = True
-        if nullable and self._in_status:
-            out["nullable"] = True
-        return out
 
     def _flatten(self, node: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         """Inline `$ref` and unwrap `X | None`; keys on the referring node win."""

@@ -1,16 +1,22 @@
 """Instants on the wire: RFC 3339 with an explicit offset in, UTC with `Z` out.
 
-Every instant the operator handles is timezone-aware UTC. `parse_instant` is strict
-(a date-time without an offset is an error, not a guess at a zone), and
-`format_instant` writes whole seconds as `2026-11-27T01:30:00Z`, with a fraction only
-when there is one.
+Every instant the operator handles is timezone-aware UTC, and this module is the one
+that writes and reads them as text: the Job's scheduled-for annotation and environment,
+the trigger's status, the ledger's run keys and the command line's output all say the
+same instant the same way.
+
+`parse_instant` is strict (a date-time without an offset is an error, not a guess at a
+zone); `parse_api_time` reads what the API server wrote and gives None for what it cannot
+read. `format_instant` writes whole seconds as `2026-11-27T01:30:00Z`, and a fraction only
+when there is one, without trailing zeros (`...:00.25Z`), as Go's RFC3339Nano does.
+`format_micro_time` writes the fixed six-digit fraction of a Kubernetes MicroTime.
 """
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, AwareDatetime, PlainSerializer, WithJsonSchema
 
@@ -47,11 +53,45 @@ def parse_instant(text: str) -> datetime:
     return local.replace(tzinfo=offset).astimezone(UTC)
 
 
+def parse_api_time(value: Any) -> datetime | None:
+    """An API timestamp (RFC 3339; a datetime as the Python client returns) as aware UTC.
+
+    None when absent or unreadable: a Job's fields are evidence, never a reason to fail.
+    """
+    if isinstance(value, datetime):
+        return value
+    if not value:
+        return None
+    try:
+        return parse_instant(str(value))
+    except ValueError:
+        return None
+
+
 def format_instant(instant: datetime) -> str:
-    """Write an aware instant as RFC 3339 in UTC, e.g. `2026-11-27T01:30:00Z`."""
-    if instant.tzinfo is None:
-        raise ValueError("format_instant needs a timezone-aware datetime")
-    return instant.astimezone(UTC).replace(tzinfo=None).isoformat() + "Z"
+    """Write an aware instant as RFC 3339 in UTC, e.g. `2026-11-27T01:30:00Z`.
+
+    A fraction of a second is written only when there is one, without trailing zeros.
+    """
+    utc = _utc(instant, "format_instant")
+    text = utc.replace(tzinfo=None, microsecond=0).isoformat()
+    if utc.microsecond:
+        text += f".{utc.microsecond:06d}".rstrip("0")
+    return text + "Z"
+
+
+def format_micro_time(instant: datetime) -> str:
+    """Write an aware instant as a Kubernetes MicroTime: `2026-11-27T01:30:00.000000Z`."""
+    return (
+        _utc(instant, "format_micro_time").replace(tzinfo=None).isoformat(timespec="microseconds")
+        + "Z"
+    )
+
+
+def _utc(instant: datetime, what: str) -> datetime:
+    if instant.tzinfo is None or instant.utcoffset() is None:
+        raise ValueError(f"{what} needs a timezone-aware datetime, got {instant!r}")
+    return instant.astimezone(UTC)
 
 
 def _offset(text: str) -> timezone:

@@ -10,7 +10,7 @@ about. The modules, by role:
 - `progress`: a trigger's bookkeeping, and noticing edits of its schedule;
 - `planner`: which due times to start now and which are missed;
 - `jitter`: the stable per-trigger delay;
-- `preview`: the `trigger-operator preview` command on top of the same functions.
+- `preview`: which schedule `trigger-operator preview` shows, from a manifest and flags.
 """
 
 from trigger_operator.schedule.errors import (

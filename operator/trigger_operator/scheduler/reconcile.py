@@ -30,8 +30,10 @@ from typing import Any
 
 from trigger_operator.clock import Clock
 from trigger_operator.jobs.builder import ANNOTATION_RUN_NOW, TriggerRef, scheduled_job_name
-from trigger_operator.jobs.state import RunState, parse_time
+from trigger_operator.jobs.state import RunState
 from trigger_operator.kube.gateway import ApiUnavailable, Conflict, Forbidden
+from trigger_operator.metrics import TriggerState
+from trigger_operator.models.instants import parse_api_time
 from trigger_operator.models.runs import RunKind
 from trigger_operator.models.spec import ConcurrencyPolicy, TriggerSpec
 from trigger_operator.models.status import TriggerStatus
@@ -140,7 +142,7 @@ class Reconciler:
         if spec is None or problem is not None:
             assert problem is not None
             await self.validator.report(entry, status, problem, now)
-            self.recorder.set_state(entry.uid, "invalid")
+            self.recorder.set_state(entry.uid, TriggerState.INVALID)
             return None
         entry.reported_problem = None
         work = _Pass(entry=entry, spec=spec, status=status, now=now, jobs=dict(entry.jobs))
@@ -264,4 +266,4 @@ class Reconciler:
 
 
 def _created(body: dict[str, Any], now: datetime) -> datetime:
-    return parse_time(body["metadata"].get("creationTimestamp")) or now
+    return parse_api_time(body["metadata"].get("creationTimestamp")) or now

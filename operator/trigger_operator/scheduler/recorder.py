@@ -20,7 +20,7 @@ from trigger_operator.jobs.builder import TriggerRef
 from trigger_operator.jobs.state import RunResult, RunState
 from trigger_operator.ledger.records import RunRef
 from trigger_operator.ledger.writer import LedgerWriter
-from trigger_operator.metrics import Metrics
+from trigger_operator.metrics import Metrics, RunOutcome, TriggerState
 from trigger_operator.models.instants import format_instant
 from trigger_operator.models.runs import RunKind
 from trigger_operator.models.status import TriggerStatus
@@ -38,7 +38,7 @@ from trigger_operator.scheduler.status import status_of
 
 log = logging.getLogger(__name__)
 
-_FINISHED = {RunResult.SUCCEEDED: "succeeded", RunResult.FAILED: "failed"}
+_FINISHED = {RunResult.SUCCEEDED: RunOutcome.SUCCEEDED, RunResult.FAILED: RunOutcome.FAILED}
 
 
 class RunRecorder:
@@ -55,7 +55,7 @@ class RunRecorder:
         # Jobs this replica is deleting for concurrencyPolicy Replace: recorded as
         # Replaced, not as deleted by someone else.
         self._replacing: set[str] = set()
-        self._states: dict[str, str] = {}
+        self._states: dict[str, TriggerState] = {}
 
     # -- Jobs, as the watch reports them ---------------------------------------------------
 
@@ -98,7 +98,7 @@ class RunRecorder:
     def started(self, ref: TriggerRef, job: RunState, *, due: datetime | None) -> None:
         """This replica created `job`; `due` is when it was due (None for run-now)."""
         log.info("run started", extra=_job_context(ref, job))
-        self.metrics.runs.labels(result="started").inc()
+        self.metrics.runs.labels(result=RunOutcome.STARTED).inc()
         lateness = 0.0 if due is None else max(0.0, (self.clock.now() - due).total_seconds())
         self.metrics.dispatch_lateness.observe(lateness)
 
@@ -111,7 +111,7 @@ class RunRecorder:
         if not deleted:
             self._replacing.discard(job.uid)
             return
-        self.metrics.runs.labels(result="cancelled").inc()
+        self.metrics.runs.labels(result=RunOutcome.CANCELLED).inc()
         log.info("replaced an active run", extra=_job_context(ref, job))
         self._cancelled(job, "Replaced", "concurrencyPolicy Replace: a newer run started")
 
@@ -119,7 +119,7 @@ class RunRecorder:
         self, ref: TriggerRef, scheduled_for: datetime, kind: RunKind, active: list[RunState]
     ) -> None:
         """concurrencyPolicy Forbid left out `scheduled_for` while `active` run."""
-        self.metrics.runs.labels(result="skipped").inc()
+        self.metrics.runs.labels(result=RunOutcome.SKIPPED).inc()
         log.info(
             "run skipped: an earlier run is active (Forbid)",
             extra={**ref_context(ref), "scheduled_for": format_instant(scheduled_for)},
@@ -139,7 +139,7 @@ class RunRecorder:
         if not outcome.missed_count:
             return
         self.metrics.missed_runs.inc(outcome.missed_count)
-        self.metrics.runs.labels(result="missed").inc(outcome.missed_count)
+        self.metrics.runs.labels(result=RunOutcome.MISSED).inc(outcome.missed_count)
         log.warning(
             "scheduled times missed", extra={**ref_context(ref), "missed": outcome.missed_count}
         )
@@ -155,7 +155,7 @@ class RunRecorder:
                 leader_revision=writer.revision,
             )
 
-    def set_state(self, uid: str, state: str | None) -> None:
+    def set_state(self, uid: str, state: TriggerState | None) -> None:
         """Keep the triggers-by-state gauge: one trigger counts in one state."""
         previous = self._states.pop(uid, None)
         if previous is not None:

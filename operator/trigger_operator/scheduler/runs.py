@@ -29,9 +29,9 @@ from trigger_operator.jobs.builder import (
     TriggerRef,
     build_job,
 )
-from trigger_operator.jobs.state import RunState, parse_time, run_state, to_prune
+from trigger_operator.jobs.state import RunState, run_state, to_prune
 from trigger_operator.kube.gateway import AlreadyExists, Forbidden, KubeError, NotFound
-from trigger_operator.models.instants import format_instant
+from trigger_operator.models.instants import format_instant, parse_api_time
 from trigger_operator.models.runs import RunKind
 from trigger_operator.models.spec import TriggerSpec
 from trigger_operator.models.status import TriggerStatus
@@ -191,7 +191,7 @@ class RunDispatcher:
         if not any(owner.get("uid") == ref.uid for owner in owners):
             raise Forbidden(f"Job {name} exists but belongs to another owner")
         annotations = job["metadata"].get("annotations") or {}
-        same_time = parse_time(annotations.get(ANNOTATION_SCHEDULED_FOR)) == scheduled_for
+        same_time = parse_api_time(annotations.get(ANNOTATION_SCHEDULED_FOR)) == scheduled_for
         if not same_time and not annotations.get(ANNOTATION_RUN_NOW):
             log.warning(
                 "existing Job has another scheduled time",

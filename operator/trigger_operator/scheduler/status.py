@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from trigger_operator.jobs.state import RunResult, RunState
+from trigger_operator.metrics import TriggerState
 from trigger_operator.models.instants import format_instant
 from trigger_operator.models.runs import RunKind
 from trigger_operator.models.spec import TriggerSpec
@@ -134,13 +135,13 @@ def shows_problem(status: TriggerStatus, problem: Problem, *, generation: int) -
     )
 
 
-def trigger_state(spec: TriggerSpec, outcome: Plan) -> str:
+def trigger_state(spec: TriggerSpec, outcome: Plan) -> TriggerState:
     """The state a valid trigger counts in (the triggers-by-state gauge)."""
     if spec.suspend:
-        return "suspended"
+        return TriggerState.SUSPENDED
     if outcome.completed:
-        return "completed"
-    return "scheduled" if outcome.next_run is not None else "idle"
+        return TriggerState.COMPLETED
+    return TriggerState.SCHEDULED if outcome.next_run is not None else TriggerState.IDLE
 
 
 def set_ready(

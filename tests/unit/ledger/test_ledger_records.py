@@ -19,9 +19,9 @@ from trigger_operator.ledger.records import (
     manual_run_key,
     moves_forward,
     next_status,
-    rfc3339,
     scheduled_run_key,
 )
+from trigger_operator.models.instants import format_instant
 
 UID = "0b7e4c1e-5a7f-4d7e-9a57-3f6f0f8b1c2d"
 OTHER_UID = "9d1f2e3c-0000-4000-8000-000000000001"
@@ -53,8 +53,8 @@ def test_scheduled_keys_differ_by_trigger_and_by_instant() -> None:
 
 
 def test_scheduled_key_keeps_sub_second_precision_only_when_present() -> None:
-    assert rfc3339(AT.replace(microsecond=250_000)) == "2026-11-27T01:30:00.25Z"
-    assert rfc3339(AT) == "2026-11-27T01:30:00Z"
+    assert format_instant(AT.replace(microsecond=250_000)) == "2026-11-27T01:30:00.25Z"
+    assert format_instant(AT) == "2026-11-27T01:30:00Z"
 
 
 def test_scheduled_key_refuses_a_naive_time() -> None:
@@ -75,7 +75,7 @@ def test_manual_key_is_named_from_the_run_now_value() -> None:
 
 
 def test_manual_key_never_equals_a_scheduled_key() -> None:
-    value = rfc3339(AT)
+    value = format_instant(AT)
     assert manual_run_key(UID, value) != scheduled_run_key(UID, AT)
 
 

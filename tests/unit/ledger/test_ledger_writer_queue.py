@@ -40,6 +40,13 @@ def ref(n: int) -> RunRef:
     )
 
 
+def pending(run: RunRef, *, leader: str, revision: int) -> RunRecord:
+    """The record of a Job (about to be) created for `run` by `leader`."""
+    return RunRecord(
+        ref=run, status=RunStatus.PENDING, leader_identity=leader, leader_revision=revision
+    )
+
+
 def down() -> OperationalError:
     return OperationalError("INSERT ...", {}, ConnectionRefusedError("connection refused"))
 
@@ -135,7 +142,7 @@ def test_records_queue_without_a_running_writer_and_are_stamped_by_the_clock(
     make_writer: MakeWriter, registry: CollectorRegistry, sink: FakeSink
 ) -> None:
     writer = make_writer()
-    assert writer.record_pending(ref(1), leader_identity="pod-a", leader_revision=3)
+    assert writer.record(pending(ref(1), leader="pod-a", revision=3))
     assert writer.depth == 1
     assert metric(registry, "trigger_operator_ledger_queue_depth") == 1
     writer.start()
@@ -152,7 +159,7 @@ def test_a_full_queue_drops_the_oldest_records_and_counts_them(
 ) -> None:
     writer = make_writer(queue_size=5)
     for n in range(8):
-        assert writer.record_pending(ref(n), leader_identity="a", leader_revision=1)
+        assert writer.record(pending(ref(n), leader="a", revision=1))
     assert writer.depth == 5
     assert dropped(registry, "queue_full") == 3
     writer.start()
@@ -167,7 +174,7 @@ def test_queued_records_are_written_in_batches_of_batch_size(
 ) -> None:
     writer = make_writer(batch_size=100)
     for n in range(1000):
-        writer.record_pending(ref(n), leader_identity="a", leader_revision=1)
+        writer.record(pending(ref(n), leader="a", revision=1))
     writer.start()
     assert writer.flush(10)
     assert [len(batch) for batch in sink.batches] == [100] * 10
@@ -182,7 +189,15 @@ def test_a_failed_batch_is_retried_until_it_lands_once(
     writer = make_writer()
     writer.start()
     for n in range(10):
-        writer.record_job_state(ref(n), RunStatus.SUCCEEDED, started_at=START, finished_at=START)
+        writer.record(
+            RunRecord(
+                ref=ref(n),
+                status=RunStatus.SUCCEEDED,
+                started_at=START,
+                finished_at=START,
+                attempts=1,
+            )
+        )
     assert writer.flush(5)
     assert sorted(r.ref.key for r in sink.written() if isinstance(r, RunRecord)) == sorted(
         ref(n).key for n in range(10)
@@ -198,12 +213,12 @@ def test_recovery_listeners_hear_once_when_writes_succeed_again_after_failures(
     writer = make_writer()
     writer.add_recovery_listener(lambda: heard.append(len(sink.written())))
     writer.start()
-    writer.record_pending(ref(0), leader_identity="a", leader_revision=1)
+    writer.record(pending(ref(0), leader="a", revision=1))
     assert writer.flush(5)
     assert heard == []  # no outage, nothing to recover from
 
     sink.failures_left = 3
-    writer.record_pending(ref(1), leader_identity="a", leader_revision=1)
+    writer.record(pending(ref(1), leader="a", revision=1))
     assert writer.flush(5)
     wait_for(lambda: heard, timeout=5, message="the recovery listener")
     assert heard == [2]  # told right after the first write that landed again
@@ -232,7 +247,7 @@ def test_a_failing_recovery_listener_does_not_stop_the_writer(
     writer.add_recovery_listener(broken)
     writer.start()
     for n in range(3):
-        writer.record_pending(ref(n), leader_identity="a", leader_revision=1)
+        writer.record(pending(ref(n), leader="a", revision=1))
         assert writer.flush(5)
     assert len(sink.written()) == 3
 
@@ -273,12 +288,12 @@ def test_the_batch_being_written_is_never_dropped_by_a_full_queue(
 ) -> None:
     sink.hold.clear()
     writer = make_writer(queue_size=4, batch_size=2)
-    writer.record_pending(ref(0), leader_identity="a", leader_revision=1)
-    writer.record_pending(ref(1), leader_identity="a", leader_revision=1)
+    writer.record(pending(ref(0), leader="a", revision=1))
+    writer.record(pending(ref(1), leader="a", revision=1))
     writer.start()
     assert sink.writing.wait(5)  # ref 0 and 1 are in flight
     for n in range(2, 8):
-        writer.record_pending(ref(n), leader_identity="a", leader_revision=1)
+        writer.record(pending(ref(n), leader="a", revision=1))
     sink.hold.set()
     assert writer.flush(5)
     keys = [r.ref.key for r in sink.written() if isinstance(r, RunRecord)]
@@ -293,11 +308,11 @@ def test_stop_gives_up_after_its_grace_and_reports_what_was_left(
     writer = make_writer()
     writer.start()
     for n in range(3):
-        writer.record_pending(ref(n), leader_identity="a", leader_revision=1)
+        writer.record(pending(ref(n), leader="a", revision=1))
     began = time.monotonic()
     assert writer.stop(0.3) == 3
     assert time.monotonic() - began < 3
-    assert not writer.record_pending(ref(9), leader_identity="a", leader_revision=1)
+    assert not writer.record(pending(ref(9), leader="a", revision=1))
     assert dropped(registry, "closed") == 1
 
 
@@ -307,7 +322,7 @@ def test_stop_writes_what_is_queued_before_it_returns(
     writer = make_writer(owns_store=True)
     writer.start()
     for n in range(50):
-        writer.record_pending(ref(n), leader_identity="a", leader_revision=1)
+        writer.record(pending(ref(n), leader="a", revision=1))
     assert writer.stop(5) == 0
     assert len(sink.written()) == 50
     assert sink.closed
@@ -318,7 +333,7 @@ def test_migration_at_start_is_retried_before_anything_is_written(
 ) -> None:
     sink.migrate_failures_left = 2
     writer = make_writer(migrate=True)
-    writer.record_pending(ref(0), leader_identity="a", leader_revision=1)
+    writer.record(pending(ref(0), leader="a", revision=1))
     writer.start()
     assert writer.flush(5)
     assert sink.migrated and len(sink.written()) == 1
@@ -333,7 +348,7 @@ def test_the_writer_prunes_at_start_and_then_every_interval(
     assert sink.prunes == [START - timedelta(days=90)]
     clock.advance(1800)
     for n in range(2):  # the second batch is taken after a full turn of the loop
-        writer.record_pending(ref(n), leader_identity="a", leader_revision=1)
+        writer.record(pending(ref(n), leader="a", revision=1))
         assert writer.flush(5)
     assert len(sink.prunes) == 1  # not due yet
     clock.advance(1800)
@@ -358,25 +373,18 @@ def test_leadership_changes_and_reconciled_runs_go_through_the_same_queue(
     assert len([r for r in written if isinstance(r, RunRecord)]) == 3
 
 
-def test_job_states_other_than_running_succeeded_failed_are_refused(
-    make_writer: MakeWriter,
-) -> None:
-    writer = make_writer()
-    with pytest.raises(ValueError, match="Job state"):
-        writer.record_job_state(ref(0), RunStatus.MISSED)
-
-
 def test_at_most_half_the_queue_is_in_flight_so_new_records_always_get_in(
     make_writer: MakeWriter, sink: FakeSink
 ) -> None:
     sink.hold.clear()
     writer = make_writer(queue_size=4, batch_size=100)
     for n in range(4):
-        writer.record_pending(ref(n), leader_identity="a", leader_revision=1)
+        writer.record(pending(ref(n), leader="a", revision=1))
     writer.start()
     assert sink.writing.wait(5)  # ref 0 and 1 are in flight
     assert all(
-        writer.record_job_state(ref(n), RunStatus.SUCCEEDED) for n in range(4, 8)
+        writer.record(RunRecord(ref=ref(n), status=RunStatus.SUCCEEDED, attempts=1))
+        for n in range(4, 8)
     )  # each pushes out the oldest record that is not in flight
     sink.hold.set()
     assert writer.flush(5)

@@ -1,4 +1,4 @@
-"""Instants: strict RFC 3339 in, UTC with Z out."""
+"""Instants: strict RFC 3339 in, UTC with Z out, the same text wherever an instant is written."""
 
 from __future__ import annotations
 
@@ -6,7 +6,24 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from trigger_operator.models.instants import RFC3339_PATTERN, format_instant, parse_instant
+from trigger_operator.jobs.builder import (
+    ANNOTATION_SCHEDULED_FOR,
+    RunKind,
+    TriggerRef,
+    Writer,
+    build_job,
+)
+from trigger_operator.jobs.state import run_state
+from trigger_operator.ledger.records import RunRef
+from trigger_operator.models.instants import (
+    RFC3339_PATTERN,
+    format_instant,
+    format_micro_time,
+    parse_api_time,
+    parse_instant,
+)
+from trigger_operator.models.status import LastRun, RunResult, TriggerStatus
+from trigger_operator.schedule.times import compile_schedule, upcoming
 
 
 @pytest.mark.parametrize(
@@ -51,7 +68,8 @@ def test_anything_else_is_rejected(text: str, problem: str) -> None:
             datetime(2026, 11, 27, 2, 30, tzinfo=timezone(timedelta(hours=1))),
             "2026-11-27T01:30:00Z",
         ),
-        (datetime(2026, 11, 27, 1, 30, 0, 500_000, tzinfo=UTC), "2026-11-27T01:30:00.500000Z"),
+        (datetime(2026, 11, 27, 1, 30, 0, 500_000, tzinfo=UTC), "2026-11-27T01:30:00.5Z"),
+        (datetime(2026, 11, 27, 1, 30, 0, 123_456, tzinfo=UTC), "2026-11-27T01:30:00.123456Z"),
     ],
 )
 def test_instants_are_written_in_utc_with_z(instant: datetime, expected: str) -> None:
@@ -77,3 +95,70 @@ def test_the_schema_pattern_accepts_the_same_shape(text: str, valid: bool) -> No
     import re
 
     assert (re.fullmatch(RFC3339_PATTERN, text) is not None) is valid
+
+
+def test_a_fractional_run_at_reads_the_same_in_the_job_the_status_and_the_ledger() -> None:
+    uid = "0b7e1c8e-aaaa-4bbb-8ccc-000000000001"
+    written = "2026-12-01T10:00:00.250+01:00"
+    expected = "2026-12-01T09:00:00.25Z"
+    [fire] = upcoming(
+        compile_schedule(schedule=None, run_at=written), datetime(2026, 1, 1, tzinfo=UTC), 1
+    )
+    trigger = TriggerRef(namespace="team-a", name="once", uid=uid)
+    template = {"spec": {"template": {"spec": {"containers": [{"name": "run"}]}}}}
+    job = build_job(
+        trigger,
+        template,
+        scheduled_for=fire,
+        kind=RunKind.SCHEDULED,
+        writer=Writer(identity="pod-a", revision=1),
+    )
+    env = {
+        item["name"]: item["value"]
+        for item in job["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    status = TriggerStatus(
+        last_schedule_time=fire,
+        last_run=LastRun(
+            name=job["metadata"]["name"], scheduled_for=fire, result=RunResult.RUNNING
+        ),
+    ).model_dump(mode="json")
+    ref = RunRef.scheduled(
+        namespace=trigger.namespace,
+        trigger_name=trigger.name,
+        trigger_uid=uid,
+        scheduled_for=fire,
+        job_name=job["metadata"]["name"],
+    )
+
+    assert job["metadata"]["annotations"][ANNOTATION_SCHEDULED_FOR] == expected
+    assert env["TRIGGER_SCHEDULED_FOR"] == expected
+    assert status["lastScheduleTime"] == expected
+    assert status["lastRun"]["scheduledFor"] == expected
+    assert ref.key == f"{uid}/{expected}"
+    assert ref.log_context()["scheduled_for"] == expected
+    # Read back from the Job, the instant is the one the schedule gave.
+    assert run_state(job).scheduled_for == fire == parse_instant(expected)
+
+
+def test_a_lease_micro_time_always_has_six_fraction_digits() -> None:
+    assert format_micro_time(datetime(2026, 11, 27, 1, 30, tzinfo=UTC)) == (
+        "2026-11-27T01:30:00.000000Z"
+    )
+    assert format_micro_time(
+        datetime(2026, 11, 27, 2, 30, 0, 250_000, tzinfo=timezone(timedelta(hours=1)))
+    ) == ("2026-11-27T01:30:00.250000Z")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2026-11-27T01:30:00Z", datetime(2026, 11, 27, 1, 30, tzinfo=UTC)),
+        (datetime(2026, 11, 27, 1, 30, tzinfo=UTC), datetime(2026, 11, 27, 1, 30, tzinfo=UTC)),
+        (None, None),
+        ("", None),
+        ("yesterday", None),
+    ],
+)
+def test_api_times_read_as_utc_or_none(value: object, expected: datetime | None) -> None:
+    assert parse_api_time(value) == expected

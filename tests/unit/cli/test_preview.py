@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from trigger_operator.cli.preview import preview
 from trigger_operator.clock import SystemClock
 from trigger_operator.models.instants import parse_instant
-from trigger_operator.schedule.preview import preview
 
 MANIFEST = """\
 apiVersion: v1

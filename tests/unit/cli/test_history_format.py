@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from trigger_operator.ledger.history import format_duration, parse_since
+from trigger_operator.cli.history import format_duration, parse_since
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 

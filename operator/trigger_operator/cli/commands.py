@@ -1,18 +1,16 @@
-"""The `trigger-operator` command: run, preview, history, migrate, run-now, dev-cluster.
+"""The `trigger-operator` command: run, preview, history, migrate, run-now, crd, dev-cluster.
 
-Each command only wires: it builds settings and calls into the package.
+Each command only wires: it builds settings, calls into the package and prints the result.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import click
 
+from trigger_operator.cli.preview import preview
 from trigger_operator.models.settings import Settings
-from trigger_operator.schedule.preview import preview
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -89,18 +87,11 @@ def _ledger_settings(database_url: str | None) -> Settings:
     return settings
 
 
-def _context_namespace() -> str:
-    """The namespace of the current kubeconfig context, as kubectl picks it; else default."""
-    try:
-        from kubernetes import config as kube_config
+def _kubeconfig_namespace() -> str:
+    # Imported here: the Kubernetes client is slow to import, and only this needs it.
+    from trigger_operator.kube.gateway import context_namespace
 
-        # The client's functions are untyped; name the one used here with its shape.
-        list_contexts: Callable[[], tuple[Any, Any]] = kube_config.list_kube_config_contexts
-        _, active = list_contexts()
-    except Exception:
-        return "default"
-    namespace = (active or {}).get("context", {}).get("namespace")
-    return str(namespace) if namespace else "default"
+    return context_namespace()
 
 
 @main.command("history")
@@ -142,15 +133,16 @@ def history(
     """Show the runs of triggers from the run ledger, newest last."""
     from rich.console import Console
 
+    from trigger_operator.cli.history import parse_since, show_history
     from trigger_operator.clock import SystemClock
     from trigger_operator.ledger.history import (
         HistoryError,
         HistoryRequest,
-        parse_since,
+        find_runs,
         prune_history,
-        show_history,
     )
-    from trigger_operator.ledger.records import RunStatus, rfc3339
+    from trigger_operator.ledger.records import RunStatus
+    from trigger_operator.models.instants import format_instant
 
     clock = SystemClock()
     settings = _ledger_settings(database_url)
@@ -159,7 +151,7 @@ def history(
             cutoff, pruned = prune_history(settings, clock=clock)
             click.echo(
                 f"deleted {pruned.runs} runs and {pruned.leadership_changes} leadership "
-                f"changes from before {rfc3339(cutoff)}"
+                f"changes from before {format_instant(cutoff)}"
             )
             return
         if namespace and all_namespaces:
@@ -176,15 +168,15 @@ def history(
             raise click.BadParameter(str(error)) from error
         request = HistoryRequest(
             name=name,
-            namespace=None if all_namespaces else (namespace or _context_namespace()),
+            namespace=None if all_namespaces else (namespace or _kubeconfig_namespace()),
             statuses=wanted,
             since=start,
             limit=limit or None,
         )
         show_history(
-            settings,
+            find_runs(settings, request),
             request,
-            clock=clock,
+            now=clock.now(),
             console=Console(),
             notices=Console(stderr=True),
             output=output,
@@ -262,7 +254,7 @@ def run_now(name: str, namespace: str | None, value: str | None) -> None:
 
     value = value or f"cli-{format_instant(SystemClock().now())}"
     try:
-        request_run_now(load_api_client(), namespace or _context_namespace(), name, value)
+        request_run_now(load_api_client(), namespace or _kubeconfig_namespace(), name, value)
     except KubeError as error:
         raise click.ClickException(str(error)) from error
     click.echo(f"run requested for {name} with run-now value {value}")
