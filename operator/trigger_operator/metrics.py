@@ -21,6 +21,8 @@ class RunOutcome(StrEnum):
     CANCELLED = "cancelled"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    REFUSED = "refused"
+    """The API server refused the Job create (400/422): nothing was started."""
 
 
 class TriggerState(StrEnum):

@@ -229,12 +229,13 @@ def run(log_level: str, log_format: str) -> None:
     """Run the operator (settings from TRIGGER_OPERATOR_* variables; see the README)."""
     from trigger_operator import logs
     from trigger_operator.handlers.app import serve
+    from trigger_operator.leadership.elector import LeaseUnusable
     from trigger_operator.leadership.revision import RevisionUnknown
 
     logs.configure(log_level, log_format)
     try:
         serve(Settings())
-    except RevisionUnknown as error:
+    except (RevisionUnknown, LeaseUnusable) as error:
         raise click.ClickException(str(error)) from error
 
 

@@ -28,7 +28,12 @@ from trigger_operator.clock import Clock, SystemClock
 from trigger_operator.handlers.watch import build_registry, quiet_kopf_logs
 from trigger_operator.jobs.builder import Writer
 from trigger_operator.kube.gateway import KubeError, KubeGateway, load_api_client
-from trigger_operator.leadership.elector import LeadershipListener, LeaseElector, LeaseSettings
+from trigger_operator.leadership.elector import (
+    LeadershipListener,
+    LeaseElector,
+    LeaseSettings,
+    LeaseUnusable,
+)
 from trigger_operator.leadership.revision import discover_revision
 from trigger_operator.ledger.writer import LedgerWriter, open_ledger
 from trigger_operator.metrics import Metrics
@@ -149,12 +154,20 @@ def _on_event_loop(callback: Callable[[], None]) -> Callable[[], None]:
 async def _lead_after_sync(
     scheduler: Scheduler, elector: LeaseElector, clock: Clock, interval: float
 ) -> None:
-    """List the world until it succeeds, then run the elector and resync now and again."""
+    """List the world until it succeeds, then run the elector and resync now and again.
+
+    Returns when the elector stops; raises what stopped it (`LeaseUnusable`).
+    """
     await _resync(scheduler, clock)
     election = asyncio.create_task(elector.run(), name="election")
+    ended = asyncio.Event()
+    election.add_done_callback(lambda _: ended.set())
     try:
         while True:
-            await clock.sleep(interval)
+            await clock.wait_any(ended, within=interval)
+            if ended.is_set():
+                election.result()
+                return
             await _resync(scheduler, clock)
     finally:
         election.cancel()
@@ -218,6 +231,7 @@ class _Parts:
     """What a running operator is made of, built from the settings."""
 
     gateway: KubeGateway
+    lease_gateway: KubeGateway
     ledger: LedgerWriter
     lease: LeaseSettings
     elector: LeaseElector
@@ -227,7 +241,10 @@ class _Parts:
 async def _build(settings: Settings, *, clock: Clock, registry: CollectorRegistry) -> _Parts:
     """Every part, wired together; nothing runs yet except the ledger's writer thread."""
     identity = default_identity(settings)
-    gateway = KubeGateway(load_api_client(), workers=settings.dispatch_concurrency + 4)
+    workers = settings.dispatch_concurrency + 4
+    gateway = KubeGateway(load_api_client(connections=workers), workers=workers)
+    # The Lease has a client and threads of its own: a dispatch burst never delays a renew.
+    lease_gateway = KubeGateway(load_api_client(connections=2), workers=2)
     metrics = Metrics.create(registry)
     revision, source = await discover_revision(gateway, settings)
     writer = Writer(identity=identity, revision=revision)
@@ -240,7 +257,7 @@ async def _build(settings: Settings, *, clock: Clock, registry: CollectorRegistr
         retry_period=settings.retry_period_seconds,
     )
     elector = LeaseElector(
-        gateway,
+        lease_gateway,
         lease=lease,
         writer=writer,
         clock=clock,
@@ -277,7 +294,14 @@ async def _build(settings: Settings, *, clock: Clock, registry: CollectorRegistr
             "lease": f"{lease.namespace}/{lease.name}",
         },
     )
-    return _Parts(gateway=gateway, ledger=ledger, lease=lease, elector=elector, scheduler=scheduler)
+    return _Parts(
+        gateway=gateway,
+        lease_gateway=lease_gateway,
+        ledger=ledger,
+        lease=lease,
+        elector=elector,
+        scheduler=scheduler,
+    )
 
 
 def _watched_namespaces(settings: Settings, lease: LeaseSettings) -> list[str]:
@@ -334,6 +358,19 @@ async def run_operator(
         stop_flag.set()
 
     _on_stop_signal(on_signal)
+    fatal: list[BaseException] = []
+
+    def on_election_end(task: asyncio.Task[None]) -> None:
+        error = None if task.cancelled() else task.exception()
+        if isinstance(error, LeaseUnusable):
+            log.critical(
+                "cannot take part in leader election: stopping", extra={"error": str(error)}
+            )
+            fatal.append(error)
+            parts.scheduler.pause()
+            stop_flag.set()
+
+    tasks[1].add_done_callback(on_election_end)
     namespaces = _watched_namespaces(settings, parts.lease)
     try:
         await kopf.operator(
@@ -353,6 +390,8 @@ async def run_operator(
         await parts.scheduler.stop()
         await release_lease()
         await _shut_down(parts, tasks, health)
+    if fatal:
+        raise fatal[0]
 
 
 def _on_stop_signal(handler: Callable[[signal.Signals], None]) -> None:
@@ -376,3 +415,4 @@ async def _shut_down(
     if health is not None:
         await health.cleanup()
     parts.gateway.close()
+    parts.lease_gateway.close()

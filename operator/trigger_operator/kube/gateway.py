@@ -28,6 +28,9 @@ from trigger_operator.models.api import API_VERSION, GROUP, KIND, PLURAL, VERSIO
 from trigger_operator.models.instants import format_instant
 
 _PAGE = 500
+CONNECT_TIMEOUT = 5.0
+REQUEST_TIMEOUT = 30.0
+"""Seconds to wait for a connection, and for an answer: no call hangs forever."""
 # The name the operator writes under: the field manager of its writes, the component of
 # its Events.
 FIELD_MANAGER = "trigger-operator"
@@ -106,18 +109,20 @@ def _translate(error: ApiException) -> KubeError:
     return ApiUnavailable(message, status=status, reason=reason)
 
 
-def load_api_client() -> client.ApiClient:
+def load_api_client(*, connections: int = 4) -> client.ApiClient:
     """An API client from the in-cluster service account, else from the kubeconfig.
 
-    The kubeconfig is the one kubectl reads: `KUBECONFIG`, else `~/.kube/config`.
+    The kubeconfig is the one kubectl reads: `KUBECONFIG`, else `~/.kube/config`. The
+    client keeps up to `connections` connections open: as many as threads use it, so
+    that no call opens (and discards) a connection of its own.
     """
+    configuration = client.Configuration()
     try:
-        config.load_incluster_config()  # type: ignore[no-untyped-call]
-        return client.ApiClient()
+        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     except config.ConfigException:
-        pass
-    api: client.ApiClient = config.new_client_from_config()  # type: ignore[no-untyped-call]
-    return api
+        config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    configuration.connection_pool_maxsize = connections
+    return client.ApiClient(configuration)
 
 
 def context_namespace() -> str:
@@ -135,8 +140,11 @@ def context_namespace() -> str:
 class KubeGateway:
     """Typed, async access to the few API calls the operator makes."""
 
-    def __init__(self, api: client.ApiClient, *, workers: int = 20) -> None:
+    def __init__(
+        self, api: client.ApiClient, *, workers: int = 20, timeout: float = REQUEST_TIMEOUT
+    ) -> None:
         self.api = api
+        self._timeout = (CONNECT_TIMEOUT, timeout)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kube")
         self._batch = client.BatchV1Api(api)
         self._core = client.CoreV1Api(api)
@@ -150,11 +158,17 @@ class KubeGateway:
     async def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         def run() -> Any:
             try:
-                response = fn(*args, _preload_content=False, **kwargs)
+                response = fn(
+                    *args, _preload_content=False, _request_timeout=self._timeout, **kwargs
+                )
             except ApiException as error:
                 raise _translate(error) from error
             except (HTTPError, OSError) as error:
                 raise ApiUnavailable(f"API server unreachable: {error}") from error
+            except (ValueError, TypeError) as error:
+                # The client library refuses the request before sending it (a body it
+                # cannot encode, a value of the wrong type): the object is at fault.
+                raise Invalid(f"the Kubernetes client refuses the request: {error}") from error
             data = response.data
             return json.loads(data) if data else None
 

@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from trigger_operator.clock import Clock
 from trigger_operator.jobs.builder import ANNOTATION_REVISION, Writer
-from trigger_operator.kube.gateway import AlreadyExists, Conflict, KubeError
+from trigger_operator.kube.gateway import AlreadyExists, Conflict, Forbidden, KubeError, NotFound
 from trigger_operator.leadership.decisions import (
     Holder,
     Verdict,
@@ -45,6 +46,16 @@ T = TypeVar("T")
 
 # How often `release` re-reads and retries when a concurrent write moved the Lease.
 _RELEASE_ATTEMPTS = 3
+# A failing Lease call is retried no sooner than this, and at the latest after this.
+_MIN_WAIT = 0.1
+_MAX_BACKOFF = 30.0
+# A Lease that cannot be used at all (no namespace, no permission) for this long is a
+# broken installation, not a blip: the process says so and stops.
+UNUSABLE_AFTER = 60.0
+
+
+class LeaseUnusable(Exception):
+    """The Lease cannot be used at all: its namespace is missing, or RBAC forbids it."""
 
 
 class LeaseGateway(Protocol):
@@ -131,6 +142,10 @@ class LeaseElector:
         self._poke = asyncio.Event()
         self._step_lock = asyncio.Lock()
         self._stopping = False
+        # Consecutive failed Lease calls: they back off, and are logged once per outage.
+        self._failures = 0
+        self._unusable_since: float | None = None
+        self.jitter = random.Random()
 
     # -- the gate ----------------------------------------------------------------------
 
@@ -207,9 +222,52 @@ class LeaseElector:
                 else:
                     await self._try_acquire()
             except (KubeError, TimeoutError) as error:
-                log.warning("lease call failed", extra={"error": str(error) or "timeout"})
-                return self._wait_standby() if not self._leading else self._wait_leader(True)
+                self._check_usable(error)
+                return self._failed(error)
+            self._unusable_since = None
+            if self._failures:
+                log.info("lease calls work again", extra={"failed_calls": self._failures})
+                self._failures = 0
             return self._wait_leader(False) if self._leading else self._wait_standby()
+
+    def _check_usable(self, error: BaseException) -> None:
+        """Raise `LeaseUnusable` once the Lease has been unusable for UNUSABLE_AFTER."""
+        missing_namespace = isinstance(error, NotFound) and "namespaces" in str(error)
+        if not (isinstance(error, Forbidden) or missing_namespace):
+            self._unusable_since = None
+            return
+        now = self.clock.monotonic()
+        if self._unusable_since is None:
+            self._unusable_since = now
+        if now - self._unusable_since < UNUSABLE_AFTER:
+            return
+        where = f"{self.lease.namespace}/{self.lease.name}"
+        if missing_namespace:
+            raise LeaseUnusable(
+                f"the operator's namespace {self.lease.namespace!r} does not exist; it holds "
+                f"the Lease {where}: create it, or set POD_NAMESPACE to the namespace the "
+                "operator runs in"
+            ) from error
+        raise LeaseUnusable(
+            f"not allowed to use the Lease {where} ({error}): grant get, update and create "
+            "on leases.coordination.k8s.io in that namespace (manifests/base/role.yaml)"
+        ) from error
+
+    def _failed(self, error: BaseException) -> float:
+        """How long to wait after a failed Lease call; the first of an outage is logged."""
+        self._failures += 1
+        if self._failures == 1:
+            log.warning(
+                "lease calls failing; retrying with back-off",
+                extra={"error": str(error) or "timeout"},
+            )
+        if self._leading and self.clock.monotonic() < self._deadline:
+            # Still able to write: retry the renew soon enough to keep the Lease.
+            return max(_MIN_WAIT, self._wait_leader(True))
+        backoff: float = min(
+            _MAX_BACKOFF, self.lease.retry_period * 2.0 ** min(self._failures - 1, 10)
+        )
+        return backoff * self.jitter.uniform(0.5, 1.0)
 
     async def release(self) -> None:
         """Give the Lease up (graceful shutdown) so a successor takes it at once."""

@@ -7,7 +7,7 @@ within a second of acquiring the lease instead of listing the world first.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from trigger_operator.jobs.builder import LABEL_TRIGGER_UID, TriggerRef
@@ -29,8 +29,11 @@ class TriggerEntry:
     template_ok_generation: int | None = None
     template_error: tuple[int, str] | None = None
     reported_problem: tuple[int, str, str] | None = None
-    # How long the last 403 made the scheduler wait before looking again (None: no 403).
-    forbidden_backoff: timedelta | None = None
+    # How long the last failed pass (403, a refused Job, an unexpected error) made the
+    # scheduler wait before looking again; None after a pass that succeeded.
+    backoff: timedelta | None = None
+    # A Job create the API server refused: (generation, message, when to try again).
+    refused: tuple[int, str, datetime] | None = None
 
     @property
     def namespace(self) -> str:

@@ -31,7 +31,7 @@ from typing import Any
 from trigger_operator.clock import Clock
 from trigger_operator.jobs.builder import ANNOTATION_RUN_NOW, TriggerRef, scheduled_job_name
 from trigger_operator.jobs.state import RunState
-from trigger_operator.kube.gateway import ApiUnavailable, Conflict, Forbidden
+from trigger_operator.kube.gateway import ApiUnavailable, Conflict, Forbidden, Invalid, NotFound
 from trigger_operator.metrics import TriggerState
 from trigger_operator.models.instants import parse_api_time
 from trigger_operator.models.runs import RunKind
@@ -47,19 +47,22 @@ from trigger_operator.scheduler.publish import StatusPublisher
 from trigger_operator.scheduler.recorder import RunRecorder, ref_context
 from trigger_operator.scheduler.runs import RunDispatcher
 from trigger_operator.scheduler.status import (
+    Problem,
     active_runs,
     next_status,
     status_of,
     trigger_state,
 )
-from trigger_operator.scheduler.validation import Validator
+from trigger_operator.scheduler.validation import INVALID_JOB_TEMPLATE, Validator
 
 log = logging.getLogger(__name__)
 
 # A refusal right after install is often RBAC not yet propagated; a lasting one is a
-# namespace the operator may not write. Look again soon, then ever more rarely.
+# namespace the operator may not write. Look again soon, then ever more rarely; the same
+# for a refused Job and for an unexpected error.
 FORBIDDEN_FIRST_RETRY = timedelta(seconds=10)
-FORBIDDEN_MAX_RETRY = timedelta(minutes=5)
+FAILED_FIRST_RETRY = timedelta(seconds=5)
+MAX_RETRY = timedelta(minutes=5)
 
 
 @dataclass
@@ -109,18 +112,16 @@ class Reconciler:
     async def reconcile(self, entry: TriggerEntry) -> datetime | None:
         """One pass; the domain errors of the API become a time to look again."""
         try:
-            due = await self._reconcile(entry)
-            entry.forbidden_backoff = None
-            return due
+            return await self._reconcile(entry)
         except NotLeading:
             log.warning("stopped mid-pass: no longer leading", extra=self._context(entry))
             return None
+        except NotFound:
+            # The trigger is gone (its status patch answered 404): its DELETED event or
+            # the next resync removes it; nothing is left to do for it.
+            return None
         except Conflict:
-            # Someone wrote the trigger since we read it: re-read, plan again at once.
-            fresh = await self.gateway.read_trigger(entry.namespace, entry.name)
-            if fresh is not None and fresh["metadata"]["uid"] == entry.uid:
-                entry.body = fresh
-            return self.clock.now()
+            return await self._reread(entry)
         except ApiUnavailable as error:
             log.warning(
                 "API server unavailable or not ready; retrying",
@@ -129,6 +130,10 @@ class Reconciler:
             return self.clock.now() + self.retry_delay
         except Forbidden as error:
             return self._forbidden(entry, error)
+        except Invalid as error:
+            return await self._refused(entry, error)
+        except Exception as error:  # a bug, or an object nothing expected: not a storm
+            return await self._failed(entry, error)
 
     # -- the pass ----------------------------------------------------------------------------
 
@@ -139,12 +144,14 @@ class Reconciler:
         status = status_of(entry.body)
         # 1. Validate.
         spec, problem = await self.validator.check(entry)
+        retry_at = self._refusal_stands(entry, now)
+        if problem is None and retry_at is not None and entry.refused is not None:
+            problem = Problem(INVALID_JOB_TEMPLATE, entry.refused[1])
         if spec is None or problem is not None:
             assert problem is not None
             await self.validator.report(entry, status, problem, now)
             self.recorder.set_state(entry.uid, TriggerState.INVALID)
-            return None
-        entry.reported_problem = None
+            return retry_at
         work = _Pass(entry=entry, spec=spec, status=status, now=now, jobs=dict(entry.jobs))
         # 2. and 3. Rebuild from the world, plan.
         self.recorder.sync_once(entry, status)
@@ -156,6 +163,7 @@ class Reconciler:
         await self._run_now(work)
         # 6. Status, then what was not started.
         await self._publish(work)
+        entry.reported_problem = entry.backoff = None  # a whole pass went through
         # 7. History.
         await self.runs.prune(entry, spec, work.jobs)
         await self.runs.release_handled(entry, work.jobs, work.status)
@@ -247,10 +255,67 @@ class Reconciler:
 
     # -- helpers -------------------------------------------------------------------------------
 
+    def _refusal_stands(self, entry: TriggerEntry, now: datetime) -> datetime | None:
+        """When a refused Job create still holds the trigger back: the time to try again."""
+        if entry.refused is None:
+            return None
+        generation, _, retry_at = entry.refused
+        if generation != entry.generation or now >= retry_at:
+            entry.refused = None  # edited, or time to try again
+            return None
+        return retry_at
+
+    async def _reread(self, entry: TriggerEntry) -> datetime | None:
+        """Someone wrote the trigger since we read it: re-read, plan again at once.
+
+        When the name now belongs to another trigger (deleted and created again), this
+        entry's trigger is gone: the new one arrives as an object of its own.
+        """
+        fresh = await self.gateway.read_trigger(entry.namespace, entry.name)
+        if fresh is None or fresh["metadata"]["uid"] != entry.uid:
+            return None
+        entry.body = fresh
+        return self.clock.now()
+
+    async def _refused(self, entry: TriggerEntry, error: Invalid) -> datetime:
+        """The API server refused a Job that passed validation (say, an admission policy
+        added since): the trigger shows InvalidJobTemplate and is tried again later."""
+        self.recorder.refused(entry.ref)
+        message = f"spec.jobTemplate: the API server refuses the Job: {error}"
+        retry_at = self.clock.now() + self._next_backoff(entry, FAILED_FIRST_RETRY)
+        entry.refused = (entry.generation, message, retry_at)
+        await self._report_quietly(entry, Problem(INVALID_JOB_TEMPLATE, message))
+        return retry_at
+
+    async def _failed(self, entry: TriggerEntry, error: Exception) -> datetime:
+        """An unexpected error: reported on the trigger once, retried with back-off."""
+        problem = Problem("PassFailed", f"the operator could not handle this trigger: {error!r}")
+        if entry.reported_problem is None or entry.reported_problem[1:] != (
+            problem.reason,
+            problem.message,
+        ):
+            log.exception("pass failed; retrying with back-off", extra=self._context(entry))
+        retry_at = self.clock.now() + self._next_backoff(entry, FAILED_FIRST_RETRY)
+        await self._report_quietly(entry, problem)
+        return retry_at
+
+    async def _report_quietly(self, entry: TriggerEntry, problem: Problem) -> None:
+        try:
+            await self.validator.report(entry, status_of(entry.body), problem, self.clock.now())
+            self.recorder.set_state(entry.uid, TriggerState.INVALID)
+        except Exception as error:  # the report is best effort; the back-off stands
+            log.warning(
+                "could not report a problem on the trigger",
+                extra={**self._context(entry), "error": str(error)},
+            )
+
+    def _next_backoff(self, entry: TriggerEntry, first: timedelta) -> timedelta:
+        previous = entry.backoff
+        entry.backoff = min(MAX_RETRY, previous * 2) if previous else first
+        return entry.backoff
+
     def _forbidden(self, entry: TriggerEntry, error: Forbidden) -> datetime:
-        previous = entry.forbidden_backoff
-        backoff = min(FORBIDDEN_MAX_RETRY, previous * 2) if previous else FORBIDDEN_FIRST_RETRY
-        entry.forbidden_backoff = backoff
+        backoff = self._next_backoff(entry, FORBIDDEN_FIRST_RETRY)
         log.error(
             "not allowed to act on this trigger; skipping it",
             extra={

@@ -102,6 +102,11 @@ class RunRecorder:
         lateness = 0.0 if due is None else max(0.0, (self.clock.now() - due).total_seconds())
         self.metrics.dispatch_lateness.observe(lateness)
 
+    def refused(self, ref: TriggerRef) -> None:
+        """The API server refused to create a run's Job; the time is tried again later."""
+        self.metrics.runs.labels(result=RunOutcome.REFUSED).inc()
+        log.warning("the API server refused a Job create", extra=ref_context(ref))
+
     def replacing(self, job: RunState) -> None:
         """`job` is about to be deleted for concurrencyPolicy Replace."""
         self._replacing.add(job.uid)

@@ -21,8 +21,20 @@ import pytest
 
 from trigger_operator.clock import FakeClock
 from trigger_operator.jobs.builder import Writer
-from trigger_operator.kube.gateway import AlreadyExists, ApiUnavailable, Conflict, NotFound
-from trigger_operator.leadership.elector import LeaseElector, LeaseSettings, holder_of
+from trigger_operator.kube.gateway import (
+    AlreadyExists,
+    ApiUnavailable,
+    Conflict,
+    Forbidden,
+    NotFound,
+)
+from trigger_operator.leadership.elector import (
+    UNUSABLE_AFTER,
+    LeaseElector,
+    LeaseSettings,
+    LeaseUnusable,
+    holder_of,
+)
 
 NAMESPACE = "ops"
 NAME = "trigger-operator-leader"
@@ -577,3 +589,61 @@ async def test_the_run_loop_takes_the_lease_then_renews_it_every_interval_of_fak
         await _settle()
         assert task.done()
     assert leases.holder() is None
+
+
+async def test_failing_lease_calls_back_off_and_are_logged_once_per_outage(
+    replica: Replica, leases: FakeLeases, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    a = replica("a")
+    a.jitter.seed(7)
+    leases.fail_with = ApiUnavailable("connection refused")
+    caplog.set_level("INFO", logger="trigger_operator.leadership.elector")
+
+    waits = [await a.step() for _ in range(8)]
+
+    # Doubling from the retry period, with jitter in [0.5, 1], up to the cap.
+    for n, wait in enumerate(waits):
+        ceiling = min(30.0, RETRY * 2**n)
+        assert ceiling / 2 <= wait <= ceiling, (n, wait)
+    assert waits[-1] > 10 * RETRY / 2
+    failing = [r for r in caplog.records if "failing" in r.getMessage()]
+    assert len(failing) == 1
+
+    leases.fail_with = None
+    await a.step()
+    assert a.may_write()
+    assert [r.getMessage() for r in caplog.records].count("lease calls work again") == 1
+
+
+@pytest.mark.parametrize(
+    ("error", "says"),
+    [
+        (Forbidden("leases is forbidden", status=403), "not allowed to use the Lease"),
+        (NotFound('namespaces "ops" not found', status=404), "namespace 'ops' does not exist"),
+    ],
+)
+async def test_a_lease_unusable_for_a_minute_stops_the_elector_with_one_clear_error(
+    replica: Replica, leases: FakeLeases, clock: FakeClock, error: Exception, says: str
+) -> None:
+    a = replica("a")
+    leases.fail_with = error
+
+    await a.step()
+    clock.advance(UNUSABLE_AFTER - 1)
+    await a.step()  # a blip, RBAC still propagating: keep trying
+    clock.advance(1)
+    with pytest.raises(LeaseUnusable, match=says):
+        await a.step()
+
+
+async def test_an_ordinary_outage_never_stops_the_elector(
+    replica: Replica, leases: FakeLeases, clock: FakeClock
+) -> None:
+    a = replica("a")
+    leases.fail_with = ApiUnavailable("connection refused")
+    for _ in range(10):
+        clock.advance(UNUSABLE_AFTER)
+        await a.step()
+    leases.fail_with = None
+    await a.step()
+    assert a.may_write()

@@ -28,7 +28,7 @@ from trigger_operator.jobs.builder import (
     scheduled_job_name,
 )
 from trigger_operator.jobs.state import run_state
-from trigger_operator.kube.gateway import ApiUnavailable, Conflict
+from trigger_operator.kube.gateway import ApiUnavailable, Conflict, Invalid, KubeError, NotFound
 from trigger_operator.ledger.records import RunStatus
 from trigger_operator.metrics import Metrics
 from trigger_operator.models.instants import format_instant
@@ -507,3 +507,81 @@ def test_a_deleted_job_may_go_only_once_status_shows_its_run_handled(
     job = run_state(body)
 
     assert handled(job, TriggerStatus.model_validate(status), current_run_now=current) is expected
+
+
+# -- refusals, failures, vanished triggers: reported, backed off, never a storm ---------------
+
+
+async def test_a_job_create_refused_after_validation_is_reported_and_retried_with_back_off(
+    world: World,
+) -> None:
+    entry = world.trigger(schedule="30 2 * * *")
+    world.at(at(2, 30))
+    denied = "admission webhook denied the request: privileged containers are not allowed"
+    world.gateway.fail("create_job", Invalid(denied, status=422), times=2)
+
+    first = await world.run(entry)
+    early = await world.run(entry)  # an event before the retry time: no new create
+    world.at(first or at(0))
+    second = await world.run(entry)
+
+    assert first == at(2, 30, 5)
+    assert early == first
+    assert second == first + timedelta(seconds=10)
+    assert world.gateway.calls.count("create_job") == 2
+    (ready,) = world.status()["conditions"]
+    assert (ready["status"], ready["reason"]) == ("False", "InvalidJobTemplate")
+    assert denied in ready["message"]
+    assert [e["reason"] for e in world.gateway.events] == ["InvalidJobTemplate"]
+    assert world.metric("trigger_operator_runs_total", result="refused") == 2
+
+    world.at(second or at(0))
+    await world.run(entry)
+    assert world.job_times() == ["2026-11-26T02:30:00Z"]
+    assert world.status()["conditions"][0]["reason"] == "Scheduled"
+
+
+async def test_an_unexpected_error_is_reported_once_and_retried_with_growing_back_off(
+    world: World,
+) -> None:
+    entry = world.trigger(schedule="30 2 * * *")
+    world.at(at(2, 30))
+    world.gateway.fail("create_job", KubeError("a bug"), times=3)
+
+    delays = []
+    for _ in range(3):
+        retry_at = await world.run(entry)
+        assert retry_at is not None
+        delays.append((retry_at - world.clock.now()).total_seconds())
+        world.at(retry_at)
+
+    assert delays == [5, 10, 20]
+    (ready,) = world.status()["conditions"]
+    assert (ready["status"], ready["reason"]) == ("False", "PassFailed")
+    assert [e["reason"] for e in world.gateway.events] == ["PassFailed"]
+    await world.run(entry)
+    assert world.job_times() == ["2026-11-26T02:30:00Z"]
+
+
+async def test_a_status_patch_answered_404_ends_the_work_on_that_trigger(world: World) -> None:
+    entry = world.trigger(schedule="30 2 * * *")
+    world.at(at(2, 30))
+    world.gateway.fail("patch_trigger_status", NotFound("gone", status=404))
+
+    assert await world.run(entry) is None
+
+
+async def test_a_conflict_whose_fresh_read_is_another_trigger_ends_the_work(world: World) -> None:
+    entry = world.trigger(schedule="30 2 * * *")
+    world.at(at(2, 30))
+
+    def deleted_and_created_again() -> None:
+        world.gateway.before("patch_trigger_status", lambda: None)
+        world.gateway.add_trigger(
+            {"jobTemplate": TEMPLATE, "schedule": "0 9 * * *"}, uid="another", created=CREATED
+        )
+
+    world.gateway.before("patch_trigger_status", deleted_and_created_again)
+
+    assert await world.run(entry) is None
+    assert entry.body["metadata"]["uid"] == UID  # the new object is not this entry
