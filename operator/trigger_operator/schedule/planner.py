@@ -1,7 +1,8 @@
 """Missed-time planning: which scheduled times to start now, and which are missed.
 
 `plan(spec, progress, now=..., jitter=...)` is a pure function. The times it considers
-lie after the floor (the latest of the cursor and the edit epoch; for a cron trigger that
+lie after the floor (the latest of the cursor and the edit epoch less the jitter, so that
+a time whose run falls due after an edit or resume still fires; for a cron trigger that
 has neither, its creation) and are due, that is `time + jitter <= now`. Of those:
 
 - catchUp Latest starts the newest; All starts the newest maxCatchUpRuns, oldest first;
@@ -143,9 +144,10 @@ def _plan_cron(
     count: int,
     existing: frozenset[datetime],
 ) -> Plan:
-    floor = max(
-        (t for t in (progress.cursor, progress.epoch) if t is not None), default=progress.created
-    )
+    # A time whose run falls due after the epoch (its time plus the jitter) still fires:
+    # a resume between a time and its jittered dispatch does not drop it.
+    epoch = progress.epoch - jitter if progress.epoch is not None else None
+    floor = max((t for t in (progress.cursor, epoch) if t is not None), default=progress.created)
     due_until = now - jitter
     keep = spec.max_catch_up_runs if spec.catch_up is CatchUp.ALL else 1
     started: list[datetime] = []
@@ -190,7 +192,7 @@ def _plan_once(
     run_at = schedule.run_at
     if progress.completed or (progress.cursor is not None and run_at <= progress.cursor):
         return Plan(cursor=progress.cursor, completed=True)
-    if progress.epoch is not None and run_at <= progress.epoch:
+    if progress.epoch is not None and run_at + jitter <= progress.epoch:
         return Plan(missed=(run_at,), missed_count=1, cursor=run_at, completed=True)
     if run_at + jitter > now:
         return _with_next(Plan(cursor=progress.cursor), [run_at], jitter=jitter, count=count)

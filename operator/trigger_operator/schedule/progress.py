@@ -51,16 +51,26 @@ def schedule_fingerprint(spec: TriggerSpec) -> str:
 
 
 def progress_from_status(
-    spec: TriggerSpec, status: TriggerStatus, *, created: datetime, now: datetime
+    spec: TriggerSpec,
+    status: TriggerStatus,
+    *,
+    created: datetime,
+    now: datetime,
+    noticed: datetime | None = None,
 ) -> Progress:
-    """The progress to plan with: status as it is, or reset by an edit dated `now`.
+    """The progress to plan with: status as it is, or reset by an edit.
 
-    A status without a fingerprint (a trigger seen for the first time) is not an edit:
-    a new cron trigger starts from its creation, a new one-time trigger whose runAt has
-    passed still fires (within startingDeadlineSeconds).
+    The edit is dated `noticed` (when a pass first saw it, kept by the scheduler while
+    status could not yet record it), else `now`. A status without a fingerprint is not an
+    edit when the trigger is seen for the first time: a new cron trigger starts from its
+    creation, a new one-time trigger whose runAt has passed still fires (within
+    startingDeadlineSeconds). It is one when status was written before (the trigger has
+    been invalid since it was created): the fix is dated like any edit, so it never
+    fires the times that passed while the trigger could not run.
     """
     fingerprint = schedule_fingerprint(spec)
-    if status.schedule_hash in (None, fingerprint):
+    first_sight = status.schedule_hash is None and status.observed_generation is None
+    if first_sight or status.schedule_hash == fingerprint:
         return Progress(
             created=created,
             cursor=status.cursor,
@@ -69,5 +79,9 @@ def progress_from_status(
             fingerprint=fingerprint,
         )
     return Progress(
-        created=created, cursor=status.cursor, epoch=now, completed=False, fingerprint=fingerprint
+        created=created,
+        cursor=status.cursor,
+        epoch=noticed or now,
+        completed=False,
+        fingerprint=fingerprint,
     )

@@ -32,6 +32,9 @@ class TriggerEntry:
     # How long the last failed pass (403, a refused Job, an unexpected error) made the
     # scheduler wait before looking again; None after a pass that succeeded.
     backoff: timedelta | None = None
+    # An edit of the schedule a pass noticed, (fingerprint, when): the epoch it dates
+    # stays the same when the status patch that would record it fails.
+    noticed_edit: tuple[str, datetime] | None = None
     # A Job create the API server refused: (generation, message, when to try again).
     refused: tuple[int, str, datetime] | None = None
 

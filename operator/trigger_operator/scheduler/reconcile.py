@@ -39,7 +39,11 @@ from trigger_operator.models.spec import ConcurrencyPolicy, TriggerSpec
 from trigger_operator.models.status import TriggerStatus
 from trigger_operator.schedule.jitter import jitter_for
 from trigger_operator.schedule.planner import Plan, plan
-from trigger_operator.schedule.progress import Progress, progress_from_status
+from trigger_operator.schedule.progress import (
+    Progress,
+    progress_from_status,
+    schedule_fingerprint,
+)
 from trigger_operator.scheduler.cache import TriggerEntry
 from trigger_operator.scheduler.gate import Gate, NotLeading
 from trigger_operator.scheduler.ports import SchedulerGateway
@@ -53,7 +57,7 @@ from trigger_operator.scheduler.status import (
     status_of,
     trigger_state,
 )
-from trigger_operator.scheduler.validation import INVALID_JOB_TEMPLATE, Validator
+from trigger_operator.scheduler.validation import INVALID_JOB_TEMPLATE, Validator, load_spec
 
 log = logging.getLogger(__name__)
 
@@ -144,13 +148,13 @@ class Reconciler:
         status = status_of(entry.body)
         # 1. Validate.
         spec, problem = await self.validator.check(entry)
-        retry_at = self._refusal_stands(entry, now)
-        if problem is None and retry_at is not None and entry.refused is not None:
-            problem = Problem(INVALID_JOB_TEMPLATE, entry.refused[1])
         if spec is None or problem is not None:
             assert problem is not None
             await self.validator.report(entry, status, problem, now)
             self.recorder.set_state(entry.uid, TriggerState.INVALID)
+            return None
+        retry_at = self._refusal_stands(entry, now)
+        if retry_at is not None:
             return retry_at
         work = _Pass(entry=entry, spec=spec, status=status, now=now, jobs=dict(entry.jobs))
         # 2. and 3. Rebuild from the world, plan.
@@ -171,8 +175,19 @@ class Reconciler:
 
     async def _plan(self, work: _Pass) -> None:
         """Plan; list the Jobs first when a decision depends on them."""
+        entry = work.entry
+        fingerprint = schedule_fingerprint(work.spec)
+        noticed = entry.noticed_edit
         work.progress = progress_from_status(
-            work.spec, work.status, created=_created(work.entry.body, work.now), now=work.now
+            work.spec,
+            work.status,
+            created=_created(entry.body, work.now),
+            now=work.now,
+            noticed=noticed[1] if noticed is not None and noticed[0] == fingerprint else None,
+        )
+        edited = work.progress.epoch != work.status.spec_epoch
+        entry.noticed_edit = (
+            (fingerprint, work.progress.epoch) if edited and work.progress.epoch else None
         )
         work.jitter = jitter_for(work.entry.uid, work.spec.jitter_seconds)
         work.outcome = self._plan_with(work)
@@ -256,7 +271,10 @@ class Reconciler:
     # -- helpers -------------------------------------------------------------------------------
 
     def _refusal_stands(self, entry: TriggerEntry, now: datetime) -> datetime | None:
-        """When a refused Job create still holds the trigger back: the time to try again."""
+        """When a refused Job create still holds the trigger back: the time to try again.
+
+        The trigger goes on showing the refusal meanwhile (an event, not a new problem).
+        """
         if entry.refused is None:
             return None
         generation, _, retry_at = entry.refused
@@ -300,8 +318,13 @@ class Reconciler:
         return retry_at
 
     async def _report_quietly(self, entry: TriggerEntry, problem: Problem) -> None:
+        """Report a problem of a valid trigger (refused, failed): its times are kept."""
+        spec, _ = load_spec(entry.body)
+        fingerprint = schedule_fingerprint(spec) if spec is not None else None
         try:
-            await self.validator.report(entry, status_of(entry.body), problem, self.clock.now())
+            await self.validator.report(
+                entry, status_of(entry.body), problem, self.clock.now(), fingerprint=fingerprint
+            )
             self.recorder.set_state(entry.uid, TriggerState.INVALID)
         except Exception as error:  # the report is best effort; the back-off stands
             log.warning(

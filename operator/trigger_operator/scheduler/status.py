@@ -107,12 +107,24 @@ def next_status(
 
 
 def invalid_status(
-    status: TriggerStatus, problem: Problem, *, generation: int, now: datetime
+    status: TriggerStatus,
+    problem: Problem,
+    *,
+    generation: int,
+    now: datetime,
+    fingerprint: str | None = None,
 ) -> TriggerStatus:
-    """The status of a trigger that cannot run: Ready=False, nothing scheduled."""
+    """The status of a trigger that cannot run: Ready=False, nothing scheduled.
+
+    `fingerprint` is the schedule's, when the spec itself is valid (the API refused a
+    Job, a pass failed): status then shows its times were never edited away, and they
+    run once the trouble passes. Without it, a trigger invalid since its creation has no
+    fingerprint, and its fix counts as an edit (`schedule.progress`).
+    """
     return status.model_copy(
         update={
             "observed_generation": generation,
+            "schedule_hash": fingerprint or status.schedule_hash,
             "next_run_at": None,
             "upcoming_runs": [],
             "conditions": set_ready(

@@ -77,13 +77,24 @@ class Validator:
         return spec, problem
 
     async def report(
-        self, entry: TriggerEntry, status: TriggerStatus, problem: Problem, now: datetime
+        self,
+        entry: TriggerEntry,
+        status: TriggerStatus,
+        problem: Problem,
+        now: datetime,
+        *,
+        fingerprint: str | None = None,
     ) -> None:
-        """Show `problem` in status (once) and in one Warning Event per generation."""
+        """Show `problem` in status (once) and in one Warning Event per generation.
+
+        `fingerprint`: the schedule's, when the spec is valid (see `invalid_status`).
+        """
         generation = entry.generation
         if not shows_problem(status, problem, generation=generation):
             require_leader(self.gate)
-            new_status = invalid_status(status, problem, generation=generation, now=now)
+            new_status = invalid_status(
+                status, problem, generation=generation, now=now, fingerprint=fingerprint
+            )
             await self.publisher.write_status(entry, status, new_status)
         key = (generation, problem.reason, problem.message)
         if entry.reported_problem == key:

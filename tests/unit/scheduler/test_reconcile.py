@@ -585,3 +585,93 @@ async def test_a_conflict_whose_fresh_read_is_another_trigger_ends_the_work(worl
 
     assert await world.run(entry) is None
     assert entry.body["metadata"]["uid"] == UID  # the new object is not this entry
+
+
+# -- edits never drop or double times; run-now's rules -----------------------------------------
+
+
+async def test_an_edit_keeps_its_date_when_the_status_patch_that_records_it_fails(
+    world: World,
+) -> None:
+    entry = world.trigger(schedule="*/10 * * * *")
+    world.at(at(2, 10))
+    await world.run(entry)
+    entry.body = world.gateway.edit_trigger(
+        NAMESPACE, NAME, lambda body: body["spec"].update(schedule="*/5 * * * *")
+    )
+    world.at(at(2, 14))
+    world.gateway.fail("patch_trigger_status", ApiUnavailable("etcd leader changed"))
+    await world.run(entry)  # the edit is noticed at 02:14; status could not say so
+    world.at(at(2, 16))
+
+    await world.run(entry)
+
+    assert world.job_times() == ["2026-11-26T02:10:00Z", "2026-11-26T02:15:00Z"]
+    assert world.status()["specEpoch"] == "2026-11-26T02:14:00Z"
+    assert world.status().get("missedRuns", 0) == 0
+
+
+async def test_fixing_a_trigger_invalid_since_creation_fires_no_catch_up(world: World) -> None:
+    entry = world.trigger(schedule="*/10 * * * * * *")  # seven fields: invalid
+    world.at(at(2, 0, 30))
+    await world.run(entry)
+    assert world.status()["conditions"][0]["reason"] == "InvalidSchedule"
+    entry.body = world.gateway.edit_trigger(
+        NAMESPACE, NAME, lambda body: body["spec"].update(schedule="*/10 * * * *")
+    )
+    world.at(at(2, 45))
+
+    await world.run(entry)
+
+    assert world.jobs() == []  # 02:10 ... 02:40 passed while it could not run
+    status = world.status()
+    assert status.get("missedRuns", 0) == 0
+    assert status["nextRunAt"] == "2026-11-26T02:50:00Z"
+
+
+async def test_a_time_whose_jittered_dispatch_falls_after_a_resume_still_runs(
+    world: World,
+) -> None:
+    entry = world.trigger(schedule="30 2 * * *", jitterSeconds=600)
+    jitter = jitter_for(UID, 600)
+    assert jitter > timedelta(seconds=2), "the test needs a jitter to resume within"
+    await world.run(entry)
+    entry.body = world.gateway.edit_trigger(
+        NAMESPACE, NAME, lambda body: body["spec"].update(suspend=True)
+    )
+    world.at(at(2, 29))
+    await world.run(entry)
+    entry.body = world.gateway.edit_trigger(
+        NAMESPACE, NAME, lambda body: body["spec"].update(suspend=False)
+    )
+    world.at(at(2, 30) + jitter / 2)  # after 02:30, before its dispatch
+    await world.run(entry)
+    assert world.jobs() == []
+
+    world.at(at(2, 30) + jitter)
+    await world.run(entry)
+
+    assert world.job_times() == ["2026-11-26T02:30:00Z"]
+
+
+async def test_run_now_starts_while_suspended_and_while_forbid_has_an_active_run(
+    world: World,
+) -> None:
+    entry = world.trigger(schedule="*/10 * * * *", concurrencyPolicy="Forbid")
+    world.at(at(2, 10))
+    await world.run(entry)  # 02:10 is running
+    entry.body = world.gateway.edit_trigger(
+        NAMESPACE,
+        NAME,
+        lambda body: (
+            body["spec"].update(suspend=True),
+            body["metadata"]["annotations"].update({ANNOTATION_RUN_NOW: "by-hand"}),
+        ),
+    )
+    world.at(at(2, 12))
+
+    await world.run(entry)
+
+    manual = [b for b in world.jobs() if b["metadata"]["annotations"].get(ANNOTATION_RUN_NOW)]
+    assert len(manual) == 1
+    assert len(world.jobs()) == 2
