@@ -2,7 +2,8 @@
 
 kopf watches triggers and their Jobs and feeds the scheduler's cache; the scheduler
 loop dispatches while the gate lets it; the ledger writer drains its queue in a thread;
-`/metrics` and `/healthz` are served on `metrics_port`. SIGINT/SIGTERM stop kopf, then
+`/metrics` (to callers the API server authorizes, unless `metrics_auth` is off) and
+`/healthz` (to everyone) are served on `metrics_port`. SIGINT/SIGTERM stop kopf, then
 the scheduler, then the ledger (flushing what it can).
 """
 
@@ -25,6 +26,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from trigger_operator.clock import Clock, SystemClock
 from trigger_operator.handlers.watch import build_registry, quiet_kopf_logs
 from trigger_operator.jobs.builder import Writer
+from trigger_operator.kube.access import MetricsAccess, bearer_token
 from trigger_operator.kube.gateway import KubeGateway, load_api_client
 from trigger_operator.leadership.elector import LeaseElector, LeaseSettings
 from trigger_operator.leadership.revision import discover_revision
@@ -49,14 +51,22 @@ def default_identity(settings: Settings) -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-async def _serve_health(port: int, registry: CollectorRegistry, gate: Gate) -> web.AppRunner | None:
+async def _serve_health(
+    port: int, registry: CollectorRegistry, gate: Gate, access: MetricsAccess | None
+) -> web.AppRunner | None:
+    """`/healthz` for everyone (the kubelet's probes); `/metrics` for whom `access` allows."""
     if port == 0:
         return None
 
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"ok": True, "leading": gate.may_write()})
 
-    async def metrics(_: web.Request) -> web.Response:
+    async def metrics(request: web.Request) -> web.Response:
+        if access is not None:
+            decision = await access.decide(bearer_token(request.headers.get("Authorization")))
+            if not decision.allowed:
+                headers = {"WWW-Authenticate": "Bearer"} if decision.status == 401 else {}
+                return web.Response(status=decision.status, text=decision.reason, headers=headers)
         return web.Response(
             body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
         )
@@ -219,7 +229,8 @@ async def run_operator(
             "lease": f"{lease.namespace}/{lease.name}",
         },
     )
-    health = await _serve_health(settings.metrics_port, registry, gate)
+    access = MetricsAccess(gateway, clock=clock) if settings.metrics_auth else None
+    health = await _serve_health(settings.metrics_port, registry, gate, access)
     stop_flag = stop or asyncio.Event()
     scheduler_task = asyncio.create_task(scheduler.run(), name="scheduler")
     elector_task = asyncio.create_task(elector.run(), name="elector")

@@ -29,6 +29,11 @@ PLURAL = "scheduledtriggers"
 VERSION = "v1alpha1"
 FIELD_MANAGER = "trigger-operator"
 
+# The API server refuses a request body over 3 MiB and etcd an object over 1.5 MiB
+# (its default --max-request-bytes); a Job is never sent larger than this, with room
+# for the fields the server adds (managedFields, status).
+MAX_JOB_BYTES = 1_000_000
+
 T = TypeVar("T")
 
 
@@ -95,6 +100,18 @@ def _translate(error: ApiException) -> KubeError:
     return ApiUnavailable(message, status=status, reason=reason)
 
 
+def _check_job_size(body: dict[str, Any]) -> None:
+    size = len(json.dumps(body, separators=(",", ":")).encode())
+    if size > MAX_JOB_BYTES:
+        raise Invalid(
+            f"the Job would be {size} bytes, more than the {MAX_JOB_BYTES} the operator sends "
+            "(the API server stores objects up to 1.5 MiB); the payload is copied into every "
+            "container's environment: make it or the jobTemplate smaller",
+            status=413,
+            reason="RequestEntityTooLarge",
+        )
+
+
 def load_api_client(kubeconfig: str | None = None) -> client.ApiClient:
     """An API client from the in-cluster service account, else from a kubeconfig."""
     if kubeconfig is None:
@@ -120,6 +137,8 @@ class KubeGateway:
         self._apps = client.AppsV1Api(api)
         self._custom = client.CustomObjectsApi(api)
         self._coordination = client.CoordinationV1Api(api)
+        self._authentication = client.AuthenticationV1Api(api)
+        self._authorization = client.AuthorizationV1Api(api)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -174,7 +193,8 @@ class KubeGateway:
     # -- jobs ----------------------------------------------------------------------------
 
     async def create_job(self, body: dict[str, Any]) -> dict[str, Any]:
-        """Create a Job; `AlreadyExists` when its name is taken."""
+        """Create a Job; `AlreadyExists` when its name is taken, `Invalid` when too large."""
+        _check_job_size(body)
         namespace = body["metadata"]["namespace"]
         return await self._call(  # type: ignore[no-any-return]
             self._batch.create_namespaced_job, namespace, body, field_manager=FIELD_MANAGER
@@ -182,6 +202,7 @@ class KubeGateway:
 
     async def dry_run_job(self, body: dict[str, Any]) -> None:
         """Ask the API server whether it would accept this Job; `Invalid` says why not."""
+        _check_job_size(body)
         namespace = body["metadata"]["namespace"]
         await self._call(
             self._batch.create_namespaced_job,
@@ -210,6 +231,35 @@ class KubeGateway:
         except (NotFound, Conflict):
             return False
         return True
+
+    # -- who is asking (the /metrics endpoint) ---------------------------------------------
+
+    async def review_token(self, token: str, *, audiences: list[str]) -> dict[str, Any]:
+        """The TokenReview's status for a bearer token: `authenticated`, `user`, `error`."""
+        body = {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenReview",
+            "spec": {"token": token, "audiences": audiences},
+        }
+        review = await self._call(self._authentication.create_token_review, body)
+        return dict(review.get("status") or {})
+
+    async def review_access(
+        self, *, user: str, uid: str, groups: list[str], path: str, verb: str
+    ) -> bool:
+        """Whether the API server's authorizer lets `user` `verb` the non-resource URL `path`."""
+        body = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SubjectAccessReview",
+            "spec": {
+                "user": user,
+                "uid": uid,
+                "groups": groups,
+                "nonResourceAttributes": {"path": path, "verb": verb},
+            },
+        }
+        review = await self._call(self._authorization.create_subject_access_review, body)
+        return bool((review.get("status") or {}).get("allowed"))
 
     # -- events --------------------------------------------------------------------------
 
