@@ -6,6 +6,9 @@ themselves: the confused deputy of docs/security.md. With the policy installed, 
 can be created, its spec changed or a run-now set only by a user who may create Jobs in
 its namespace. Each user here is a ServiceAccount whose kubeconfig carries nothing but
 its token, so the API server authorizes the request as that user alone.
+
+Also here: what a trigger may carry beyond the bounds the schema sees (the payload, and
+the Job built from it) is reported on the trigger and never run.
 """
 
 from __future__ import annotations
@@ -231,3 +234,30 @@ def test_a_trigger_from_before_the_policy_keeps_running_but_its_author_can_no_lo
     assert MISSING.format(namespace=team) in _create(
         author, team, manifest("earlier", schedule="*/2 * * * * *")
     )
+
+
+def test_a_payload_beyond_its_bounds_or_a_job_beyond_the_api_limit_is_reported_and_never_runs(
+    triggers: Triggers, operators: Start
+) -> None:
+    triggers.create(manifest("huge", schedule="*/2 * * * * *", payload={"blob": "x" * 40_000}))
+    # Within the payload's bounds, but copied into 40 containers: a Job over 1 MB.
+    wide = manifest("wide", schedule="*/2 * * * * *", payload={"blob": "x" * 30_000})
+    template = wide["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    template["containers"] = [{"name": f"c{n}", "image": "busybox"} for n in range(40)]
+    triggers.create(wide)
+    triggers.create(manifest("fine", schedule="*/2 * * * * *", payload={"blob": "x" * 30_000}))
+
+    operators()
+
+    def problem(name: str) -> dict[str, Any] | None:
+        ready = triggers.ready(name)
+        return ready if ready and ready["status"] == "False" else None
+
+    huge = wait_for(lambda: problem("huge"), timeout=30, message="Ready=False on huge")
+    wide_ready = wait_for(lambda: problem("wide"), timeout=30, message="Ready=False on wide")
+    wait_for(lambda: len(triggers.jobs("fine")) >= 2, timeout=30, message="runs of fine")
+    assert huge["reason"] == "InvalidSpec"
+    assert huge["message"] == "spec.payload: Value error, 40012 bytes as JSON, more than 32768"
+    assert wide_ready["reason"] == "InvalidJobTemplate"
+    assert "more than the 1000000 the operator sends" in wide_ready["message"]
+    assert triggers.jobs("huge") == [] and triggers.jobs("wide") == []
