@@ -306,6 +306,9 @@ def test_service_account_may_do_what_the_operator_does_and_nothing_more(
         ("get", "replicasets", {"group": "apps", "namespace": own, "name": "trigger-operator-x"}),
         ("watch", "customresourcedefinitions", {"group": "apiextensions.k8s.io"}),
         ("watch", "namespaces", {}),
+        # /metrics: who sent the token, and may they get /metrics.
+        ("create", "tokenreviews", {"group": "authentication.k8s.io"}),
+        ("create", "subjectaccessreviews", {"group": "authorization.k8s.io"}),
     ]
     refused = [
         # Never the spec or the lifecycle of a trigger: GitOps owns those.

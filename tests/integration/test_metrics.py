@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import shutil
+import ssl
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -14,6 +17,7 @@ from tests.harness.http import get
 from tests.harness.operator import OperatorProcess
 from tests.harness.triggers import Triggers, manifest
 from tests.harness.wait import wait_for
+from trigger_operator.devcluster import pki
 from trigger_operator.devcluster.cluster import free_port
 
 pytestmark = pytest.mark.integration
@@ -95,3 +99,41 @@ def test_metrics_without_auth_are_open_when_turned_off(
     _, body = wait_for(lambda: (found := get(url))[0] == 200 and found, timeout=15)
 
     assert "trigger_operator_leader" in body
+
+
+def test_metrics_over_https_follow_a_renewed_certificate(
+    triggers: Triggers,
+    operators: Callable[..., OperatorProcess],
+    scraper_token: str,
+    tmp_path: Path,
+) -> None:
+    served = tmp_path / "serving"
+    served.mkdir()
+
+    def issue(name: str) -> ssl.SSLContext:
+        """A new CA and a certificate for 127.0.0.1, installed as the served pair."""
+        issued = pki.generate(tmp_path / name)
+        shutil.copyfile(issued.apiserver.cert, served / "tls.crt")
+        shutil.copyfile(issued.apiserver.key, served / "tls.key")
+        return ssl.create_default_context(cafile=str(issued.ca.cert))
+
+    first = issue("first")
+    port = free_port()
+    operators(metrics_port=str(port), metrics_cert_dir=str(served))
+    url = f"https://127.0.0.1:{port}/metrics"
+
+    status, body = wait_for(
+        lambda: (found := get(url, token=scraper_token, context=first))[0] and found, timeout=15
+    )
+    assert status == 200 and "trigger_operator_leader" in body
+    assert get(url, context=first)[0] == 401
+    assert get(url.replace("https:", "http:"))[0] == 0  # no plain HTTP beside it
+
+    second = issue("second")
+    # Connections opened after the next request get the renewed certificate.
+    wait_for(
+        lambda: get(url, context=first) and get(url, token=scraper_token, context=second)[0] == 200,
+        timeout=15,
+        message="the renewed certificate served",
+    )
+    assert get(url, context=first)[0] == 0, "the old certificate is no longer served"

@@ -16,6 +16,7 @@ import os
 import signal
 import socket
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import kopf
@@ -24,6 +25,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from trigger_operator.clock import Clock, SystemClock
+from trigger_operator.handlers.serving import ServingCertificate
 from trigger_operator.handlers.watch import build_registry, quiet_kopf_logs
 from trigger_operator.jobs.builder import Writer
 from trigger_operator.kube.access import MetricsAccess, bearer_token
@@ -52,16 +54,27 @@ def default_identity(settings: Settings) -> str:
 
 
 async def _serve_health(
-    port: int, registry: CollectorRegistry, gate: Gate, access: MetricsAccess | None
+    port: int,
+    registry: CollectorRegistry,
+    gate: Gate,
+    access: MetricsAccess | None,
+    tls: ServingCertificate | None,
 ) -> web.AppRunner | None:
-    """`/healthz` for everyone (the kubelet's probes); `/metrics` for whom `access` allows."""
+    """`/healthz` for everyone (the kubelet's probes); `/metrics` for whom `access` allows.
+
+    HTTPS with `tls`, else plain HTTP.
+    """
     if port == 0:
         return None
 
     async def healthz(_: web.Request) -> web.Response:
+        if tls is not None:
+            tls.refresh()
         return web.json_response({"ok": True, "leading": gate.may_write()})
 
     async def metrics(request: web.Request) -> web.Response:
+        if tls is not None:
+            tls.refresh()
         if access is not None:
             decision = await access.decide(bearer_token(request.headers.get("Authorization")))
             if not decision.allowed:
@@ -76,7 +89,8 @@ async def _serve_health(
     app.router.add_get("/metrics", metrics)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, "0.0.0.0", port).start()
+    context = tls.context if tls is not None else None
+    await web.TCPSite(runner, "0.0.0.0", port, ssl_context=context).start()
     return runner
 
 
@@ -230,7 +244,8 @@ async def run_operator(
         },
     )
     access = MetricsAccess(gateway, clock=clock) if settings.metrics_auth else None
-    health = await _serve_health(settings.metrics_port, registry, gate, access)
+    tls = ServingCertificate(Path(settings.metrics_cert_dir)) if settings.metrics_cert_dir else None
+    health = await _serve_health(settings.metrics_port, registry, gate, access, tls)
     stop_flag = stop or asyncio.Event()
     scheduler_task = asyncio.create_task(scheduler.run(), name="scheduler")
     elector_task = asyncio.create_task(elector.run(), name="elector")

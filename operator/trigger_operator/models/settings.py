@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     # the non-resource URL /metrics (TokenReview + SubjectAccessReview). False serves it
     # to anyone who reaches the port: for local use only. `/healthz` is always open.
     metrics_auth: bool = True
+    # A directory with tls.crt and tls.key (a kubernetes.io/tls Secret mounted): the
+    # metrics server speaks HTTPS with that pair, reloaded when it changes. Empty: HTTP.
+    metrics_cert_dir: str | None = None
 
     # Fault injection for the crash-safety tests: exit the process at a named point.
     crash_at: str | None = None
