@@ -3,9 +3,10 @@
 Callers get plain JSON-like dicts and domain errors instead of `ApiException`:
 404 → `None` (or `NotFound` where absence is an error), 409 → `Conflict` /
 `AlreadyExists`, 403 → `Forbidden`, 400/422 → `Invalid`, everything else →
-`ApiUnavailable` (worth a retry). The official client is synchronous; its calls run
-in a bounded thread pool so that the asyncio loop (kopf's and the scheduler's)
-never blocks on the network.
+`ApiUnavailable` (worth a retry). A Job larger than the API server stores is `Invalid`
+before it is sent. The official client is synchronous; its calls run in a bounded
+thread pool so that the asyncio loop (kopf's and the scheduler's) never blocks on the
+network.
 """
 
 from __future__ import annotations
