@@ -24,7 +24,7 @@ from tests.harness.wait import wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 
-pytest_plugins = ["tests.fixtures.postgres"]
+pytest_plugins = ["tests.fixtures.postgres", "tests.fixtures.manifests"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -12,10 +12,8 @@ operator process for revision discovery.
 from __future__ import annotations
 
 import itertools
-import os
 import re
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,24 +21,34 @@ from typing import Any
 import pytest
 import yaml
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
+from tests.fixtures.manifests import BASE, Install, InstallFactory, exists, render
+from tests.harness.accounts import account_kubeconfig
 from tests.harness.cluster import KubeCluster
+from tests.harness.http import get
 from tests.harness.operator import OperatorProcess
 from tests.harness.triggers import Triggers, manifest
 from tests.harness.wait import wait_for
+from trigger_operator.devcluster.cluster import free_port
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-BASE = REPO / "manifests" / "base"
 POSTGRES = REPO / "manifests" / "overlays" / "postgres"
+NAMESPACED = REPO / "manifests" / "overlays" / "namespaced"
 CRD_FILE = REPO / "crds" / "scheduledtrigger.yaml"
 IMAGE = "ghcr.io/trigger-operator/trigger-operator:0.1.0"
 LEASE = "trigger-operator-leader"
 SKIPPED = "not allowed to act on this trigger; skipping it"
 RESTMAPPING_LAG = "cannot find RESTMapping"
-CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "Namespace"}
+CLUSTER_SCOPED = {
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "CustomResourceDefinition",
+    "Namespace",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+}
 
 Start = Callable[..., OperatorProcess]
 
@@ -55,147 +63,10 @@ metadata:
 """
 
 
-def _render(cluster: KubeCluster, path: Path) -> list[dict[str, Any]]:
-    return [doc for doc in yaml.safe_load_all(cluster.kubectl("kustomize", str(path))) if doc]
-
-
 def _one(objects: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
     found = [o for o in objects if o["kind"] == kind and name in (None, o["metadata"]["name"])]
     assert len(found) == 1, f"expected one {kind} {name or ''}, found {len(found)}"
     return found[0]
-
-
-@dataclass(frozen=True)
-class Install:
-    """The base (or an overlay of it) as installed into one test's namespace."""
-
-    cluster: KubeCluster
-    namespace: str
-    suffix: str
-    overlay: Path
-
-    def name(self, base_name: str) -> str:
-        return f"{base_name}-{self.suffix}"
-
-    @property
-    def account(self) -> str:
-        return self.name("trigger-operator")
-
-    def objects(self) -> list[dict[str, Any]]:
-        return _render(self.cluster, self.overlay)
-
-    def apply(self, *, dry_run: bool = False) -> str:
-        extra = ["--dry-run=server"] if dry_run else []
-        return self.cluster.kubectl("apply", "--server-side", *extra, "-k", str(self.overlay))
-
-    def delete_cluster_scoped(self) -> None:
-        """The suffixed RBAC objects; the CRD is every test's, the namespace the fixture's."""
-        rbac = self.cluster.rbac()
-        for obj in self.objects():
-            remove = {
-                "ClusterRole": rbac.delete_cluster_role,
-                "ClusterRoleBinding": rbac.delete_cluster_role_binding,
-            }.get(obj["kind"])
-            if remove is None:
-                continue
-            try:
-                remove(obj["metadata"]["name"])
-            except ApiException as error:
-                if error.status != 404:
-                    raise
-
-
-InstallFactory = Callable[..., Install]
-
-
-@pytest.fixture
-def install(
-    cluster: KubeCluster, namespace: str, crd: str, tmp_path: Path
-) -> Iterator[InstallFactory]:
-    """Write an overlay of `base` renamed into the test's namespace (not yet applied)."""
-    made: list[Install] = []
-    suffix = namespace.rsplit("-", 1)[-1]  # the namespace fixture's random part
-
-    def make(base: Path = BASE, *, patches: Sequence[str] = ()) -> Install:
-        root = tmp_path / f"overlay-{len(made)}"
-        root.mkdir()
-        kustomization: dict[str, Any] = {
-            "apiVersion": "kustomize.config.k8s.io/v1beta1",
-            "kind": "Kustomization",
-            "namespace": namespace,
-            "nameSuffix": f"-{suffix}",
-            # kustomize refuses absolute paths; a relative one may leave the overlay.
-            "resources": [os.path.relpath(base, root)],
-        }
-        if patches:
-            kustomization["patches"] = [{"patch": patch} for patch in patches]
-        (root / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
-        made.append(Install(cluster, namespace, suffix, root))
-        return made[-1]
-
-    yield make
-    for done in made:
-        done.delete_cluster_scoped()
-
-
-@pytest.fixture
-def more_namespaces(cluster: KubeCluster, namespace: str) -> Iterator[Callable[[str], str]]:
-    """Namespaces beside the test's own (where triggers run), deleted afterwards."""
-    core = cluster.core()
-    created: list[str] = []
-
-    def make(label: str) -> str:
-        name = f"{namespace}-{label}"
-        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-        created.append(name)
-        wait_for(
-            lambda: _exists(lambda: core.read_namespaced_service_account("default", name)),
-            timeout=30,
-            message=f"default ServiceAccount in {name}",
-        )
-        return name
-
-    yield make
-    for name in created:
-        try:
-            core.delete_namespace(name)
-        except ApiException as error:
-            if error.status != 404:
-                raise
-
-
-def _exists(read: Callable[[], object]) -> bool:
-    try:
-        read()
-    except ApiException as error:
-        if error.status == 404:
-            return False
-        raise
-    return True
-
-
-def _service_account_kubeconfig(
-    cluster: KubeCluster, namespace: str, account: str, path: Path
-) -> Path:
-    """A kubeconfig whose only credential is a fresh token of `account` (TokenRequest)."""
-    request = client.AuthenticationV1TokenRequest(
-        spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)
-    )
-    token = cluster.core().create_namespaced_service_account_token(account, namespace, request)
-    admin = yaml.safe_load(cluster.kubeconfig.read_text())
-    context = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])
-    server = next(c for c in admin["clusters"] if c["name"] == context["context"]["cluster"])
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "cluster", "cluster": server["cluster"]}],
-        "users": [{"name": account, "user": {"token": token.status.token}}],
-        "contexts": [{"name": account, "context": {"cluster": "cluster", "user": account}}],
-        "current-context": account,
-    }
-    path.write_text(yaml.safe_dump(config))
-    path.chmod(0o600)
-    return path
 
 
 def _wait_available(cluster: KubeCluster, install: Install) -> list[Any]:
@@ -234,7 +105,7 @@ def _field(line: str, key: str) -> str | None:
 def test_base_renders_the_crd_from_crds_and_a_hardened_two_replica_deployment(
     cluster: KubeCluster,
 ) -> None:
-    objects = _render(cluster, BASE)
+    objects = render(cluster, BASE)
 
     crd = _one(objects, "CustomResourceDefinition")
     committed = yaml.safe_load(CRD_FILE.read_text())
@@ -291,7 +162,7 @@ def test_base_renders_the_crd_from_crds_and_a_hardened_two_replica_deployment(
 
 
 def test_postgres_overlay_requires_the_database_secret(cluster: KubeCluster) -> None:
-    deployment = _one(_render(cluster, POSTGRES), "Deployment")
+    deployment = _one(render(cluster, POSTGRES), "Deployment")
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     env = {item["name"]: item for item in container["env"]}
     assert env["TRIGGER_OPERATOR_DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {
@@ -305,16 +176,20 @@ def test_postgres_overlay_requires_the_database_secret(cluster: KubeCluster) -> 
 # -- what the API server says ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("base", [BASE, POSTGRES], ids=["base", "postgres"])
-def test_manifests_pass_a_server_side_dry_run(install: InstallFactory, base: Path) -> None:
-    installation = install(base)
+@pytest.mark.parametrize(
+    "base", [BASE, POSTGRES, NAMESPACED], ids=["base", "postgres", "namespaced"]
+)
+def test_manifests_pass_a_server_side_dry_run(
+    install: InstallFactory, more_namespaces: Callable[[str], str], base: Path
+) -> None:
+    installation = install(base, served=more_namespaces("team"))
 
     output = installation.apply(dry_run=True)
 
     for obj in installation.objects():
         assert f"{obj['metadata']['name']} serverside-applied (server dry run)" in output
     # A dry run creates nothing.
-    assert not _exists(
+    assert not exists(
         lambda: installation.cluster.apps().read_namespaced_deployment(
             installation.name("trigger-operator"), installation.namespace
         )
@@ -431,6 +306,9 @@ def test_service_account_may_do_what_the_operator_does_and_nothing_more(
         ("get", "replicasets", {"group": "apps", "namespace": own, "name": "trigger-operator-x"}),
         ("watch", "customresourcedefinitions", {"group": "apiextensions.k8s.io"}),
         ("watch", "namespaces", {}),
+        # /metrics: who sent the token, and may they get /metrics.
+        ("create", "tokenreviews", {"group": "authentication.k8s.io"}),
+        ("create", "subjectaccessreviews", {"group": "authorization.k8s.io"}),
     ]
     refused = [
         # Never the spec or the lifecycle of a trigger: GitOps owns those.
@@ -465,24 +343,27 @@ def test_service_account_may_do_what_the_operator_does_and_nothing_more(
 # -- the operator running on the installed RBAC only --------------------------------------
 
 
+@pytest.mark.parametrize("base", [BASE, NAMESPACED], ids=["base", "namespaced"])
 def test_operator_on_its_service_account_token_leads_runs_and_reports(
     cluster: KubeCluster,
     install: InstallFactory,
     more_namespaces: Callable[[str], str],
     operators: Start,
     tmp_path: Path,
+    scraper_token: str,
+    base: Path,
 ) -> None:
-    installation = install()
+    team = more_namespaces("team")
+    installation = install(base, served=team)
     installation.apply()
     pod = _wait_available(cluster, installation)[0]
-    team = more_namespaces("team")
     runs = Triggers(cluster, team)
     runs.create(manifest("tick", schedule="*/2 * * * * *", successfulRunsHistoryLimit=1))
     runs.create(manifest("guarded", schedule="*/2 * * * * *", concurrencyPolicy="Forbid"))
     broken = manifest("broken", schedule="*/5 * * * *")
     broken["spec"]["jobTemplate"] = {"spec": {"template": {"spec": {"containers": []}}}}
     runs.create(broken)
-    kubeconfig = _service_account_kubeconfig(
+    kubeconfig = account_kubeconfig(
         cluster, installation.namespace, installation.account, tmp_path / "sa.kubeconfig"
     )
 
@@ -492,9 +373,15 @@ def test_operator_on_its_service_account_token_leads_runs_and_reports(
         pod_name=pod.metadata.name,
         operator_namespace=installation.namespace,
         namespaces=f'["{team}"]',
+        metrics_port=str(port := free_port()),
     )
 
     operator.wait_for_log("lease acquired", timeout=30)
+    # /metrics: its TokenReview and SubjectAccessReview are allowed by the manifests.
+    metrics = f"http://127.0.0.1:{port}/metrics"
+    assert get(metrics)[0] == 401
+    scraped = get(metrics, token=scraper_token)
+    assert scraped[0] == 200 and "trigger_operator_leader 1.0" in scraped[1]
     (starting,) = _lines(operator, "operator starting")
     replica_set = pod.metadata.owner_references[0].name
     assert (_field(starting, "revision"), _field(starting, "revision_from")) == (
@@ -520,7 +407,7 @@ def test_operator_on_its_service_account_token_leads_runs_and_reports(
         message="two Jobs of the Forbid trigger (its Jobs are listed before each start)",
     )
     wait_for(
-        lambda: not _exists(lambda: cluster.batch().read_namespaced_job(first.metadata.name, team)),
+        lambda: not exists(lambda: cluster.batch().read_namespaced_job(first.metadata.name, team)),
         timeout=30,
         message="the oldest Job of tick pruned by the history limit",
     )
@@ -580,7 +467,7 @@ def test_trigger_where_the_operator_may_not_write_is_logged_and_skipped(
     in_a, in_b = Triggers(cluster, allowed), Triggers(cluster, denied)
     in_a.create(manifest("runs", schedule="*/2 * * * * *"))
     refused_uid = in_b.create(manifest("refused", schedule="*/2 * * * * *"))["metadata"]["uid"]
-    kubeconfig = _service_account_kubeconfig(
+    kubeconfig = account_kubeconfig(
         cluster, installation.namespace, installation.account, tmp_path / "sa.kubeconfig"
     )
 
@@ -613,4 +500,57 @@ def test_trigger_where_the_operator_may_not_write_is_logged_and_skipped(
     assert in_a.status("runs").get("lastScheduleTime")
     assert not [line for line in _lines(operator, SKIPPED) if f"namespace={allowed} " in line]
     assert not [line for line in _lines(operator, "reconcile failed") if refused_uid in line]
+    assert operator.running()
+
+
+def test_namespaced_overlay_confines_the_operator_to_its_namespaces(
+    cluster: KubeCluster,
+    install: InstallFactory,
+    more_namespaces: Callable[[str], str],
+    operators: Start,
+    tmp_path: Path,
+) -> None:
+    team, other = more_namespaces("team"), more_namespaces("other")
+    installation = install(NAMESPACED, served=team)
+    installation.apply()
+    kubeconfig = account_kubeconfig(
+        cluster, installation.namespace, installation.account, tmp_path / "sa.kubeconfig"
+    )
+    inside, outside = Triggers(cluster, team), Triggers(cluster, other)
+    inside.create(manifest("inside", schedule="*/2 * * * * *"))
+    outside.create(manifest("outside", schedule="*/2 * * * * *"))
+
+    def may(verb: str, resource: str, **where: str) -> bool:
+        return _allowed(cluster, installation, verb, resource, **where)
+
+    triggers, batch = {"group": "triggers.dev"}, {"group": "batch"}
+    status = {**triggers, "subresource": "status"}
+    for verb, resource, where in [
+        ("create", "jobs", batch),
+        ("delete", "jobs", batch),
+        ("list", "jobs", batch),
+        ("watch", "scheduledtriggers", triggers),
+        ("patch", "scheduledtriggers", status),
+        ("create", "events", {}),
+    ]:
+        assert may(verb, resource, namespace=team, **where), (verb, resource, team)
+        assert not may(verb, resource, namespace=other, **where), (verb, resource, other)
+        assert not may(verb, resource, **where), (verb, resource, "cluster-wide")
+
+    # Told to serve both namespaces, on the overlay's token only: it runs the trigger in
+    # its own namespace and is refused everything in the other.
+    operator = operators(
+        kubeconfig=kubeconfig,
+        operator_namespace=installation.namespace,
+        namespaces=f'["{team}", "{other}"]',
+    )
+    wait_for(lambda: len(inside.jobs("inside")) >= 2, timeout=30, message="runs inside")
+    wait_for(
+        lambda: [line for line in operator.logs().splitlines() if other in line and "403" in line],
+        timeout=30,
+        message=lambda: f"a refusal in {other} logged:\n{operator.logs()[-3000:]}",
+    )
+    assert outside.jobs("outside") == []
+    assert outside.status("outside") == {}
+    assert inside.status("inside").get("lastScheduleTime")
     assert operator.running()

@@ -2,7 +2,8 @@
 
 kopf watches triggers and their Jobs and feeds the scheduler's cache; the scheduler
 loop dispatches while the gate lets it; the ledger writer drains its queue in a thread;
-`/metrics` and `/healthz` are served on `metrics_port`. SIGINT/SIGTERM stop kopf, then
+`/metrics` (to callers the API server authorizes, unless `metrics_auth` is off) and
+`/healthz` (to everyone) are served on `metrics_port`. SIGINT/SIGTERM stop kopf, then
 the scheduler, then the ledger (flushing what it can).
 """
 
@@ -17,6 +18,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 import kopf
@@ -25,8 +27,10 @@ from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from trigger_operator.clock import Clock, SystemClock
+from trigger_operator.handlers.serving import ServingCertificate
 from trigger_operator.handlers.watch import build_registry, quiet_kopf_logs
 from trigger_operator.jobs.builder import Writer
+from trigger_operator.kube.access import MetricsAccess, bearer_token
 from trigger_operator.kube.gateway import KubeError, KubeGateway, load_api_client
 from trigger_operator.leadership.elector import (
     LeadershipListener,
@@ -57,14 +61,33 @@ def default_identity(settings: Settings) -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-async def _serve_health(port: int, registry: CollectorRegistry, gate: Gate) -> web.AppRunner | None:
+async def _serve_health(
+    port: int,
+    registry: CollectorRegistry,
+    gate: Gate,
+    access: MetricsAccess | None,
+    tls: ServingCertificate | None,
+) -> web.AppRunner | None:
+    """`/healthz` for everyone (the kubelet's probes); `/metrics` for whom `access` allows.
+
+    HTTPS with `tls`, else plain HTTP.
+    """
     if port == 0:
         return None
 
     async def healthz(_: web.Request) -> web.Response:
+        if tls is not None:
+            tls.refresh()
         return web.json_response({"ok": True, "leading": gate.may_write()})
 
-    async def metrics(_: web.Request) -> web.Response:
+    async def metrics(request: web.Request) -> web.Response:
+        if tls is not None:
+            tls.refresh()
+        if access is not None:
+            decision = await access.decide(bearer_token(request.headers.get("Authorization")))
+            if not decision.allowed:
+                headers = {"WWW-Authenticate": "Bearer"} if decision.status == 401 else {}
+                return web.Response(status=decision.status, text=decision.reason, headers=headers)
         return web.Response(
             body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
         )
@@ -74,7 +97,8 @@ async def _serve_health(port: int, registry: CollectorRegistry, gate: Gate) -> w
     app.router.add_get("/metrics", metrics)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, "0.0.0.0", port).start()
+    context = tls.context if tls is not None else None
+    await web.TCPSite(runner, "0.0.0.0", port, ssl_context=context).start()
     return runner
 
 
@@ -315,6 +339,15 @@ def _watched_namespaces(settings: Settings, lease: LeaseSettings) -> list[str]:
     return namespaces
 
 
+async def _start_health(
+    settings: Settings, registry: CollectorRegistry, parts: _Parts, clock: Clock
+) -> web.AppRunner | None:
+    """`/healthz` and `/metrics` (behind TokenReview and SubjectAccessReview by default)."""
+    access = MetricsAccess(parts.gateway, clock=clock) if settings.metrics_auth else None
+    tls = ServingCertificate(Path(settings.metrics_cert_dir)) if settings.metrics_cert_dir else None
+    return await _serve_health(settings.metrics_port, registry, parts.elector, access, tls)
+
+
 async def run_operator(
     settings: Settings,
     *,
@@ -326,7 +359,7 @@ async def run_operator(
     quiet_kopf_logs()
     clock = clock or SystemClock()
     parts = await _build(settings, clock=clock, registry=registry)
-    health = await _serve_health(settings.metrics_port, registry, parts.elector)
+    health = await _start_health(settings, registry, parts, clock)
     stop_flag = stop or asyncio.Event()
     tasks = (
         asyncio.create_task(parts.scheduler.run(), name="scheduler"),

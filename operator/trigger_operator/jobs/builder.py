@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,6 +23,7 @@ from typing import Any, NewType
 from trigger_operator.models.api import API_VERSION, GROUP, KIND
 from trigger_operator.models.instants import format_instant
 from trigger_operator.models.runs import RunKind as RunKind
+from trigger_operator.models.spec import payload_json
 
 LABEL_TRIGGER = f"{GROUP}/trigger"
 LABEL_TRIGGER_UID = f"{GROUP}/trigger-uid"
@@ -95,7 +95,7 @@ def _environment(
         {"name": "TRIGGER_RUN_ID", "value": job_name},
     ]
     if payload is not None:
-        env.append({"name": "TRIGGER_PAYLOAD", "value": json.dumps(payload, sort_keys=True)})
+        env.append({"name": "TRIGGER_PAYLOAD", "value": payload_json(payload)})
     return env
 
 

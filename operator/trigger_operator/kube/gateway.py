@@ -3,9 +3,10 @@
 Callers get plain JSON-like dicts and domain errors instead of `ApiException`:
 404 → `None` (or `NotFound` where absence is an error), 409 → `Conflict` /
 `AlreadyExists`, 403 → `Forbidden`, 400/422 → `Invalid`, everything else →
-`ApiUnavailable` (worth a retry). The official client is synchronous; its calls run
-in a bounded thread pool so that the asyncio loop (kopf's and the scheduler's)
-never blocks on the network.
+`ApiUnavailable` (worth a retry). A Job larger than the API server stores is `Invalid`
+before it is sent. The official client is synchronous; its calls run in a bounded
+thread pool so that the asyncio loop (kopf's and the scheduler's) never blocks on the
+network.
 """
 
 from __future__ import annotations
@@ -34,6 +35,11 @@ REQUEST_TIMEOUT = 30.0
 # The name the operator writes under: the field manager of its writes, the component of
 # its Events.
 FIELD_MANAGER = "trigger-operator"
+
+# The API server refuses a request body over 3 MiB and etcd an object over 1.5 MiB
+# (its default --max-request-bytes); a Job is never sent larger than this, with room
+# for the fields the server adds (managedFields, status).
+MAX_JOB_BYTES = 1_000_000
 
 T = TypeVar("T")
 
@@ -109,6 +115,18 @@ def _translate(error: ApiException) -> KubeError:
     return ApiUnavailable(message, status=status, reason=reason)
 
 
+def _check_job_size(body: dict[str, Any]) -> None:
+    size = len(json.dumps(body, separators=(",", ":")).encode())
+    if size > MAX_JOB_BYTES:
+        raise Invalid(
+            f"the Job would be {size} bytes, more than the {MAX_JOB_BYTES} the operator sends "
+            "(the API server stores objects up to 1.5 MiB); the payload is copied into every "
+            "container's environment: make it or the jobTemplate smaller",
+            status=413,
+            reason="RequestEntityTooLarge",
+        )
+
+
 def load_api_client(*, connections: int = 4) -> client.ApiClient:
     """An API client from the in-cluster service account, else from the kubeconfig.
 
@@ -151,6 +169,8 @@ class KubeGateway:
         self._apps = client.AppsV1Api(api)
         self._custom = client.CustomObjectsApi(api)
         self._coordination = client.CoordinationV1Api(api)
+        self._authentication = client.AuthenticationV1Api(api)
+        self._authorization = client.AuthorizationV1Api(api)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -237,7 +257,8 @@ class KubeGateway:
         return await self._list(self._batch.list_namespaced_job, namespace, label_selector=label)
 
     async def create_job(self, body: dict[str, Any]) -> dict[str, Any]:
-        """Create a Job; `AlreadyExists` when its name is taken."""
+        """Create a Job; `AlreadyExists` when its name is taken, `Invalid` when too large."""
+        _check_job_size(body)
         namespace = body["metadata"]["namespace"]
         return await self._call(  # type: ignore[no-any-return]
             self._batch.create_namespaced_job, namespace, body, field_manager=FIELD_MANAGER
@@ -245,6 +266,7 @@ class KubeGateway:
 
     async def dry_run_job(self, body: dict[str, Any]) -> None:
         """Ask the API server whether it would accept this Job; `Invalid` says why not."""
+        _check_job_size(body)
         namespace = body["metadata"]["namespace"]
         await self._call(
             self._batch.create_namespaced_job,
@@ -300,6 +322,35 @@ class KubeGateway:
         except NotFound:
             return False
         return True
+
+    # -- who is asking (the /metrics endpoint) ---------------------------------------------
+
+    async def review_token(self, token: str, *, audiences: list[str]) -> dict[str, Any]:
+        """The TokenReview's status for a bearer token: `authenticated`, `user`, `error`."""
+        body = {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenReview",
+            "spec": {"token": token, "audiences": audiences},
+        }
+        review = await self._call(self._authentication.create_token_review, body)
+        return dict(review.get("status") or {})
+
+    async def review_access(
+        self, *, user: str, uid: str, groups: list[str], path: str, verb: str
+    ) -> bool:
+        """Whether the API server's authorizer lets `user` `verb` the non-resource URL `path`."""
+        body = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SubjectAccessReview",
+            "spec": {
+                "user": user,
+                "uid": uid,
+                "groups": groups,
+                "nonResourceAttributes": {"path": path, "verb": verb},
+            },
+        }
+        review = await self._call(self._authorization.create_subject_access_review, body)
+        return bool((review.get("status") or {}).get("allowed"))
 
     # -- events --------------------------------------------------------------------------
 

@@ -49,6 +49,13 @@ class Settings(BaseSettings):
     ledger_queue_size: int = Field(default=10_000, ge=1)
 
     metrics_port: int = Field(default=8080, ge=0, le=65535)
+    # `/metrics` answers only a bearer token whose user the API server allows to `get`
+    # the non-resource URL /metrics (TokenReview + SubjectAccessReview). False serves it
+    # to anyone who reaches the port: for local use only. `/healthz` is always open.
+    metrics_auth: bool = True
+    # A directory with tls.crt and tls.key (a kubernetes.io/tls Secret mounted): the
+    # metrics server speaks HTTPS with that pair, reloaded when it changes. Empty: HTTP.
+    metrics_cert_dir: str | None = None
 
     # Fault injection for the crash-safety tests: exit the process at a named point.
     crash_at: str | None = None

@@ -9,10 +9,11 @@ is still readable and can be reported on.
 
 from __future__ import annotations
 
+import json
 from enum import StrEnum
 from typing import Any, Self
 
-from pydantic import ConfigDict, Field, JsonValue, model_validator
+from pydantic import ConfigDict, Field, JsonValue, field_validator, model_validator
 
 from trigger_operator.models.base import ResourceModel
 from trigger_operator.models.instants import RFC3339_PATTERN
@@ -140,7 +141,10 @@ class TriggerSpec(ResourceModel):
     """How wall-clock times skipped or repeated by daylight-saving changes fire."""
 
     payload: JsonValue = None
-    """Any JSON value, handed to every run as the TRIGGER_PAYLOAD environment variable."""
+    """Any JSON value, handed to every run as the TRIGGER_PAYLOAD environment variable: at
+    most 32768 bytes as JSON and 32 levels deep. Anyone who may read the Job or its pods
+    sees it: never put a secret here; reference a Secret from the jobTemplate's containers
+    (env valueFrom secretKeyRef) instead."""
 
     successful_runs_history_limit: int = Field(default=3, ge=0)
     """How many finished successful Jobs to keep in the cluster; the run ledger keeps all."""
@@ -151,6 +155,21 @@ class TriggerSpec(ResourceModel):
     job_template: JobTemplate
     """The Job to create for each run."""
 
+    @field_validator("payload")
+    @classmethod
+    def _bounded_payload(cls, payload: JsonValue) -> JsonValue:
+        # Beyond this a payload is not a parameter but data: as one environment variable
+        # of every container it would meet the kernel's 128 KiB limit on one variable,
+        # and, copied into each container of the Job, the API server's object size limit.
+        if payload is None:
+            return payload
+        if _depth(payload) > PAYLOAD_MAX_DEPTH:
+            raise ValueError(f"more than {PAYLOAD_MAX_DEPTH} levels of nesting")
+        size = len(payload_json(payload).encode())
+        if size > PAYLOAD_MAX_BYTES:
+            raise ValueError(f"{size} bytes as JSON, more than {PAYLOAD_MAX_BYTES}")
+        return payload
+
     @model_validator(mode="after")
     def _exactly_one_time_source(self) -> Self:
         if (self.schedule is None) == (self.run_at is None):
@@ -159,3 +178,28 @@ class TriggerSpec(ResourceModel):
 
 
 EXACTLY_ONE_MESSAGE = "spec: exactly one of schedule and runAt must be set"
+PAYLOAD_MAX_BYTES = 32_768
+PAYLOAD_MAX_DEPTH = 32
+
+
+def payload_json(payload: JsonValue) -> str:
+    """The payload as every run receives it in TRIGGER_PAYLOAD."""
+    return json.dumps(payload, sort_keys=True)
+
+
+def _depth(value: JsonValue) -> int:
+    """Levels of nesting: 0 for a scalar, 1 for a flat list or object, and so on."""
+    depth, level = 0, [value]
+    while level:
+        children: list[JsonValue] = []
+        for item in level:
+            if isinstance(item, dict):
+                children.extend(item.values())
+            elif isinstance(item, list):
+                children.extend(item)
+        if any(isinstance(item, (dict, list)) for item in level):
+            depth += 1
+        level = children
+        if depth > PAYLOAD_MAX_DEPTH:
+            break
+    return depth

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from trigger_operator.kube.gateway import (
@@ -14,6 +15,7 @@ from trigger_operator.kube.gateway import (
     Forbidden,
     Invalid,
     KubeError,
+    KubeGateway,
     NotFound,
     _translate,
 )
@@ -50,3 +52,20 @@ def test_an_owner_kind_unknown_to_admission_is_not_ready_rather_than_forbidden()
         "cannot find RESTMapping for APIVersion triggers.dev/v1alpha1 Kind ScheduledTrigger"
     )
     assert type(_translate(_error(403, message, "Forbidden"))) is ApiUnavailable
+
+
+async def test_a_job_larger_than_the_api_server_stores_is_invalid_before_it_is_sent() -> None:
+    # No API server behind this client: the guard answers before any request.
+    gateway = KubeGateway(client.ApiClient(client.Configuration(host="http://127.0.0.1:9")))
+    env = [{"name": "TRIGGER_PAYLOAD", "value": "x" * 30_000}]
+    containers = [{"name": f"c{n}", "image": "busybox", "env": env} for n in range(40)]
+    body = {
+        "metadata": {"name": "big", "namespace": "team-a"},
+        "spec": {"template": {"spec": {"containers": containers}}},
+    }
+    try:
+        for send in (gateway.create_job, gateway.dry_run_job):
+            with pytest.raises(Invalid, match="more than the 1000000 the operator sends"):
+                await send(body)
+    finally:
+        gateway.close()

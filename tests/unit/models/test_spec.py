@@ -8,6 +8,8 @@ import pytest
 from pydantic import ValidationError
 
 from trigger_operator.models.spec import (
+    PAYLOAD_MAX_BYTES,
+    PAYLOAD_MAX_DEPTH,
     CatchUp,
     ConcurrencyPolicy,
     RepeatedTimes,
@@ -127,3 +129,37 @@ def test_a_spec_is_immutable() -> None:
 
 def test_unknown_fields_are_ignored() -> None:
     assert spec(someFutureField=1) == spec()
+
+
+def _nested(levels: int) -> Any:
+    value: Any = "leaf"
+    for _ in range(levels):
+        value = {"next": value}
+    return value
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [None, "text", 7, [], {"report": "sales"}, _nested(PAYLOAD_MAX_DEPTH), "x" * 32_000],
+)
+def test_a_payload_within_the_bounds_is_kept(payload: Any) -> None:
+    assert spec(payload=payload).payload == payload
+
+
+@pytest.mark.parametrize(
+    ("payload", "problem"),
+    [
+        (_nested(PAYLOAD_MAX_DEPTH + 1), "more than 32 levels of nesting"),
+        ([[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]], "levels"),
+        ({"blob": "x" * PAYLOAD_MAX_BYTES}, f"more than {PAYLOAD_MAX_BYTES}"),
+        (["é" * 11_000], "bytes as JSON"),  # JSON escapes it to six bytes each
+    ],
+)
+def test_a_payload_too_large_or_too_deep_is_refused_naming_the_field(
+    payload: Any, problem: str
+) -> None:
+    with pytest.raises(ValidationError) as raised:
+        spec(payload=payload)
+    (error,) = raised.value.errors()
+    assert error["loc"] == ("payload",)
+    assert problem in error["msg"]
