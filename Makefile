@@ -82,7 +82,7 @@ run: setup  ## the dev cluster, the CRD, the operator in the foreground, and the
 	  crd/scheduledtriggers.triggers.dev --timeout=60s
 	$(DEV)/bin/kubectl --kubeconfig $(DEV)/kubeconfig apply -f examples/
 	KUBECONFIG=$(DEV)/kubeconfig TRIGGER_OPERATOR_SQLITE_PATH=$(DEV)/ledger.db \
-	  TRIGGER_OPERATOR_OPERATOR_NAMESPACE=default \
+	  TRIGGER_OPERATOR_OPERATOR_NAMESPACE=default TRIGGER_OPERATOR_METRICS_AUTH=false \
 	  $(BIN)/trigger-operator run
 
 clean: cluster-down  ## stop the cluster and remove .dev/ and .venv/
