@@ -178,31 +178,41 @@ def test_crash_between_job_create_and_status_patch_loses_and_duplicates_nothing(
 def test_crash_after_creating_a_one_time_job_never_loses_or_repeats_it(
     triggers: Triggers, operators: Start
 ) -> None:
-    run_at = format_instant((_now() + timedelta(seconds=3)).replace(microsecond=0))
-    triggers.create(manifest("once-crashy", run_at=run_at))
-    first = operators("crasher", crash_at="after-job-create")
-    assert first.wait_exit(timeout=30) == 86
+    run_at = _crash_after_creating_a_one_time_job(triggers, operators, manifest("once-crashy"))
     assert triggers.scheduled_times("once-crashy") == [run_at]
     assert not triggers.status("once-crashy").get("completed")
 
+    _complete_after_a_restart(triggers, operators, "once-crashy")
+    assert triggers.scheduled_times("once-crashy") == [run_at]
+
+
+def _crash_after_creating_a_one_time_job(
+    triggers: Triggers, operators: Start, body: dict[str, Any]
+) -> str:
+    """Create `body` as a one-time trigger due in 3 s; an operator creates its Job, then dies."""
+    run_at = format_instant((_now() + timedelta(seconds=3)).replace(microsecond=0))
+    body["spec"]["runAt"] = run_at
+    triggers.create(body)
+    first = operators("crasher", crash_at="after-job-create")
+    assert first.wait_exit(timeout=30) == 86
+    return run_at
+
+
+def _complete_after_a_restart(triggers: Triggers, operators: Start, name: str) -> None:
     operators("survivor")
     wait_for(
-        lambda: triggers.status("once-crashy").get("completed"),
+        lambda: triggers.status(name).get("completed"),
         timeout=30,
         message="the one-time trigger completed after the restart",
     )
-    assert triggers.scheduled_times("once-crashy") == [run_at]
 
 
 @pytest.mark.parametrize("deleted_by", ["kubectl delete job", "ttlSecondsAfterFinished"])
 def test_a_job_deleted_before_the_cursor_moved_is_never_run_again(
     triggers: Triggers, operators: Start, deleted_by: str
 ) -> None:
-    run_at = format_instant((_now() + timedelta(seconds=3)).replace(microsecond=0))
     ttl = {"ttlSecondsAfterFinished": 0} if deleted_by.startswith("ttl") else {}
-    triggers.create(manifest("gone-early", run_at=run_at, job_spec=ttl))
-    first = operators("crasher", crash_at="after-job-create")
-    assert first.wait_exit(timeout=30) == 86
+    _crash_after_creating_a_one_time_job(triggers, operators, manifest("gone-early", job_spec=ttl))
     (job,) = triggers.jobs("gone-early")
     uid = job.metadata.uid
     if not ttl:
@@ -218,12 +228,7 @@ def test_a_job_deleted_before_the_cursor_moved_is_never_run_again(
     assert [j.metadata.uid for j in held] == [uid]
     assert not triggers.status("gone-early").get("completed")
 
-    operators("survivor")
-    wait_for(
-        lambda: triggers.status("gone-early").get("completed"),
-        timeout=30,
-        message="the one-time trigger completed after the restart",
-    )
+    _complete_after_a_restart(triggers, operators, "gone-early")
     wait_for(
         lambda: triggers.jobs("gone-early") == [],
         timeout=30,

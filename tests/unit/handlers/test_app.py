@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
 
+from tests.unit.scheduler.fakes import MemorySink
 from trigger_operator.clock import FakeClock
 from trigger_operator.handlers.app import leadership_reporter
 from trigger_operator.jobs.builder import Writer
 from trigger_operator.leadership.elector import LeaseSettings
-from trigger_operator.ledger.records import LeadershipRecord, RunRecord
-from trigger_operator.ledger.store import PruneResult
 from trigger_operator.ledger.writer import LedgerWriter
 from trigger_operator.metrics import Metrics
 from trigger_operator.models.leadership import LeadershipEvent
@@ -23,25 +22,6 @@ from trigger_operator.models.leadership import LeadershipEvent
 START = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 LEASE = LeaseSettings(namespace="trigger-system", name="trigger-operator")
 WRITER = Writer(identity="pod-a", revision=3)
-
-
-class Sink:
-    """Keeps what the ledger writer hands over."""
-
-    def __init__(self) -> None:
-        self.changes: list[LeadershipRecord] = []
-
-    def write(self, runs: Sequence[RunRecord], leadership: Sequence[LeadershipRecord] = ()) -> None:
-        self.changes.extend(leadership)
-
-    def prune(self, *, older_than: datetime) -> PruneResult:
-        return PruneResult(runs=0, leadership_changes=0)
-
-    def migrate(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 class Events:
@@ -60,12 +40,12 @@ def registry() -> CollectorRegistry:
 
 
 @pytest.fixture
-def sink() -> Sink:
-    return Sink()
+def sink() -> MemorySink:
+    return MemorySink()
 
 
 @pytest.fixture
-def ledger(sink: Sink, registry: CollectorRegistry) -> Iterator[LedgerWriter]:
+def ledger(sink: MemorySink, registry: CollectorRegistry) -> Iterator[LedgerWriter]:
     writer = LedgerWriter(sink, clock=FakeClock(START), registry=registry, idle_wakeup=0.02)
     writer.start()
     yield writer
@@ -117,7 +97,7 @@ async def test_a_leadership_event_is_a_metric_a_ledger_row_and_an_event(
     message: str,
     registry: CollectorRegistry,
     ledger: LedgerWriter,
-    sink: Sink,
+    sink: MemorySink,
 ) -> None:
     events = Events()
     clock = FakeClock(START)

@@ -326,9 +326,11 @@ class MemorySink:
 
     def __init__(self) -> None:
         self.runs: list[RunRecord] = []
+        self.changes: list[LeadershipRecord] = []
 
     def write(self, runs: Sequence[RunRecord], leadership: Sequence[LeadershipRecord] = ()) -> None:
         self.runs.extend(runs)
+        self.changes.extend(leadership)
 
     def prune(self, *, older_than: datetime) -> PruneResult:
         return PruneResult(0, 0)
