@@ -77,6 +77,9 @@ class Scheduler:
             entry = self.cache.remove_trigger(uid)
             if entry is not None:
                 self.recorder.trigger_deleted(entry)
+                for job in entry.jobs.values():
+                    if job.held:
+                        self._deletion_requested(job)
             self._dirty.pop(uid, None)
             return
         entry = self.cache.triggers.get(uid)
@@ -119,6 +122,7 @@ class Scheduler:
         if job.trigger_uid in self.cache.triggers:
             self.mark_dirty(job.trigger_uid)
         elif self.gate.may_write():
+            self.recorder.orphaned(job)
             self._spawn(self.reconciler.runs.release(job), name=f"release-{job.name}")
 
     def _release_orphans(self) -> None:

@@ -88,10 +88,12 @@ class RunRecorder:
         self.set_state(entry.uid, None)
         self._synced.discard(entry.uid)
         for job in entry.jobs.values():
-            if job.result is RunResult.RUNNING:
-                self._cancelled(
-                    job, "TriggerDeleted", "the trigger was deleted, and its Jobs with it"
-                )
+            self.orphaned(job)
+
+    def orphaned(self, job: RunState) -> None:
+        """`job`'s trigger is gone: an unfinished run goes with it."""
+        if job.result is RunResult.RUNNING:
+            self._cancelled(job, "TriggerDeleted", "the trigger was deleted, and its Jobs with it")
 
     # -- decisions of the pass -----------------------------------------------------------------
 

@@ -29,7 +29,7 @@ from trigger_operator.jobs.builder import (
     TriggerRef,
     build_job,
 )
-from trigger_operator.jobs.state import RunState, run_state, to_prune
+from trigger_operator.jobs.state import RunResult, RunState, run_state, to_prune
 from trigger_operator.kube.gateway import AlreadyExists, Forbidden, KubeError, NotFound
 from trigger_operator.models.instants import format_instant, parse_api_time
 from trigger_operator.models.runs import RunKind
@@ -150,11 +150,22 @@ class RunDispatcher:
     async def release_handled(
         self, entry: TriggerEntry, jobs: dict[str, RunState], status: TriggerStatus
     ) -> None:
-        """Release the deleted Jobs whose runs status shows handled."""
+        """Release the deleted Jobs whose runs status shows handled.
+
+        An unfinished run's Job deleted along with its trigger (the garbage collector
+        got there before the trigger's DELETED event reached us) is cancelled because
+        the trigger was deleted, not because someone deleted the Job: one read tells.
+        """
         current = (entry.body["metadata"].get("annotations") or {}).get(ANNOTATION_RUN_NOW)
-        for job in jobs.values():
-            if job.held and handled(job, status, current_run_now=current):
-                await self.release(job)
+        doomed = [
+            j for j in jobs.values() if j.held and handled(j, status, current_run_now=current)
+        ]
+        if any(job.result is RunResult.RUNNING for job in doomed):
+            found = await self.gateway.read_trigger(entry.namespace, entry.name)
+            if found is None or found["metadata"]["uid"] != entry.uid:
+                self.recorder.trigger_deleted(entry)
+        for job in doomed:
+            await self.release(job)
 
     async def release(self, job: RunState) -> None:
         """Let a deleted Job go: remove the run-record finalizer (only while leading)."""

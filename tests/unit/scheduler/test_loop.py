@@ -312,3 +312,23 @@ async def test_jobs_of_a_deleted_trigger_are_released_for_the_garbage_collector(
 
     assert loop.gateway.job_bodies() == []
     assert "release_job" in loop.gateway.calls
+
+
+async def test_a_running_job_deleted_with_its_trigger_is_cancelled_as_trigger_deleted(
+    loop: Loop,
+) -> None:
+    loop.add(schedule="*/5 * * * *")
+    await loop.advance(300)
+    (job,) = loop.gateway.job_bodies()
+    loop.gateway.set_job_status("team-a", job["metadata"]["name"], RUNNING)
+    await settle()
+    # The garbage collector marks the Job before the trigger's DELETED event arrives.
+    trigger = loop.gateway.triggers.pop(("team-a", "every-5"))
+    loop.gateway.remove_job("team-a", job["metadata"]["name"])
+    await settle()
+    loop.scheduler.on_trigger_event("DELETED", trigger)
+    await settle()
+
+    assert loop.gateway.job_bodies() == []
+    cancelled = [row for row in loop.ledger.written() if row[1] is RunStatus.CANCELLED]
+    assert cancelled[0][2] == "TriggerDeleted"
