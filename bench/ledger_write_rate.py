@@ -27,7 +27,7 @@ from tests.fixtures.postgres import PostgresServer
 from trigger_operator.clock import SystemClock
 from trigger_operator.ledger.engine import build_engine
 from trigger_operator.ledger.migrate import upgrade
-from trigger_operator.ledger.records import RunRecord, RunRef, RunStatus
+from trigger_operator.ledger.records import LedgerStatus, RunRecord, RunRef
 from trigger_operator.ledger.store import LedgerStore
 from trigger_operator.ledger.writer import LedgerWriter
 
@@ -67,18 +67,22 @@ def feed(writer: LedgerWriter, first_run: int) -> int:
         finished = started + timedelta(seconds=3)
         writer.record(
             RunRecord(
-                ref=ref, status=RunStatus.PENDING, leader_identity="bench-0", leader_revision=1
-            )
-        )
-        writer.record(
-            RunRecord(
-                ref=ref, status=RunStatus.RUNNING, started_at=started, job_uid=f"j-{n}", attempts=1
+                ref=ref, status=LedgerStatus.PENDING, leader_identity="bench-0", leader_revision=1
             )
         )
         writer.record(
             RunRecord(
                 ref=ref,
-                status=RunStatus.SUCCEEDED,
+                status=LedgerStatus.RUNNING,
+                started_at=started,
+                job_uid=f"j-{n}",
+                attempts=1,
+            )
+        )
+        writer.record(
+            RunRecord(
+                ref=ref,
+                status=LedgerStatus.SUCCEEDED,
                 started_at=started,
                 finished_at=finished,
                 attempts=1,

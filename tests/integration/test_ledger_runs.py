@@ -25,8 +25,8 @@ from tests.harness.triggers import Triggers, manifest
 from tests.harness.wait import wait_for
 from trigger_operator.ledger.engine import build_engine
 from trigger_operator.ledger.records import (
+    LedgerStatus,
     RunKind,
-    RunStatus,
     manual_run_key,
     scheduled_run_key,
 )
@@ -39,11 +39,11 @@ pytestmark = pytest.mark.integration
 Start = Callable[..., OperatorProcess]
 
 FINAL = {
-    RunStatus.SUCCEEDED,
-    RunStatus.FAILED,
-    RunStatus.SKIPPED,
-    RunStatus.MISSED,
-    RunStatus.CANCELLED,
+    LedgerStatus.SUCCEEDED,
+    LedgerStatus.FAILED,
+    LedgerStatus.SKIPPED,
+    LedgerStatus.MISSED,
+    LedgerStatus.CANCELLED,
 }
 
 
@@ -126,18 +126,18 @@ def test_a_successful_run_goes_from_running_to_succeeded_with_its_job_and_times(
     )
     operators(database_url=ledger.url)
 
-    seen: list[RunStatus] = []
+    seen: list[LedgerStatus] = []
 
     def succeeded() -> Run | None:
         rows = ledger.runs(triggers.namespace, "ok")
         if rows and (not seen or seen[-1] is not rows[0].status):
             seen.append(rows[0].status)
-        return rows[0] if rows and rows[0].status is RunStatus.SUCCEEDED else None
+        return rows[0] if rows and rows[0].status is LedgerStatus.SUCCEEDED else None
 
     row = wait_for(succeeded, timeout=45, interval=0.05, message=lambda: f"succeeded, saw {seen}")
 
-    assert RunStatus.RUNNING in seen, seen  # the three-second pod was seen running
-    assert seen.index(RunStatus.RUNNING) < seen.index(RunStatus.SUCCEEDED)
+    assert LedgerStatus.RUNNING in seen, seen  # the three-second pod was seen running
+    assert seen.index(LedgerStatus.RUNNING) < seen.index(LedgerStatus.SUCCEEDED)
     job = triggers.jobs("ok")[0]
     uid = created["metadata"]["uid"]
     assert row.key == scheduled_run_key(uid, parse_instant(run_at))
@@ -169,7 +169,7 @@ def test_a_failed_run_records_its_attempts_and_the_job_controller_reason(
     [row] = _final(ledger, triggers.namespace, "broken")
 
     job = triggers.jobs("broken")[0]
-    assert row.status is RunStatus.FAILED
+    assert row.status is LedgerStatus.FAILED
     assert row.attempts == 2 == job.status.failed  # the first pod, and one retry
     assert row.reason == "BackoffLimitExceeded"
     assert row.message
@@ -193,7 +193,7 @@ def test_forbid_records_each_time_it_skips_while_a_run_is_active(
 
     def two_skipped() -> list[Run] | None:
         rows = ledger.runs(triggers.namespace, "forbid")
-        skipped = [row for row in rows if row.status is RunStatus.SKIPPED]
+        skipped = [row for row in rows if row.status is LedgerStatus.SKIPPED]
         return rows if len(skipped) >= 2 else None
 
     rows = wait_for(two_skipped, timeout=45, message="two skipped times")
@@ -201,11 +201,11 @@ def test_forbid_records_each_time_it_skips_while_a_run_is_active(
     [job] = triggers.jobs("forbid")
     ran = [row for row in rows if row.job_name]
     assert [row.job_name for row in ran] == [job.metadata.name]
-    assert ran[0].status is RunStatus.RUNNING and ran[0].started_at is not None
+    assert ran[0].status is LedgerStatus.RUNNING and ran[0].started_at is not None
     # Every later time was skipped (a time before the first run may have been missed,
     # when the operator came up after it).
     later = [row for row in rows if row.scheduled_for > ran[0].scheduled_for]
-    skipped = [row for row in later if row.status is RunStatus.SKIPPED]
+    skipped = [row for row in later if row.status is LedgerStatus.SKIPPED]
     assert skipped == later
     for row in skipped:
         assert row.scheduled_for > ran[0].scheduled_for
@@ -231,12 +231,12 @@ def test_replace_records_the_replaced_run_as_cancelled(
 
     def cancelled() -> list[Run] | None:
         rows = ledger.runs(triggers.namespace, "replace")
-        return rows if any(row.status is RunStatus.CANCELLED for row in rows) else None
+        return rows if any(row.status is LedgerStatus.CANCELLED for row in rows) else None
 
     rows = wait_for(cancelled, timeout=45, message="a cancelled run")
 
     first = next(row for row in rows if row.job_name)
-    assert first.status is RunStatus.CANCELLED
+    assert first.status is LedgerStatus.CANCELLED
     assert first.reason == "Replaced"
     assert first.job_uid is not None
     assert first.finished_at is not None
@@ -247,7 +247,7 @@ def test_replace_records_the_replaced_run_as_cancelled(
         timeout=15,
         message="the replacing run in the ledger",
     )
-    assert {row.status for row in newer} <= {RunStatus.PENDING, RunStatus.RUNNING}
+    assert {row.status for row in newer} <= {LedgerStatus.PENDING, LedgerStatus.RUNNING}
     _assert_one_row_per_run(ledger.runs(triggers.namespace, "replace"))
 
 
@@ -262,7 +262,7 @@ def test_deleting_a_trigger_records_its_unfinished_run_as_cancelled(
     operators(database_url=ledger.url)
     wait_for(
         lambda: [
-            r for r in ledger.runs(triggers.namespace, "doomed") if r.status is RunStatus.RUNNING
+            r for r in ledger.runs(triggers.namespace, "doomed") if r.status is LedgerStatus.RUNNING
         ],
         timeout=30,
         message="the run running",
@@ -271,7 +271,7 @@ def test_deleting_a_trigger_records_its_unfinished_run_as_cancelled(
     triggers.delete("doomed")
     [row] = _final(ledger, triggers.namespace, "doomed")
 
-    assert row.status is RunStatus.CANCELLED
+    assert row.status is LedgerStatus.CANCELLED
     assert row.reason == "TriggerDeleted"
     assert row.finished_at is not None
 
@@ -290,7 +290,7 @@ def test_run_now_records_a_manual_run_keyed_by_the_annotation_value(
     [job] = triggers.jobs("manual")
     assert row.key == manual_run_key(created["metadata"]["uid"], "deploy-42")
     assert row.kind is RunKind.MANUAL
-    assert row.status is RunStatus.SUCCEEDED
+    assert row.status is LedgerStatus.SUCCEEDED
     assert (row.job_name, row.job_uid) == (job.metadata.name, job.metadata.uid)
     assert abs(row.scheduled_for - asked) < timedelta(seconds=5)  # when it was asked for
 
@@ -311,14 +311,14 @@ def test_times_missed_while_the_operator_was_down_are_rows_and_the_latest_is_cau
     def caught_up() -> list[Run] | None:
         rows = ledger.runs(triggers.namespace, "downtime")
         after = [row for row in rows if row.scheduled_for > stopped]
-        kinds = {row.kind for row in after if row.status is not RunStatus.MISSED}
-        missed = [row for row in after if row.status is RunStatus.MISSED]
+        kinds = {row.kind for row in after if row.status is not LedgerStatus.MISSED}
+        missed = [row for row in after if row.status is LedgerStatus.MISSED]
         return rows if missed and RunKind.CATCH_UP in kinds else None
 
     rows = wait_for(caught_up, timeout=30, message="missed rows and a catch-up run")
 
     after = [row for row in rows if row.scheduled_for > stopped]
-    missed = [row for row in after if row.status is RunStatus.MISSED]
+    missed = [row for row in after if row.status is LedgerStatus.MISSED]
     catch_up = [row for row in after if row.kind is RunKind.CATCH_UP]
     assert len(missed) >= 2
     assert len(catch_up) == 1  # catchUp: Latest
@@ -350,7 +350,7 @@ def test_a_crash_right_after_the_job_create_still_leaves_one_row_for_the_run(
     def crashed_run() -> Run | None:
         rows = ledger.runs(triggers.namespace, "crashy")
         row = next((r for r in rows if r.scheduled_for == crashed_for), None)
-        return row if row is not None and row.status is RunStatus.SUCCEEDED else None
+        return row if row is not None and row.status is LedgerStatus.SUCCEEDED else None
 
     row = wait_for(crashed_run, timeout=30, message="the crashed time's run, succeeded")
     _final(ledger, triggers.namespace, "crashy", count=3)
@@ -416,7 +416,7 @@ def test_a_database_outage_delays_no_dispatch_and_the_ledger_catches_up_after(
     def recorded() -> dict[str, Run] | None:
         rows = {row.job_name: row for row in ledger.runs(namespace, "steady") if row.job_name}
         done = all(
-            job.metadata.name in rows and rows[job.metadata.name].status is RunStatus.SUCCEEDED
+            job.metadata.name in rows and rows[job.metadata.name].status is LedgerStatus.SUCCEEDED
             for job in window
         )
         return rows if done else None

@@ -15,7 +15,7 @@ from tests.ledger.conftest import START, UID, run_ref
 from trigger_operator.cli import main
 from trigger_operator.clock import SystemClock
 from trigger_operator.ledger.engine import build_engine
-from trigger_operator.ledger.records import RunKind, RunRecord, RunRef, RunStatus
+from trigger_operator.ledger.records import LedgerStatus, RunKind, RunRecord, RunRef
 from trigger_operator.ledger.store import LedgerStore, RunQuery
 
 
@@ -24,7 +24,7 @@ def history(url: str, *args: str) -> Result:
     return CliRunner().invoke(main, ["history", *args], env=env)
 
 
-def finished(ref: RunRef, status: RunStatus, seconds: int, **fields: Any) -> RunRecord:
+def finished(ref: RunRef, status: LedgerStatus, seconds: int, **fields: Any) -> RunRecord:
     began = ref.scheduled_for + timedelta(seconds=2)
     return RunRecord(
         ref=ref,
@@ -40,21 +40,21 @@ def finished(ref: RunRef, status: RunStatus, seconds: int, **fields: Any) -> Run
 def ledger(store: LedgerStore, ledger_url: str) -> str:
     """A ledger with a few days of runs of three triggers in two namespaces."""
     records = [
-        finished(run_ref(0), RunStatus.SUCCEEDED, 65, attempts=1),
-        finished(run_ref(1), RunStatus.FAILED, 780, attempts=4, reason="DeadlineExceeded"),
-        finished(run_ref(2), RunStatus.SUCCEEDED, 42, attempts=1),
-        RunRecord(ref=run_ref(3), status=RunStatus.MISSED, reason="StartingDeadlineExceeded",
+        finished(run_ref(0), LedgerStatus.SUCCEEDED, 65, attempts=1),
+        finished(run_ref(1), LedgerStatus.FAILED, 780, attempts=4, reason="DeadlineExceeded"),
+        finished(run_ref(2), LedgerStatus.SUCCEEDED, 42, attempts=1),
+        RunRecord(ref=run_ref(3), status=LedgerStatus.MISSED, reason="StartingDeadlineExceeded",
                   observed_at=START),
-        finished(run_ref(0, trigger="hourly", uid="hourly-uid"), RunStatus.SUCCEEDED, 5),
+        finished(run_ref(0, trigger="hourly", uid="hourly-uid"), LedgerStatus.SUCCEEDED, 5),
         finished(
             run_ref(1, trigger="report", namespace="team-b", uid="report-uid"),
-            RunStatus.SUCCEEDED, 3725,
+            LedgerStatus.SUCCEEDED, 3725,
         ),
         finished(
             RunRef.manual(namespace="team-b", trigger_name="report", trigger_uid="report-uid",
                           run_now_value="deploy-7", requested_at=START + timedelta(minutes=5),
                           job_name="report-manual-deploy-7"),
-            RunStatus.SUCCEEDED, 9,
+            LedgerStatus.SUCCEEDED, 9,
         ),
     ]  # fmt: skip
     store.write(records)
@@ -202,7 +202,7 @@ def test_prune_deletes_runs_older_than_the_retention(store: LedgerStore, ledger_
         scheduled_for=now - timedelta(days=10),
     )  # fmt: skip
     store.write(
-        [RunRecord(ref=r, status=RunStatus.SUCCEEDED, observed_at=now) for r in (old, recent)]
+        [RunRecord(ref=r, status=LedgerStatus.SUCCEEDED, observed_at=now) for r in (old, recent)]
     )
     result = history(ledger_url, "--prune")
     assert result.exit_code == 0, result.output
@@ -228,7 +228,7 @@ def test_a_fractional_scheduled_time_reads_the_same_in_the_row_and_the_history(
     ref = RunRef.scheduled(
         namespace="team-a", trigger_name="once", trigger_uid=UID, scheduled_for=fire
     )
-    store.write([RunRecord(ref=ref, status=RunStatus.PENDING, observed_at=START)])
+    store.write([RunRecord(ref=ref, status=LedgerStatus.PENDING, observed_at=START)])
 
     row = store.run(ref.key)
     assert row is not None

@@ -14,23 +14,23 @@ from tests.ledger.conftest import START, UID, run_ref
 from trigger_operator.ledger.records import (
     LeadershipEvent,
     LeadershipRecord,
+    LedgerStatus,
     RunKind,
     RunRecord,
     RunRef,
-    RunStatus,
     next_status,
 )
 from trigger_operator.ledger.store import LedgerStore, RunQuery
 from trigger_operator.ledger.tables import LeadershipChange, Run
 
-PAIRS = list(product(RunStatus, RunStatus))
+PAIRS = list(product(LedgerStatus, LedgerStatus))
 
 
 def row_values(row: Run) -> dict[str, object]:
     return {column.key: getattr(row, column.key) for column in Run.__table__.columns}
 
 
-def rec(ref: RunRef, status: RunStatus, minute: int = 0, **fields: Any) -> RunRecord:
+def rec(ref: RunRef, status: LedgerStatus, minute: int = 0, **fields: Any) -> RunRecord:
     return RunRecord(
         ref=ref, status=status, observed_at=START + timedelta(minutes=minute), **fields
     )
@@ -59,11 +59,11 @@ def test_every_status_transition_follows_the_forward_only_rule(
 def test_a_run_collects_its_life_from_pending_to_succeeded(store: LedgerStore) -> None:
     ref = run_ref()
     started, finished = START + timedelta(seconds=5), START + timedelta(seconds=65)
-    store.write([rec(ref, RunStatus.PENDING, 0, leader_identity="pod-a", leader_revision=3)])
-    store.write([rec(ref, RunStatus.PENDING, 0, job_uid="job-uid-1")])
-    store.write([rec(ref, RunStatus.RUNNING, 1, started_at=started, attempts=1)])
+    store.write([rec(ref, LedgerStatus.PENDING, 0, leader_identity="pod-a", leader_revision=3)])
+    store.write([rec(ref, LedgerStatus.PENDING, 0, job_uid="job-uid-1")])
+    store.write([rec(ref, LedgerStatus.RUNNING, 1, started_at=started, attempts=1)])
     store.write(
-        [rec(ref, RunStatus.SUCCEEDED, 2, started_at=started, finished_at=finished, attempts=2)]
+        [rec(ref, LedgerStatus.SUCCEEDED, 2, started_at=started, finished_at=finished, attempts=2)]
     )
     row = store.run(ref.key)
     assert row is not None
@@ -71,7 +71,7 @@ def test_a_run_collects_its_life_from_pending_to_succeeded(store: LedgerStore) -
     assert row.scheduled_for == START and row.scheduled_for.tzinfo is not None
     assert row.kind is RunKind.SCHEDULED
     assert (row.job_name, row.job_uid) == ("nightly-0", "job-uid-1")
-    assert row.status is RunStatus.SUCCEEDED
+    assert row.status is LedgerStatus.SUCCEEDED
     assert (row.started_at, row.finished_at) == (started, finished)
     assert row.attempts == 2
     assert (row.leader_identity, row.leader_revision) == ("pod-a", 3)
@@ -82,9 +82,16 @@ def test_a_run_collects_its_life_from_pending_to_succeeded(store: LedgerStore) -
 def test_replaying_the_same_records_leaves_one_identical_row(store: LedgerStore) -> None:
     ref = run_ref()
     life = [
-        rec(ref, RunStatus.PENDING, 0, leader_identity="pod-a", leader_revision=1),
-        rec(ref, RunStatus.RUNNING, 1, started_at=START, attempts=1),
-        rec(ref, RunStatus.FAILED, 2, finished_at=START, attempts=4, reason="BackoffLimitExceeded"),
+        rec(ref, LedgerStatus.PENDING, 0, leader_identity="pod-a", leader_revision=1),
+        rec(ref, LedgerStatus.RUNNING, 1, started_at=START, attempts=1),
+        rec(
+            ref,
+            LedgerStatus.FAILED,
+            2,
+            finished_at=START,
+            attempts=4,
+            reason="BackoffLimitExceeded",
+        ),
     ]
     store.write(life)
     first = store.run(ref.key)
@@ -100,37 +107,37 @@ def test_replaying_the_same_records_leaves_one_identical_row(store: LedgerStore)
 
 def test_an_outcome_that_arrives_before_its_pending_keeps_the_outcome(store: LedgerStore) -> None:
     ref = run_ref()
-    store.write([rec(ref, RunStatus.SUCCEEDED, 2, finished_at=START, attempts=1)])
-    store.write([rec(ref, RunStatus.PENDING, 0, leader_identity="pod-a", leader_revision=7)])
+    store.write([rec(ref, LedgerStatus.SUCCEEDED, 2, finished_at=START, attempts=1)])
+    store.write([rec(ref, LedgerStatus.PENDING, 0, leader_identity="pod-a", leader_revision=7)])
     row = store.run(ref.key)
     assert row is not None
-    assert row.status is RunStatus.SUCCEEDED
+    assert row.status is LedgerStatus.SUCCEEDED
     assert (row.leader_identity, row.leader_revision) == ("pod-a", 7)  # gaps still filled
     assert row.updated_at == START + timedelta(minutes=2)  # never moves back
 
 
 def test_reason_and_message_change_only_with_an_accepted_status(store: LedgerStore) -> None:
     ref = run_ref()
-    store.write([rec(ref, RunStatus.CANCELLED, 0, reason="Replaced", message="by a newer run")])
-    store.write([rec(ref, RunStatus.FAILED, 1, reason="DeadlineExceeded", message="timed out")])
+    store.write([rec(ref, LedgerStatus.CANCELLED, 0, reason="Replaced", message="by a newer run")])
+    store.write([rec(ref, LedgerStatus.FAILED, 1, reason="DeadlineExceeded", message="timed out")])
     row = store.run(ref.key)
     assert row is not None
     assert (row.status, row.reason, row.message) == (
-        RunStatus.CANCELLED, "Replaced", "by a newer run",
+        LedgerStatus.CANCELLED, "Replaced", "by a newer run",
     )  # fmt: skip
 
 
 def test_attempts_never_decrease(store: LedgerStore) -> None:
     ref = run_ref()
-    store.write([rec(ref, RunStatus.RUNNING, 0, attempts=3)])
-    store.write([rec(ref, RunStatus.RUNNING, 1, attempts=1)])
+    store.write([rec(ref, LedgerStatus.RUNNING, 0, attempts=3)])
+    store.write([rec(ref, LedgerStatus.RUNNING, 1, attempts=1)])
     row = store.run(ref.key)
     assert row is not None and row.attempts == 3
 
 
 def test_long_reasons_are_cut_to_the_column(store: LedgerStore) -> None:
     ref = run_ref()
-    store.write([rec(ref, RunStatus.MISSED, 0, reason="R" * 500)])
+    store.write([rec(ref, LedgerStatus.MISSED, 0, reason="R" * 500)])
     row = store.run(ref.key)
     assert row is not None and row.reason == "R" * 128
 
@@ -173,16 +180,16 @@ def test_leadership_changes_are_appended_and_a_replay_adds_nothing(store: Ledger
 def test_queries_filter_by_trigger_status_and_time_newest_first(store: LedgerStore) -> None:
     records = []
     for n in range(10):
-        status = RunStatus.FAILED if n % 3 == 0 else RunStatus.SUCCEEDED
+        status = LedgerStatus.FAILED if n % 3 == 0 else LedgerStatus.SUCCEEDED
         records.append(rec(run_ref(n), status))
-        records.append(rec(run_ref(n, trigger="hourly", uid="hourly-uid"), RunStatus.SUCCEEDED))
-        records.append(rec(run_ref(n, namespace="team-b", uid="other-uid"), RunStatus.MISSED))
+        records.append(rec(run_ref(n, trigger="hourly", uid="hourly-uid"), LedgerStatus.SUCCEEDED))
+        records.append(rec(run_ref(n, namespace="team-b", uid="other-uid"), LedgerStatus.MISSED))
     store.write(records)
 
     latest = store.runs(RunQuery(namespace="team-a", trigger_name="nightly", limit=3))
     assert [r.scheduled_for for r in latest] == [START + timedelta(minutes=n) for n in (9, 8, 7)]
 
-    failed = store.runs(RunQuery(statuses=frozenset({RunStatus.FAILED}), limit=None))
+    failed = store.runs(RunQuery(statuses=frozenset({LedgerStatus.FAILED}), limit=None))
     assert sorted(r.scheduled_for.minute for r in failed) == [0, 3, 6, 9]
 
     window = store.runs(
@@ -203,7 +210,7 @@ def test_queries_filter_by_trigger_status_and_time_newest_first(store: LedgerSto
 
 def test_prune_deletes_only_what_is_older_than_the_cutoff(store: LedgerStore) -> None:
     store.write(
-        [rec(run_ref(n), RunStatus.SUCCEEDED) for n in range(5)],
+        [rec(run_ref(n), LedgerStatus.SUCCEEDED) for n in range(5)],
         [
             LeadershipRecord(event=LeadershipEvent.ACQUIRED, identity="a", revision=1, at=START),
             LeadershipRecord(
@@ -232,10 +239,10 @@ def test_manual_runs_are_keyed_by_their_run_now_value(store: LedgerStore) -> Non
             job_name="nightly-manual",
         )
 
-    store.write([rec(manual("deploy-42"), RunStatus.PENDING)])
-    store.write([rec(manual("deploy-42"), RunStatus.RUNNING, 1)])
-    store.write([rec(manual("x" * 1000), RunStatus.PENDING)])
+    store.write([rec(manual("deploy-42"), LedgerStatus.PENDING)])
+    store.write([rec(manual("deploy-42"), LedgerStatus.RUNNING, 1)])
+    store.write([rec(manual("x" * 1000), LedgerStatus.PENDING)])
     rows = store.runs(RunQuery(limit=None))
     assert sorted((r.kind, r.status) for r in rows) == [
-        (RunKind.MANUAL, RunStatus.PENDING), (RunKind.MANUAL, RunStatus.RUNNING),
+        (RunKind.MANUAL, LedgerStatus.PENDING), (RunKind.MANUAL, LedgerStatus.RUNNING),
     ]  # fmt: skip

@@ -18,9 +18,9 @@ from trigger_operator.ledger.engine import build_engine
 from trigger_operator.ledger.migrate import upgrade
 from trigger_operator.ledger.records import (
     LeadershipEvent,
+    LedgerStatus,
     RunRecord,
     RunRef,
-    RunStatus,
     attempts_for,
 )
 from trigger_operator.ledger.store import LedgerStore, RunQuery
@@ -64,25 +64,27 @@ def metric(registry: CollectorRegistry, name: str, **labels: str) -> float:
 
 def pending(ref: RunRef) -> RunRecord:
     """A Job (about to be) created for `ref` by pod-a at revision 2."""
-    return RunRecord(ref=ref, status=RunStatus.PENDING, leader_identity="pod-a", leader_revision=2)
+    return RunRecord(
+        ref=ref, status=LedgerStatus.PENDING, leader_identity="pod-a", leader_revision=2
+    )
 
 
 def succeeded(ref: RunRef) -> RunRecord:
     """The Job of `ref` succeeded with its first pod."""
-    return RunRecord(ref=ref, status=RunStatus.SUCCEEDED, attempts=1)
+    return RunRecord(ref=ref, status=LedgerStatus.SUCCEEDED, attempts=1)
 
 
-def whole_life(writer: LedgerWriter, ref: RunRef, outcome: RunStatus) -> float:
+def whole_life(writer: LedgerWriter, ref: RunRef, outcome: LedgerStatus) -> float:
     """Report one run from pending to `outcome`; returns the slowest call, in seconds."""
     started, finished = ref.scheduled_for, ref.scheduled_for + timedelta(seconds=30)
     life = [
-        RunRecord(ref=ref, status=RunStatus.PENDING, leader_identity="pod-a", leader_revision=2),
-        RunRecord(ref=ref, status=RunStatus.PENDING, job_uid=f"uid-{ref.job_name}"),
+        RunRecord(ref=ref, status=LedgerStatus.PENDING, leader_identity="pod-a", leader_revision=2),
+        RunRecord(ref=ref, status=LedgerStatus.PENDING, job_uid=f"uid-{ref.job_name}"),
         RunRecord(
             ref=ref,
-            status=RunStatus.RUNNING,
+            status=LedgerStatus.RUNNING,
             started_at=started,
-            attempts=attempts_for(RunStatus.RUNNING, failed_pods=0),
+            attempts=attempts_for(LedgerStatus.RUNNING, failed_pods=0),
         ),
         RunRecord(
             ref=ref,
@@ -100,8 +102,8 @@ def whole_life(writer: LedgerWriter, ref: RunRef, outcome: RunStatus) -> float:
     return slowest
 
 
-def outcome_of(n: int) -> RunStatus:
-    return RunStatus.FAILED if n % 4 == 0 else RunStatus.SUCCEEDED
+def outcome_of(n: int) -> LedgerStatus:
+    return LedgerStatus.FAILED if n % 4 == 0 else LedgerStatus.SUCCEEDED
 
 
 def test_queued_lives_of_runs_land_in_batches_with_their_final_status(
@@ -120,7 +122,7 @@ def test_queued_lives_of_runs_land_in_batches_with_their_final_status(
         n = int((row.scheduled_for - START).total_seconds() // 60)
         assert row.status is outcome_of(n)
         assert row.job_uid == f"uid-nightly-{n}"
-        assert row.attempts == (1 if row.status is RunStatus.FAILED else 2)
+        assert row.attempts == (1 if row.status is LedgerStatus.FAILED else 2)
         assert row.leader_identity == "pod-a"
 
 
@@ -131,10 +133,10 @@ def test_replayed_records_through_the_writer_leave_one_row_per_run(
     writer.start()
     for _ in range(3):
         for n in range(5):
-            whole_life(writer, run_ref(n), RunStatus.SUCCEEDED)
+            whole_life(writer, run_ref(n), LedgerStatus.SUCCEEDED)
     assert writer.flush(30)
     assert store.count_runs() == 5
-    assert {row.status for row in store.runs(RunQuery(limit=None))} == {RunStatus.SUCCEEDED}
+    assert {row.status for row in store.runs(RunQuery(limit=None))} == {LedgerStatus.SUCCEEDED}
 
 
 def test_reconcile_fills_runs_the_ledger_missed_without_undoing_what_it_knows(
@@ -142,21 +144,21 @@ def test_reconcile_fills_runs_the_ledger_missed_without_undoing_what_it_knows(
 ) -> None:
     writer = make_writer()
     writer.start()
-    whole_life(writer, run_ref(0), RunStatus.SUCCEEDED)
+    whole_life(writer, run_ref(0), LedgerStatus.SUCCEEDED)
     writer.record(pending(run_ref(1)))
     assert writer.flush(10)
     evidence = [
-        RunRecord(ref=run_ref(0), status=RunStatus.RUNNING),  # stale: the ledger knows better
-        RunRecord(ref=run_ref(1), status=RunStatus.FAILED, reason="BackoffLimitExceeded"),
-        RunRecord(ref=run_ref(2), status=RunStatus.SUCCEEDED, attempts=1),  # never recorded
+        RunRecord(ref=run_ref(0), status=LedgerStatus.RUNNING),  # stale: the ledger knows better
+        RunRecord(ref=run_ref(1), status=LedgerStatus.FAILED, reason="BackoffLimitExceeded"),
+        RunRecord(ref=run_ref(2), status=LedgerStatus.SUCCEEDED, attempts=1),  # never recorded
     ]
     assert writer.reconcile(evidence) == 3
     assert writer.flush(10)
     statuses = {r.key: r.status for r in store.runs(RunQuery(limit=None))}
     assert statuses == {
-        run_ref(0).key: RunStatus.SUCCEEDED,
-        run_ref(1).key: RunStatus.FAILED,
-        run_ref(2).key: RunStatus.SUCCEEDED,
+        run_ref(0).key: LedgerStatus.SUCCEEDED,
+        run_ref(1).key: LedgerStatus.FAILED,
+        run_ref(2).key: LedgerStatus.SUCCEEDED,
     }
 
 
@@ -183,7 +185,7 @@ def test_open_ledger_migrates_a_new_database_and_starts_writing(
         writer.record_missed(run_ref(0), reason="StartingDeadlineExceeded")
         assert writer.flush(30)
         row = writer_store(writer).run(run_ref(0).key)
-        assert row is not None and row.status is RunStatus.MISSED
+        assert row is not None and row.status is LedgerStatus.MISSED
     finally:
         assert writer.stop(10) == 0
 
@@ -275,7 +277,7 @@ def test_during_a_long_outage_the_oldest_records_are_dropped_and_outcomes_still_
         assert dropped == 10
         rows = store.runs(RunQuery(limit=None))
         assert len(rows) == 10
-        assert {row.status for row in rows} == {RunStatus.SUCCEEDED}
+        assert {row.status for row in rows} == {LedgerStatus.SUCCEEDED}
     finally:
         writer.stop(10)
         engine.dispose()

@@ -141,7 +141,7 @@ def history(
         find_runs,
         prune_history,
     )
-    from trigger_operator.ledger.records import RunStatus
+    from trigger_operator.ledger.records import LedgerStatus
     from trigger_operator.models.instants import format_instant
 
     clock = SystemClock()
@@ -158,7 +158,7 @@ def history(
             raise click.UsageError("use either -n/--namespace or -A/--all-namespaces")
         try:
             wanted = frozenset(
-                RunStatus(part.strip().lower())
+                LedgerStatus(part.strip().lower())
                 for value in statuses
                 for part in value.split(",")
                 if part.strip()

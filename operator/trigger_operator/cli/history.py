@@ -21,7 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from trigger_operator.ledger.history import HistoryRequest, duration_seconds
-from trigger_operator.ledger.records import RunKind, RunStatus
+from trigger_operator.ledger.records import LedgerStatus, RunKind
 from trigger_operator.ledger.tables import Run
 from trigger_operator.models.instants import format_instant
 
@@ -30,13 +30,13 @@ _AGE_PART = re.compile(r"(\d+)([smhdw])")
 _AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 _STATUS_STYLE = {
-    RunStatus.PENDING: "",
-    RunStatus.RUNNING: "cyan",
-    RunStatus.SUCCEEDED: "green",
-    RunStatus.FAILED: "bold red",
-    RunStatus.SKIPPED: "dim",
-    RunStatus.MISSED: "yellow",
-    RunStatus.CANCELLED: "magenta",
+    LedgerStatus.PENDING: "",
+    LedgerStatus.RUNNING: "cyan",
+    LedgerStatus.SUCCEEDED: "green",
+    LedgerStatus.FAILED: "bold red",
+    LedgerStatus.SKIPPED: "dim",
+    LedgerStatus.MISSED: "yellow",
+    LedgerStatus.CANCELLED: "magenta",
 }
 
 

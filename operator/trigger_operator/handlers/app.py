@@ -29,7 +29,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from trigger_operator.clock import Clock, SystemClock
 from trigger_operator.handlers.serving import ServingCertificate
 from trigger_operator.handlers.watch import build_registry, quiet_kopf_logs
-from trigger_operator.jobs.builder import Writer
+from trigger_operator.jobs.builder import LeaderIdentity
 from trigger_operator.kube.access import MetricsAccess, bearer_token
 from trigger_operator.kube.gateway import KubeError, KubeGateway, load_api_client
 from trigger_operator.leadership.elector import (
@@ -123,7 +123,7 @@ class EventRecorder(Protocol):
 def leadership_reporter(
     gateway: EventRecorder,
     lease: LeaseSettings,
-    writer: Writer,
+    writer: LeaderIdentity,
     metrics: Metrics,
     ledger: LedgerWriter,
     clock: Clock,
@@ -271,7 +271,7 @@ async def _build(settings: Settings, *, clock: Clock, registry: CollectorRegistr
     lease_gateway = KubeGateway(load_api_client(connections=2), workers=2)
     metrics = Metrics.create(registry)
     revision, source = await discover_revision(gateway, settings)
-    writer = Writer(identity=identity, revision=revision)
+    writer = LeaderIdentity(identity=identity, revision=revision)
     ledger = open_ledger(settings, clock=clock, registry=registry)
     lease = LeaseSettings(
         namespace=settings.operator_namespace,

@@ -53,7 +53,7 @@ class TriggerRef:
 
 
 @dataclass(frozen=True)
-class Writer:
+class LeaderIdentity:
     """Who creates the Job: recorded on it, so every run names its leader and revision."""
 
     identity: str
@@ -112,7 +112,7 @@ def build_job(
     *,
     scheduled_for: datetime,
     kind: RunKind,
-    writer: Writer,
+    writer: LeaderIdentity,
     payload: Any | None = None,
     run_now_value: str | None = None,
 ) -> dict[str, Any]:

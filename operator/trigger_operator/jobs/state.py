@@ -29,7 +29,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
-class RunState:
+class ObservedJob:
     """One owned Job, reduced to what the trigger's status and the ledger need."""
 
     name: str
@@ -70,7 +70,7 @@ def _kind(value: Any) -> RunKind:
         return RunKind.SCHEDULED
 
 
-def run_state(job: dict[str, Any]) -> RunState:
+def observe_job(job: dict[str, Any]) -> ObservedJob:
     """Read a Job body as a run."""
     metadata = job.get("metadata") or {}
     status = job.get("status") or {}
@@ -101,7 +101,7 @@ def run_state(job: dict[str, Any]) -> RunState:
         ),
         {},
     )
-    return RunState(
+    return ObservedJob(
         name=str(metadata.get("name", "")),
         uid=str(metadata.get("uid", "")),
         namespace=str(metadata.get("namespace", "")),
@@ -132,14 +132,16 @@ def _revision(value: Any) -> int | None:
         return None
 
 
-def _order(run: RunState) -> tuple[datetime, str]:
+def _order(run: ObservedJob) -> tuple[datetime, str]:
     moment = run.finished or run.scheduled_for or run.created or _EPOCH
     return (moment, run.name)
 
 
-def to_prune(runs: list[RunState], *, keep_succeeded: int, keep_failed: int) -> list[RunState]:
+def to_prune(
+    runs: list[ObservedJob], *, keep_succeeded: int, keep_failed: int
+) -> list[ObservedJob]:
     """Finished runs beyond the history limits, oldest first; running Jobs are never pruned."""
-    doomed: list[RunState] = []
+    doomed: list[ObservedJob] = []
     for result, keep in ((RunResult.SUCCEEDED, keep_succeeded), (RunResult.FAILED, keep_failed)):
         finished = sorted(
             (run for run in runs if run.result is result and not run.deleting), key=_order

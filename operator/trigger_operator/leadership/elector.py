@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from trigger_operator.clock import Clock
-from trigger_operator.jobs.builder import ANNOTATION_REVISION, Writer
+from trigger_operator.jobs.builder import ANNOTATION_REVISION, LeaderIdentity
 from trigger_operator.kube.gateway import AlreadyExists, Conflict, Forbidden, KubeError, NotFound
 from trigger_operator.leadership.decisions import (
     Holder,
@@ -122,7 +122,7 @@ class LeaseElector:
         gateway: LeaseGateway,
         *,
         lease: LeaseSettings,
-        writer: Writer,
+        writer: LeaderIdentity,
         clock: Clock,
         on_change: LeadershipListener | None = None,
     ) -> None:
@@ -155,7 +155,7 @@ class LeaseElector:
         return self._leading
 
     @property
-    def writer(self) -> Writer:
+    def writer(self) -> LeaderIdentity:
         return self._writer
 
     @property

@@ -14,7 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from trigger_operator.clock import Clock
 from trigger_operator.ledger.engine import build_engine, database_url, display_url, sqlite_file
-from trigger_operator.ledger.records import RunStatus
+from trigger_operator.ledger.records import LedgerStatus
 from trigger_operator.ledger.store import LedgerStore, PruneResult, RunQuery
 from trigger_operator.ledger.tables import Run
 from trigger_operator.models.settings import Settings
@@ -30,7 +30,7 @@ class HistoryRequest:
 
     name: str | None = None
     namespace: str | None = None
-    statuses: frozenset[RunStatus] = frozenset()
+    statuses: frozenset[LedgerStatus] = frozenset()
     since: datetime | None = None
     limit: int | None = 20
 
@@ -41,7 +41,7 @@ def duration_seconds(run: Run, *, now: datetime) -> float | None:
         return None
     end = run.finished_at
     if end is None:
-        if run.status is not RunStatus.RUNNING:
+        if run.status is not LedgerStatus.RUNNING:
             return None
         end = now
     return max(0.0, (end - run.started_at).total_seconds())

@@ -30,8 +30,12 @@ _MAX_RUN_NOW_VALUE = 128
 KEY_MAX_LENGTH = 255
 
 
-class RunStatus(StrEnum):
-    """Where a run is in its life. See `STATUS_RANK` for the order."""
+class LedgerStatus(StrEnum):
+    """Where a run is in its life, as its ledger row says (see `STATUS_RANK` for the order).
+
+    Not to be confused with `models.status.RunResult`, the result a trigger's status shows
+    for its last run, nor with `jobs.state.ObservedJob`, a Job as the watch reports it.
+    """
 
     PENDING = "pending"
     RUNNING = "running"
@@ -42,21 +46,21 @@ class RunStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
-STATUS_RANK: dict[RunStatus, int] = {
-    RunStatus.PENDING: 0,
-    RunStatus.RUNNING: 1,
-    RunStatus.SUCCEEDED: 2,
-    RunStatus.FAILED: 2,
-    RunStatus.SKIPPED: 2,
-    RunStatus.MISSED: 2,
-    RunStatus.CANCELLED: 2,
+STATUS_RANK: dict[LedgerStatus, int] = {
+    LedgerStatus.PENDING: 0,
+    LedgerStatus.RUNNING: 1,
+    LedgerStatus.SUCCEEDED: 2,
+    LedgerStatus.FAILED: 2,
+    LedgerStatus.SKIPPED: 2,
+    LedgerStatus.MISSED: 2,
+    LedgerStatus.CANCELLED: 2,
 }
 """Higher ranks are later in a run's life; all final statuses share the highest rank."""
 
 FINAL_STATUSES = frozenset(s for s, rank in STATUS_RANK.items() if rank == 2)
 
 
-def moves_forward(current: RunStatus, new: RunStatus) -> bool:
+def moves_forward(current: LedgerStatus, new: LedgerStatus) -> bool:
     """Whether a run in `current` may change to `new`.
 
     Only to a strictly later rank: a replayed or late `pending` never undoes `running`, and
@@ -65,12 +69,12 @@ def moves_forward(current: RunStatus, new: RunStatus) -> bool:
     return STATUS_RANK[new] > STATUS_RANK[current]
 
 
-def next_status(current: RunStatus, new: RunStatus) -> RunStatus:
+def next_status(current: LedgerStatus, new: LedgerStatus) -> LedgerStatus:
     """The status a run in `current` has after a write of `new`."""
     return new if moves_forward(current, new) else current
 
 
-def attempts_for(status: RunStatus, *, failed_pods: int) -> int:
+def attempts_for(status: LedgerStatus, *, failed_pods: int) -> int:
     """How many pods a run has used, from its Job's `.status.failed` count.
 
     Every failed pod is one attempt; a running or succeeded run also counts the pod that is
@@ -78,7 +82,7 @@ def attempts_for(status: RunStatus, *, failed_pods: int) -> int:
     """
     if failed_pods < 0:
         raise ValueError(f"failed_pods must be >= 0, got {failed_pods}")
-    extra = 1 if status in (RunStatus.RUNNING, RunStatus.SUCCEEDED) else 0
+    extra = 1 if status in (LedgerStatus.RUNNING, LedgerStatus.SUCCEEDED) else 0
     return failed_pods + extra
 
 
@@ -200,7 +204,7 @@ class RunRecord:
     """
 
     ref: RunRef
-    status: RunStatus
+    status: LedgerStatus
     job_uid: str | None = None
     reason: str | None = None
     message: str | None = None

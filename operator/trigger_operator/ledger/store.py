@@ -41,8 +41,8 @@ from trigger_operator.ledger.migrate import upgrade
 from trigger_operator.ledger.records import (
     STATUS_RANK,
     LeadershipRecord,
+    LedgerStatus,
     RunRecord,
-    RunStatus,
 )
 from trigger_operator.ledger.tables import Base, LeadershipChange, Run
 
@@ -57,7 +57,7 @@ class RunQuery:
 
     namespace: str | None = None
     trigger_name: str | None = None
-    statuses: frozenset[RunStatus] = field(default_factory=frozenset)
+    statuses: frozenset[LedgerStatus] = field(default_factory=frozenset)
     since: datetime | None = None
     until: datetime | None = None
     limit: int | None = 20

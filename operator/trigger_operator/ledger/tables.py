@@ -33,8 +33,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from trigger_operator.ledger.records import (
     KEY_MAX_LENGTH,
     LeadershipEvent,
+    LedgerStatus,
     RunKind,
-    RunStatus,
 )
 
 E = TypeVar("E", bound=StrEnum)
@@ -110,7 +110,7 @@ class Run(Base):
     kind: Mapped[RunKind] = mapped_column(EnumText(RunKind))
     job_name: Mapped[str | None] = mapped_column(String(63))
     job_uid: Mapped[str | None] = mapped_column(String(64))
-    status: Mapped[RunStatus] = mapped_column(EnumText(RunStatus))
+    status: Mapped[LedgerStatus] = mapped_column(EnumText(LedgerStatus))
     reason: Mapped[str | None] = mapped_column(String(128))
     message: Mapped[str | None] = mapped_column(Text())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

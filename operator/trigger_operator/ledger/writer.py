@@ -48,9 +48,9 @@ from trigger_operator.ledger.engine import build_engine, database_url, display_u
 from trigger_operator.ledger.records import (
     LeadershipEvent,
     LeadershipRecord,
+    LedgerStatus,
     RunRecord,
     RunRef,
-    RunStatus,
 )
 from trigger_operator.ledger.store import LedgerStore, PruneResult
 from trigger_operator.metrics import DropReason
@@ -196,7 +196,7 @@ class LedgerWriter:
     ) -> bool:
         """The time of `ref` was not started (deadline passed, catch-up policy)."""
         return self._record_not_started(
-            ref, RunStatus.MISSED, reason, message, leader_identity, leader_revision
+            ref, LedgerStatus.MISSED, reason, message, leader_identity, leader_revision
         )
 
     def record_skipped(
@@ -210,7 +210,7 @@ class LedgerWriter:
     ) -> bool:
         """The time of `ref` was skipped on purpose (concurrencyPolicy Forbid, DST Skip)."""
         return self._record_not_started(
-            ref, RunStatus.SKIPPED, reason, message, leader_identity, leader_revision
+            ref, LedgerStatus.SKIPPED, reason, message, leader_identity, leader_revision
         )
 
     def record_cancelled(
@@ -225,7 +225,7 @@ class LedgerWriter:
         return self.record(
             RunRecord(
                 ref=ref,
-                status=RunStatus.CANCELLED,
+                status=LedgerStatus.CANCELLED,
                 reason=reason,
                 message=message,
                 finished_at=finished_at,
@@ -274,7 +274,7 @@ class LedgerWriter:
     def _record_not_started(
         self,
         ref: RunRef,
-        status: RunStatus,
+        status: LedgerStatus,
         reason: str,
         message: str | None,
         leader_identity: str | None,

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from trigger_operator.jobs.builder import LABEL_TRIGGER_UID, TriggerRef
-from trigger_operator.jobs.state import RunState, run_state
+from trigger_operator.jobs.state import ObservedJob, observe_job
 from trigger_operator.kube.gateway import Listing
 
 
@@ -21,7 +21,7 @@ class TriggerEntry:
 
     uid: str
     body: dict[str, Any]
-    jobs: dict[str, RunState] = field(default_factory=dict)
+    jobs: dict[str, ObservedJob] = field(default_factory=dict)
     # When the scheduler must look at this trigger again (None: only on a change).
     due_at: Any = None
     # The generation whose Job template passed the server-side dry run, and the last
@@ -60,7 +60,7 @@ class TriggerCache:
 
     def __init__(self) -> None:
         self.triggers: dict[str, TriggerEntry] = {}
-        self._orphan_jobs: dict[str, dict[str, RunState]] = {}
+        self._orphan_jobs: dict[str, dict[str, ObservedJob]] = {}
 
     def upsert_trigger(self, body: dict[str, Any]) -> TriggerEntry:
         uid = str(body["metadata"]["uid"])
@@ -75,9 +75,9 @@ class TriggerCache:
     def remove_trigger(self, uid: str) -> TriggerEntry | None:
         return self.triggers.pop(uid, None)
 
-    def upsert_job(self, body: dict[str, Any]) -> tuple[RunState, RunState | None]:
+    def upsert_job(self, body: dict[str, Any]) -> tuple[ObservedJob, ObservedJob | None]:
         """Record a Job; return its state and the state it had before (None if new)."""
-        state = run_state(body)
+        state = observe_job(body)
         jobs = self._jobs_of(state.trigger_uid)
         previous = jobs.get(state.name)
         if previous is not None and _after(previous.resource_version, state.resource_version):
@@ -85,18 +85,18 @@ class TriggerCache:
         jobs[state.name] = state
         return state, previous
 
-    def remove_job(self, body: dict[str, Any]) -> RunState | None:
+    def remove_job(self, body: dict[str, Any]) -> ObservedJob | None:
         labels = (body.get("metadata") or {}).get("labels") or {}
         uid = str(labels.get(LABEL_TRIGGER_UID, ""))
         return self._jobs_of(uid).pop(str(body["metadata"]["name"]), None)
 
-    def orphan_jobs(self) -> list[RunState]:
+    def orphan_jobs(self) -> list[ObservedJob]:
         """Jobs whose trigger is not (or no longer) in the cache."""
         return [job for owned in self._orphan_jobs.values() for job in owned.values()]
 
     def drop_unlisted(
         self, triggers: Listing, jobs: Listing, *, namespace: str | None = None
-    ) -> tuple[list[TriggerEntry], list[RunState]]:
+    ) -> tuple[list[TriggerEntry], list[ObservedJob]]:
         """Remove what full listings of the triggers and their Jobs show to be gone.
 
         A cached object that its listing lacks was deleted, unless the cache holds a copy
@@ -119,7 +119,7 @@ class TriggerCache:
             (str(body["metadata"]["namespace"]), str(body["metadata"]["name"]))
             for body in jobs.items
         }
-        vanished: list[RunState] = []
+        vanished: list[ObservedJob] = []
         for owned in [*(e.jobs for e in self.triggers.values()), *self._orphan_jobs.values()]:
             for name, state in list(owned.items()):
                 if (
@@ -130,7 +130,7 @@ class TriggerCache:
                     vanished.append(owned.pop(name))
         return gone, vanished
 
-    def _jobs_of(self, trigger_uid: str) -> dict[str, RunState]:
+    def _jobs_of(self, trigger_uid: str) -> dict[str, ObservedJob]:
         entry = self.triggers.get(trigger_uid)
         if entry is not None:
             return entry.jobs

@@ -22,8 +22,8 @@ undoes what the ledger already knows better.
 from __future__ import annotations
 
 from trigger_operator.jobs.builder import RunKind, TriggerRef, manual_job_name
-from trigger_operator.jobs.state import RunResult, RunState
-from trigger_operator.ledger.records import RunRecord, RunRef, RunStatus, attempts_for
+from trigger_operator.jobs.state import ObservedJob, RunResult
+from trigger_operator.ledger.records import LedgerStatus, RunRecord, RunRef, attempts_for
 from trigger_operator.models.status import TriggerStatus
 from trigger_operator.scheduler.cache import TriggerEntry
 
@@ -31,13 +31,13 @@ MISSED_REASON = "Missed"
 MISSED_MESSAGE = "not started: operator down past the deadline, or left out by catchUp"
 
 _FINAL = {
-    RunResult.SUCCEEDED: RunStatus.SUCCEEDED,
-    RunResult.FAILED: RunStatus.FAILED,
-    RunResult.CANCELLED: RunStatus.CANCELLED,
+    RunResult.SUCCEEDED: LedgerStatus.SUCCEEDED,
+    RunResult.FAILED: LedgerStatus.FAILED,
+    RunResult.CANCELLED: LedgerStatus.CANCELLED,
 }
 
 
-def run_ref(job: RunState) -> RunRef | None:
+def run_ref(job: ObservedJob) -> RunRef | None:
     """The ledger identity of the run `job` belongs to; None for a Job that is not a run."""
     if job.scheduled_for is None or not job.trigger_uid or not job.namespace:
         return None
@@ -63,22 +63,22 @@ def run_ref(job: RunState) -> RunRef | None:
     )
 
 
-def job_status(job: RunState) -> RunStatus:
+def job_status(job: ObservedJob) -> LedgerStatus:
     """Where the run stands: pending until the Job controller starts it, then running."""
     if job.result is RunResult.SUCCEEDED:
-        return RunStatus.SUCCEEDED
+        return LedgerStatus.SUCCEEDED
     if job.result is RunResult.FAILED:
-        return RunStatus.FAILED
-    return RunStatus.RUNNING if job.started is not None else RunStatus.PENDING
+        return LedgerStatus.FAILED
+    return LedgerStatus.RUNNING if job.started is not None else LedgerStatus.PENDING
 
 
-def job_record(job: RunState) -> RunRecord | None:
+def job_record(job: ObservedJob) -> RunRecord | None:
     """Everything `job` says about its run, as one ledger record."""
     ref = run_ref(job)
     if ref is None:
         return None
     status = job_status(job)
-    failed = status is RunStatus.FAILED
+    failed = status is LedgerStatus.FAILED
     return RunRecord(
         ref=ref,
         status=status,
@@ -112,7 +112,7 @@ def trigger_evidence(entry: TriggerEntry, status: TriggerStatus) -> list[RunReco
         )
         records.append(
             RunRecord(
-                ref=ref, status=RunStatus.MISSED, reason=MISSED_REASON, message=MISSED_MESSAGE
+                ref=ref, status=LedgerStatus.MISSED, reason=MISSED_REASON, message=MISSED_MESSAGE
             )
         )
     return records

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol
 
-from trigger_operator.jobs.builder import Writer
+from trigger_operator.jobs.builder import LeaderIdentity
 
 
 class Gate(Protocol):
@@ -20,7 +20,7 @@ class Gate(Protocol):
         ...
 
     @property
-    def writer(self) -> Writer:
+    def writer(self) -> LeaderIdentity:
         """Identity and revision recorded on every Job this replica creates."""
         ...
 

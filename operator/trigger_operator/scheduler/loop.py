@@ -24,7 +24,7 @@ from typing import Any
 
 from trigger_operator.clock import Clock
 from trigger_operator.jobs.builder import LABEL_TRIGGER_UID
-from trigger_operator.jobs.state import RunResult, RunState
+from trigger_operator.jobs.state import ObservedJob, RunResult
 from trigger_operator.scheduler.cache import TriggerCache
 from trigger_operator.scheduler.gate import Gate
 from trigger_operator.scheduler.ports import SchedulerGateway
@@ -114,7 +114,7 @@ class Scheduler:
         """
         self.recorder.reconcile(list(self.cache.triggers.values()))
 
-    def _deletion_requested(self, job: RunState) -> None:
+    def _deletion_requested(self, job: ObservedJob) -> None:
         """A Job kept by the run-record finalizer: its trigger's pass decides when it may go.
 
         With the trigger gone, nothing can start its time again: it goes at once.

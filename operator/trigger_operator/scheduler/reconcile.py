@@ -30,7 +30,7 @@ from typing import Any
 
 from trigger_operator.clock import Clock
 from trigger_operator.jobs.builder import ANNOTATION_RUN_NOW, TriggerRef, scheduled_job_name
-from trigger_operator.jobs.state import RunState
+from trigger_operator.jobs.state import ObservedJob
 from trigger_operator.kube.gateway import ApiUnavailable, Conflict, Forbidden, Invalid, NotFound
 from trigger_operator.metrics import TriggerState
 from trigger_operator.models.instants import parse_api_time
@@ -77,11 +77,11 @@ class _Pass:
     spec: TriggerSpec
     status: TriggerStatus
     now: datetime
-    jobs: dict[str, RunState]
+    jobs: dict[str, ObservedJob]
     progress: Progress | None = None
     jitter: timedelta = timedelta(0)
     outcome: Plan = field(default_factory=Plan)
-    skipped: list[tuple[datetime, RunKind, list[RunState]]] = field(default_factory=list)
+    skipped: list[tuple[datetime, RunKind, list[ObservedJob]]] = field(default_factory=list)
 
     @property
     def ref(self) -> TriggerRef:

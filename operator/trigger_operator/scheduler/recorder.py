@@ -17,7 +17,7 @@ from datetime import datetime
 
 from trigger_operator.clock import Clock
 from trigger_operator.jobs.builder import TriggerRef
-from trigger_operator.jobs.state import RunResult, RunState
+from trigger_operator.jobs.state import ObservedJob, RunResult
 from trigger_operator.ledger.records import RunRef
 from trigger_operator.ledger.writer import LedgerWriter
 from trigger_operator.metrics import Metrics, RunOutcome, TriggerState
@@ -59,7 +59,7 @@ class RunRecorder:
 
     # -- Jobs, as the watch reports them ---------------------------------------------------
 
-    def job_changed(self, job: RunState, previous: RunState | None) -> None:
+    def job_changed(self, job: ObservedJob, previous: ObservedJob | None) -> None:
         """A Job was seen for the first time, started, retried or finished.
 
         Jobs this process did not create (before a restart, by an earlier leader) count
@@ -69,13 +69,13 @@ class RunRecorder:
             self.metrics.runs.labels(result=_FINISHED[job.result]).inc()
         self.job_seen(job)
 
-    def job_seen(self, job: RunState) -> None:
+    def job_seen(self, job: ObservedJob) -> None:
         """Write what `job` says about its run (pending until it starts)."""
         record = job_record(job)
         if record is not None and self.gate.may_write():
             self.ledger.record(record)
 
-    def job_deleted(self, job: RunState) -> None:
+    def job_deleted(self, job: ObservedJob) -> None:
         """A Job is gone. Finished runs keep their rows; an unfinished one was stopped."""
         if job.uid in self._replacing:
             self._replacing.discard(job.uid)
@@ -90,14 +90,14 @@ class RunRecorder:
         for job in entry.jobs.values():
             self.orphaned(job)
 
-    def orphaned(self, job: RunState) -> None:
+    def orphaned(self, job: ObservedJob) -> None:
         """`job`'s trigger is gone: an unfinished run goes with it."""
         if job.result is RunResult.RUNNING:
             self._cancelled(job, "TriggerDeleted", "the trigger was deleted, and its Jobs with it")
 
     # -- decisions of the pass -----------------------------------------------------------------
 
-    def started(self, ref: TriggerRef, job: RunState, *, due: datetime | None) -> None:
+    def started(self, ref: TriggerRef, job: ObservedJob, *, due: datetime | None) -> None:
         """This replica created `job`; `due` is when it was due (None for run-now)."""
         log.info("run started", extra=_job_context(ref, job))
         self.metrics.runs.labels(result=RunOutcome.STARTED).inc()
@@ -109,11 +109,11 @@ class RunRecorder:
         self.metrics.runs.labels(result=RunOutcome.REFUSED).inc()
         log.warning("the API server refused a Job create", extra=ref_context(ref))
 
-    def replacing(self, job: RunState) -> None:
+    def replacing(self, job: ObservedJob) -> None:
         """`job` is about to be deleted for concurrencyPolicy Replace."""
         self._replacing.add(job.uid)
 
-    def replaced(self, ref: TriggerRef, job: RunState, *, deleted: bool) -> None:
+    def replaced(self, ref: TriggerRef, job: ObservedJob, *, deleted: bool) -> None:
         """The delete for Replace is done; `deleted` is False when the Job was gone already."""
         if not deleted:
             self._replacing.discard(job.uid)
@@ -123,7 +123,7 @@ class RunRecorder:
         self._cancelled(job, "Replaced", "concurrencyPolicy Replace: a newer run started")
 
     def skipped(
-        self, ref: TriggerRef, scheduled_for: datetime, kind: RunKind, active: list[RunState]
+        self, ref: TriggerRef, scheduled_for: datetime, kind: RunKind, active: list[ObservedJob]
     ) -> None:
         """concurrencyPolicy Forbid left out `scheduled_for` while `active` run."""
         self.metrics.runs.labels(result=RunOutcome.SKIPPED).inc()
@@ -204,7 +204,7 @@ class RunRecorder:
         self._synced.add(entry.uid)
         return self.ledger.reconcile(trigger_evidence(entry, status))
 
-    def _cancelled(self, job: RunState, reason: str, message: str) -> None:
+    def _cancelled(self, job: ObservedJob, reason: str, message: str) -> None:
         ref = run_ref(job)
         if ref is not None and self.gate.may_write():
             self.ledger.record_cancelled(
@@ -217,7 +217,7 @@ def ref_context(ref: TriggerRef) -> dict[str, str]:
     return {"namespace": ref.namespace, "trigger": ref.name, "uid": ref.uid}
 
 
-def _job_context(ref: TriggerRef, job: RunState) -> dict[str, str | int | None]:
+def _job_context(ref: TriggerRef, job: ObservedJob) -> dict[str, str | int | None]:
     return {
         **ref_context(ref),
         "scheduled_for": format_instant(job.scheduled_for) if job.scheduled_for else None,

@@ -29,7 +29,7 @@ from trigger_operator.jobs.builder import (
     TriggerRef,
     build_job,
 )
-from trigger_operator.jobs.state import RunResult, RunState, run_state, to_prune
+from trigger_operator.jobs.state import ObservedJob, RunResult, observe_job, to_prune
 from trigger_operator.kube.gateway import AlreadyExists, Forbidden, KubeError, NotFound
 from trigger_operator.models.instants import format_instant, parse_api_time
 from trigger_operator.models.runs import RunKind
@@ -71,7 +71,7 @@ class RunDispatcher:
         *,
         due: datetime | None,
         run_now: str | None = None,
-    ) -> RunState:
+    ) -> ObservedJob:
         """Create the run's Job, or find it created already; return it as a run.
 
         `due` is when the run was due (its time plus jitter), for the lateness metric;
@@ -88,10 +88,10 @@ class RunDispatcher:
         )
         require_leader(self.gate)
         try:
-            job = run_state(await self.gateway.create_job(body))
+            job = observe_job(await self.gateway.create_job(body))
             self.recorder.started(ref, job, due=due)
         except AlreadyExists:
-            job = run_state(await self._existing(ref, body["metadata"]["name"], scheduled_for))
+            job = observe_job(await self._existing(ref, body["metadata"]["name"], scheduled_for))
             log.info("run already started", extra={**ref_context(ref), "job": job.name})
         if self.crash_at == CRASH_AFTER_JOB_CREATE:
             log.critical(
@@ -106,7 +106,7 @@ class RunDispatcher:
         return job
 
     async def replace(
-        self, ref: TriggerRef, active: list[RunState], jobs: dict[str, RunState]
+        self, ref: TriggerRef, active: list[ObservedJob], jobs: dict[str, ObservedJob]
     ) -> None:
         """Delete the `active` runs (concurrencyPolicy Replace); `jobs` shows them deleting.
 
@@ -126,7 +126,7 @@ class RunDispatcher:
                 jobs.pop(job.name, None)
 
     async def prune(
-        self, entry: TriggerEntry, spec: TriggerSpec, jobs: dict[str, RunState]
+        self, entry: TriggerEntry, spec: TriggerSpec, jobs: dict[str, ObservedJob]
     ) -> None:
         """Delete finished Jobs beyond the history limits; the ledger keeps their runs."""
         doomed = to_prune(
@@ -148,7 +148,7 @@ class RunDispatcher:
                 )
 
     async def release_handled(
-        self, entry: TriggerEntry, jobs: dict[str, RunState], status: TriggerStatus
+        self, entry: TriggerEntry, jobs: dict[str, ObservedJob], status: TriggerStatus
     ) -> None:
         """Release the deleted Jobs whose runs status shows handled.
 
@@ -167,7 +167,7 @@ class RunDispatcher:
         for job in doomed:
             await self.release(job)
 
-    async def release(self, job: RunState) -> None:
+    async def release(self, job: ObservedJob) -> None:
         """Let a deleted Job go: remove the run-record finalizer (only while leading)."""
         if FINALIZER_RUN_RECORD not in job.finalizers or not self.gate.may_write():
             return
@@ -183,13 +183,13 @@ class RunDispatcher:
             # The Job changed meanwhile; its next watch event brings another try.
             log.info("could not release a Job yet", extra={"job": job.name, "error": str(error)})
 
-    async def refresh(self, entry: TriggerEntry, jobs: dict[str, RunState]) -> None:
+    async def refresh(self, entry: TriggerEntry, jobs: dict[str, ObservedJob]) -> None:
         """Update `jobs` with the trigger's Jobs as the API lists them now."""
         listed = await self.gateway.list_jobs(
             entry.namespace, label_selector=f"{LABEL_TRIGGER_UID}={entry.uid}"
         )
         for item in listed:
-            state = run_state(item)
+            state = observe_job(item)
             jobs[state.name] = state
 
     async def _existing(
@@ -215,7 +215,7 @@ class RunDispatcher:
         return job
 
 
-def handled(job: RunState, status: TriggerStatus, *, current_run_now: str | None) -> bool:
+def handled(job: ObservedJob, status: TriggerStatus, *, current_run_now: str | None) -> bool:
     """Whether `status` shows the run of `job` handled, so its Job may go.
 
     A scheduled run is handled once the cursor, or the edit epoch (times at or before it

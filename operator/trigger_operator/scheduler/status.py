@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from trigger_operator.jobs.state import RunResult, RunState
+from trigger_operator.jobs.state import ObservedJob, RunResult
 from trigger_operator.metrics import TriggerState
 from trigger_operator.models.instants import format_instant
 from trigger_operator.models.runs import RunKind
@@ -50,7 +50,7 @@ def status_of(body: dict[str, Any]) -> TriggerStatus:
         return TriggerStatus()
 
 
-def active_runs(jobs: Iterable[RunState]) -> list[RunState]:
+def active_runs(jobs: Iterable[ObservedJob]) -> list[ObservedJob]:
     """The Jobs that have not finished and are not being deleted."""
     return [job for job in jobs if job.result is RunResult.RUNNING and not job.deleting]
 
@@ -61,7 +61,7 @@ def next_status(
     spec: TriggerSpec,
     outcome: Plan,
     progress: Progress,
-    jobs: Mapping[str, RunState],
+    jobs: Mapping[str, ObservedJob],
     generation: int,
     now: datetime,
 ) -> TriggerStatus:
@@ -196,7 +196,9 @@ def _latest(previous: datetime | None, seen: Iterable[datetime]) -> datetime | N
     return max([t for t in (previous, *seen) if t is not None], default=None)
 
 
-def _last_run(previous: LastRun | None, jobs: Iterable[RunState], now: datetime) -> LastRun | None:
+def _last_run(
+    previous: LastRun | None, jobs: Iterable[ObservedJob], now: datetime
+) -> LastRun | None:
     # The newest run by scheduled time; a pruned history keeps the last value seen.
     newest = max(
         (job for job in jobs if job.scheduled_for is not None),

@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 from tests.unit.scheduler.fakes import MemorySink
 from trigger_operator.clock import FakeClock
 from trigger_operator.handlers.app import leadership_reporter
-from trigger_operator.jobs.builder import Writer
+from trigger_operator.jobs.builder import LeaderIdentity
 from trigger_operator.leadership.elector import LeaseSettings
 from trigger_operator.ledger.writer import LedgerWriter
 from trigger_operator.metrics import Metrics
@@ -21,7 +21,7 @@ from trigger_operator.models.leadership import LeadershipEvent
 
 START = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 LEASE = LeaseSettings(namespace="trigger-system", name="trigger-operator")
-WRITER = Writer(identity="pod-a", revision=3)
+WRITER = LeaderIdentity(identity="pod-a", revision=3)
 
 
 class Events:

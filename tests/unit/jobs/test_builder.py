@@ -10,9 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from trigger_operator.jobs.builder import (
+    LeaderIdentity,
     RunKind,
     TriggerRef,
-    Writer,
     build_job,
     manual_job_name,
     scheduled_job_name,
@@ -23,7 +23,7 @@ AT = datetime(2026, 11, 27, 1, 30, tzinfo=UTC)
 REF = TriggerRef(
     namespace="team-a", name="nightly-report", uid="0b7e1c8e-aaaa-4bbb-8ccc-000000000001"
 )
-WRITER = Writer(identity="operator-7d9f-abcde", revision=4)
+WRITER = LeaderIdentity(identity="operator-7d9f-abcde", revision=4)
 TEMPLATE: dict[str, Any] = {
     "metadata": {"labels": {"app": "report"}, "annotations": {"team": "a"}},
     "spec": {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from trigger_operator.jobs.state import RunResult, RunState, run_state, to_prune
+from trigger_operator.jobs.state import ObservedJob, RunResult, observe_job, to_prune
 
 
 def _job(
@@ -36,14 +36,14 @@ def _job(
 
 
 def test_a_job_without_final_condition_is_running() -> None:
-    state = run_state(_job("a", scheduled="2026-11-27T01:30:00Z"))
+    state = observe_job(_job("a", scheduled="2026-11-27T01:30:00Z"))
     assert state.result is RunResult.RUNNING
     assert state.scheduled_for == datetime(2026, 11, 27, 1, 30, tzinfo=UTC)
     assert (state.trigger_uid, state.trigger_name, state.namespace) == ("t-uid", "tick", "ns")
 
 
 def test_complete_and_failed_conditions_give_the_result_and_finish_time() -> None:
-    done = run_state(
+    done = observe_job(
         _job(
             "a",
             scheduled="2026-11-27T01:30:00Z",
@@ -51,7 +51,7 @@ def test_complete_and_failed_conditions_give_the_result_and_finish_time() -> Non
             finished="2026-11-27T01:31:00Z",
         )
     )
-    failed = run_state(
+    failed = observe_job(
         _job(
             "b",
             scheduled="2026-11-27T01:30:00Z",
@@ -65,7 +65,7 @@ def test_complete_and_failed_conditions_give_the_result_and_finish_time() -> Non
     assert failed.failed_pods == 2
 
 
-def _runs() -> list[RunState]:
+def _runs() -> list[ObservedJob]:
     jobs = [
         _job(
             f"ok{i}",
@@ -85,7 +85,7 @@ def _runs() -> list[RunState]:
         for i in range(3)
     ]
     jobs.append(_job("live", scheduled="2026-11-27T00:00:00Z"))
-    return [run_state(job) for job in jobs]
+    return [observe_job(job) for job in jobs]
 
 
 def test_pruning_keeps_the_newest_of_each_result_and_never_touches_running_jobs() -> None:

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from trigger_operator.clock import FakeClock
-from trigger_operator.jobs.builder import Writer
+from trigger_operator.jobs.builder import LeaderIdentity
 from trigger_operator.kube.gateway import (
     AlreadyExists,
     ApiUnavailable,
@@ -136,7 +136,7 @@ def replica(clock: FakeClock, leases: FakeLeases) -> Replica:
                 renew_interval=RENEW,
                 retry_period=RETRY,
             ),
-            writer=Writer(identity=identity, revision=revision),
+            writer=LeaderIdentity(identity=identity, revision=revision),
             clock=clock,
             on_change=(lambda event, other: events.append((event, other)))
             if events is not None
@@ -507,7 +507,9 @@ async def test_a_standby_takes_a_released_lease_on_the_watch_event_not_the_next_
 ) -> None:
     slow = LeaseSettings(namespace=NAMESPACE, name=NAME, duration=DURATION, retry_period=60.0)
     a = replica("a")
-    b = LeaseElector(leases, lease=slow, writer=Writer(identity="b", revision=1), clock=a.clock)
+    b = LeaseElector(
+        leases, lease=slow, writer=LeaderIdentity(identity="b", revision=1), clock=a.clock
+    )
     await a.step()
     runner = asyncio.create_task(b.run())
     try:
@@ -529,7 +531,9 @@ async def test_a_watch_event_during_a_step_is_not_lost(
 ) -> None:
     slow = LeaseSettings(namespace=NAMESPACE, name=NAME, duration=DURATION, retry_period=60.0)
     a = replica("a")
-    b = LeaseElector(leases, lease=slow, writer=Writer(identity="b", revision=1), clock=a.clock)
+    b = LeaseElector(
+        leases, lease=slow, writer=LeaderIdentity(identity="b", revision=1), clock=a.clock
+    )
     await a.step()
 
     async def released_meanwhile() -> None:

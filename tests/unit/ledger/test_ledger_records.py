@@ -12,9 +12,9 @@ from trigger_operator.ledger.records import (
     FINAL_STATUSES,
     KEY_MAX_LENGTH,
     STATUS_RANK,
+    LedgerStatus,
     RunKind,
     RunRef,
-    RunStatus,
     attempts_for,
     manual_run_key,
     moves_forward,
@@ -27,8 +27,8 @@ UID = "0b7e4c1e-5a7f-4d7e-9a57-3f6f0f8b1c2d"
 OTHER_UID = "9d1f2e3c-0000-4000-8000-000000000001"
 AT = datetime(2026, 11, 27, 1, 30, tzinfo=UTC)
 
-P, R, S, F = RunStatus.PENDING, RunStatus.RUNNING, RunStatus.SUCCEEDED, RunStatus.FAILED
-K, M, C = RunStatus.SKIPPED, RunStatus.MISSED, RunStatus.CANCELLED
+P, R, S, F = LedgerStatus.PENDING, LedgerStatus.RUNNING, LedgerStatus.SUCCEEDED, LedgerStatus.FAILED
+K, M, C = LedgerStatus.SKIPPED, LedgerStatus.MISSED, LedgerStatus.CANCELLED
 
 
 def test_scheduled_key_names_the_trigger_uid_and_the_utc_instant() -> None:
@@ -143,13 +143,13 @@ def test_run_ref_refuses_a_manual_kind_keyed_by_time() -> None:
         (S, S, False),
     ],
 )
-def test_status_moves_only_forward(current: RunStatus, new: RunStatus, allowed: bool) -> None:
+def test_status_moves_only_forward(current: LedgerStatus, new: LedgerStatus, allowed: bool) -> None:
     assert moves_forward(current, new) is allowed
     assert next_status(current, new) is (new if allowed else current)
 
 
 def test_no_status_ever_moves_back_and_final_statuses_never_change() -> None:
-    for current, new in product(RunStatus, RunStatus):
+    for current, new in product(LedgerStatus, LedgerStatus):
         after = next_status(current, new)
         assert STATUS_RANK[after] >= STATUS_RANK[current]
         if current in FINAL_STATUSES:
@@ -173,6 +173,6 @@ def test_any_order_of_the_same_writes_ends_in_the_first_final_status() -> None:
     [(R, 0, 1), (S, 0, 1), (S, 2, 3), (F, 4, 4), (P, 0, 0), (C, 1, 1)],
 )
 def test_attempts_count_failed_pods_and_the_current_one(
-    status: RunStatus, failed: int, attempts: int
+    status: LedgerStatus, failed: int, attempts: int
 ) -> None:
     assert attempts_for(status, failed_pods=failed) == attempts

@@ -17,9 +17,9 @@ from trigger_operator.clock import FakeClock
 from trigger_operator.ledger.records import (
     LeadershipEvent,
     LeadershipRecord,
+    LedgerStatus,
     RunRecord,
     RunRef,
-    RunStatus,
 )
 from trigger_operator.ledger.store import PruneResult
 from trigger_operator.ledger.writer import LedgerWriter
@@ -43,7 +43,7 @@ def ref(n: int) -> RunRef:
 def pending(run: RunRef, *, leader: str, revision: int) -> RunRecord:
     """The record of a Job (about to be) created for `run` by `leader`."""
     return RunRecord(
-        ref=run, status=RunStatus.PENDING, leader_identity=leader, leader_revision=revision
+        ref=run, status=LedgerStatus.PENDING, leader_identity=leader, leader_revision=revision
     )
 
 
@@ -192,7 +192,7 @@ def test_a_failed_batch_is_retried_until_it_lands_once(
         writer.record(
             RunRecord(
                 ref=ref(n),
-                status=RunStatus.SUCCEEDED,
+                status=LedgerStatus.SUCCEEDED,
                 started_at=START,
                 finished_at=START,
                 attempts=1,
@@ -361,7 +361,7 @@ def test_leadership_changes_and_reconciled_runs_go_through_the_same_queue(
 ) -> None:
     writer = make_writer()
     writer.record_leadership(LeadershipEvent.ACQUIRED, identity="pod-b/r4", revision=4)
-    evidence = [RunRecord(ref=ref(n), status=RunStatus.SUCCEEDED) for n in range(3)]
+    evidence = [RunRecord(ref=ref(n), status=LedgerStatus.SUCCEEDED) for n in range(3)]
     assert writer.reconcile(evidence) == 3
     writer.start()
     assert writer.flush(5)
@@ -383,7 +383,7 @@ def test_at_most_half_the_queue_is_in_flight_so_new_records_always_get_in(
     writer.start()
     assert sink.writing.wait(5)  # ref 0 and 1 are in flight
     assert all(
-        writer.record(RunRecord(ref=ref(n), status=RunStatus.SUCCEEDED, attempts=1))
+        writer.record(RunRecord(ref=ref(n), status=LedgerStatus.SUCCEEDED, attempts=1))
         for n in range(4, 8)
     )  # each pushes out the oldest record that is not in flight
     sink.hold.set()

@@ -8,12 +8,12 @@ import pytest
 
 from trigger_operator.jobs.builder import (
     ANNOTATION_SCHEDULED_FOR,
+    LeaderIdentity,
     RunKind,
     TriggerRef,
-    Writer,
     build_job,
 )
-from trigger_operator.jobs.state import run_state
+from trigger_operator.jobs.state import observe_job
 from trigger_operator.ledger.records import RunRef
 from trigger_operator.models.instants import (
     RFC3339_PATTERN,
@@ -111,7 +111,7 @@ def test_a_fractional_run_at_reads_the_same_in_the_job_the_status_and_the_ledger
         template,
         scheduled_for=fire,
         kind=RunKind.SCHEDULED,
-        writer=Writer(identity="pod-a", revision=1),
+        writer=LeaderIdentity(identity="pod-a", revision=1),
     )
     env = {
         item["name"]: item["value"]
@@ -138,7 +138,7 @@ def test_a_fractional_run_at_reads_the_same_in_the_job_the_status_and_the_ledger
     assert ref.key == f"{uid}/{expected}"
     assert ref.log_context()["scheduled_for"] == expected
     # Read back from the Job, the instant is the one the schedule gave.
-    assert run_state(job).scheduled_for == fire == parse_instant(expected)
+    assert observe_job(job).scheduled_for == fire == parse_instant(expected)
 
 
 def test_a_lease_micro_time_always_has_six_fraction_digits() -> None:

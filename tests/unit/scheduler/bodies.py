@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from trigger_operator.jobs.builder import RunKind, TriggerRef, Writer, build_job
-from trigger_operator.jobs.state import run_state
+from trigger_operator.jobs.builder import LeaderIdentity, RunKind, TriggerRef, build_job
+from trigger_operator.jobs.state import observe_job
 from trigger_operator.scheduler.cache import TriggerEntry
 
 UID = "0f3c2a1e-5b6d-4e7f-8a9b-0c1d2e3f4a5b"
@@ -30,7 +30,7 @@ def job(
         TEMPLATE,
         scheduled_for=scheduled_for,
         kind=kind,
-        writer=Writer(identity="pod-a", revision=3),
+        writer=LeaderIdentity(identity="pod-a", revision=3),
         run_now_value=run_now,
     )
     body["metadata"]["uid"] = f"job-{body['metadata']['name']}"
@@ -48,5 +48,5 @@ def entry(*jobs: dict[str, Any], status: dict[str, Any] | None = None) -> Trigge
         "metadata": {"name": TRIGGER.name, "namespace": TRIGGER.namespace, "uid": UID},
         "status": status or {},
     }
-    states = {state.name: state for state in map(run_state, jobs)}
+    states = {state.name: state for state in map(observe_job, jobs)}
     return TriggerEntry(uid=UID, body=body, jobs=states)

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from prometheus_client import CollectorRegistry
 
 from trigger_operator.clock import Clock
-from trigger_operator.jobs.builder import Writer
+from trigger_operator.jobs.builder import LeaderIdentity
 from trigger_operator.kube.gateway import (
     AlreadyExists,
     Conflict,
@@ -35,7 +35,7 @@ from trigger_operator.kube.gateway import (
     Listing,
     NotFound,
 )
-from trigger_operator.ledger.records import LeadershipRecord, RunRecord, RunStatus
+from trigger_operator.ledger.records import LeadershipRecord, LedgerStatus, RunRecord
 from trigger_operator.ledger.store import PruneResult
 from trigger_operator.ledger.writer import LedgerWriter
 from trigger_operator.models.instants import format_instant
@@ -303,8 +303,8 @@ class FakeGate:
         return self.leading
 
     @property
-    def writer(self) -> Writer:
-        return Writer(identity="pod-b", revision=4)
+    def writer(self) -> LeaderIdentity:
+        return LeaderIdentity(identity="pod-b", revision=4)
 
     async def wait_until_leader(self) -> None:
         await self._leader.wait()
@@ -350,7 +350,7 @@ class MemoryLedger:
         self.writer = LedgerWriter(self.sink, clock=clock, registry=registry)
         self.writer.start()
 
-    def written(self) -> list[tuple[str, RunStatus, str | None]]:
+    def written(self) -> list[tuple[str, LedgerStatus, str | None]]:
         """(key, status, reason) of every record handed to the ledger so far, in order."""
         assert self.writer.flush(5)
         return [(r.ref.key, r.status, r.reason) for r in self.sink.runs]

@@ -9,9 +9,9 @@ import pytest
 
 from tests.unit.scheduler.bodies import AT, TRIGGER, UID, condition, entry, job
 from trigger_operator.jobs.builder import RunKind, manual_job_name
-from trigger_operator.jobs.state import run_state
+from trigger_operator.jobs.state import observe_job
+from trigger_operator.ledger.records import LedgerStatus, manual_run_key, scheduled_run_key
 from trigger_operator.ledger.records import RunKind as LedgerKind
-from trigger_operator.ledger.records import RunStatus, manual_run_key, scheduled_run_key
 from trigger_operator.models.status import TriggerStatus
 from trigger_operator.scheduler.cache import TriggerEntry
 from trigger_operator.scheduler.evidence import job_record, run_ref, trigger_evidence
@@ -20,9 +20,9 @@ from trigger_operator.scheduler.evidence import job_record, run_ref, trigger_evi
 @pytest.mark.parametrize(
     ("status", "expected", "attempts"),
     [
-        ({}, RunStatus.PENDING, 0),
-        ({"startTime": "2026-11-26T02:30:01Z", "active": 1}, RunStatus.RUNNING, 1),
-        ({"startTime": "2026-11-26T02:30:01Z", "failed": 1, "active": 1}, RunStatus.RUNNING, 2),
+        ({}, LedgerStatus.PENDING, 0),
+        ({"startTime": "2026-11-26T02:30:01Z", "active": 1}, LedgerStatus.RUNNING, 1),
+        ({"startTime": "2026-11-26T02:30:01Z", "failed": 1, "active": 1}, LedgerStatus.RUNNING, 2),
         (
             {
                 "startTime": "2026-11-26T02:30:01Z",
@@ -30,7 +30,7 @@ from trigger_operator.scheduler.evidence import job_record, run_ref, trigger_evi
                 "succeeded": 1,
                 "conditions": [condition("Complete", "2026-11-26T02:30:09Z")],
             },
-            RunStatus.SUCCEEDED,
+            LedgerStatus.SUCCEEDED,
             1,
         ),
         (
@@ -46,17 +46,17 @@ from trigger_operator.scheduler.evidence import job_record, run_ref, trigger_evi
                     )
                 ],
             },
-            RunStatus.FAILED,
+            LedgerStatus.FAILED,
             3,
         ),
     ],
     ids=["created", "running", "retrying", "succeeded", "failed"],
 )
 def test_a_job_is_one_record_of_its_run_at_the_stage_it_has_reached(
-    status: dict[str, Any], expected: RunStatus, attempts: int
+    status: dict[str, Any], expected: LedgerStatus, attempts: int
 ) -> None:
     body = job(status=status)
-    record = job_record(run_state(body))
+    record = job_record(observe_job(body))
 
     assert record is not None
     assert record.ref.key == scheduled_run_key(UID, AT)
@@ -69,7 +69,7 @@ def test_a_job_is_one_record_of_its_run_at_the_stage_it_has_reached(
     assert (record.leader_identity, record.leader_revision) == ("pod-a", 3)
     if status.get("startTime"):
         assert record.started_at == AT + timedelta(seconds=1)
-    if expected is RunStatus.FAILED:
+    if expected is LedgerStatus.FAILED:
         assert record.reason == "BackoffLimitExceeded"
         assert record.message == "Job has reached the specified backoff limit"
         assert record.finished_at == AT + timedelta(minutes=1)
@@ -78,8 +78,8 @@ def test_a_job_is_one_record_of_its_run_at_the_stage_it_has_reached(
 
 
 def test_catch_up_and_manual_jobs_keep_their_kind_and_key() -> None:
-    catch_up = run_ref(run_state(job(kind=RunKind.CATCH_UP)))
-    manual = run_ref(run_state(job(kind=RunKind.MANUAL, run_now="deploy-42")))
+    catch_up = run_ref(observe_job(job(kind=RunKind.CATCH_UP)))
+    manual = run_ref(observe_job(job(kind=RunKind.MANUAL, run_now="deploy-42")))
 
     assert catch_up is not None and catch_up.kind is LedgerKind.CATCH_UP
     assert catch_up.key == scheduled_run_key(UID, AT)
@@ -91,7 +91,7 @@ def test_catch_up_and_manual_jobs_keep_their_kind_and_key() -> None:
 def test_a_job_that_names_no_run_gives_no_record() -> None:
     body = job()
     del body["metadata"]["annotations"]["triggers.dev/scheduled-for"]
-    assert job_record(run_state(body)) is None
+    assert job_record(observe_job(body)) is None
 
 
 def test_trigger_evidence_has_every_job_plus_the_pruned_last_run_and_last_missed_time() -> None:
@@ -109,11 +109,11 @@ def test_trigger_evidence_has_every_job_plus_the_pruned_last_run_and_last_missed
 
     records = {r.ref.key: r for r in trigger_evidence(found, _status(found))}
 
-    assert records[scheduled_run_key(UID, AT)].status is RunStatus.RUNNING
+    assert records[scheduled_run_key(UID, AT)].status is LedgerStatus.RUNNING
     last = records[scheduled_run_key(UID, pruned_at)]
-    assert (last.status, last.ref.job_name) == (RunStatus.FAILED, "nightly-pruned")
+    assert (last.status, last.ref.job_name) == (LedgerStatus.FAILED, "nightly-pruned")
     missed = records[scheduled_run_key(UID, missed_at)]
-    assert (missed.status, missed.reason) == (RunStatus.MISSED, "Missed")
+    assert (missed.status, missed.reason) == (LedgerStatus.MISSED, "Missed")
     assert len(records) == 3  # the three earlier missed times cannot be told apart
 
 
@@ -129,7 +129,7 @@ def test_a_last_run_that_was_manual_is_keyed_by_its_run_now_value() -> None:
 
     assert record.ref.key == manual_run_key(UID, "deploy-42")
     assert record.ref.kind is LedgerKind.MANUAL
-    assert record.status is RunStatus.SUCCEEDED
+    assert record.status is LedgerStatus.SUCCEEDED
 
 
 def test_a_last_run_whose_job_is_still_there_is_told_by_the_job_alone() -> None:
@@ -145,7 +145,7 @@ def test_a_last_run_whose_job_is_still_there_is_told_by_the_job_alone() -> None:
 
     [record] = trigger_evidence(found, _status(found))
 
-    assert record.status is RunStatus.RUNNING
+    assert record.status is LedgerStatus.RUNNING
 
 
 def test_a_last_missed_time_that_has_a_job_is_not_called_missed() -> None:
@@ -158,7 +158,7 @@ def test_a_last_missed_time_that_has_a_job_is_not_called_missed() -> None:
 
     [record] = trigger_evidence(found, _status(found))
 
-    assert record.status is RunStatus.RUNNING
+    assert record.status is LedgerStatus.RUNNING
 
 
 def _status(found: TriggerEntry) -> TriggerStatus:

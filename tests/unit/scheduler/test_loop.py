@@ -19,7 +19,7 @@ from tests.unit.scheduler.fakes import FakeGate, FakeGateway, MemoryLedger
 from trigger_operator.clock import FakeClock
 from trigger_operator.jobs.builder import ANNOTATION_SCHEDULED_FOR
 from trigger_operator.kube.gateway import KubeError
-from trigger_operator.ledger.records import RunStatus
+from trigger_operator.ledger.records import LedgerStatus
 from trigger_operator.metrics import Metrics
 from trigger_operator.scheduler.cache import TriggerCache, TriggerEntry
 from trigger_operator.scheduler.loop import Scheduler
@@ -199,7 +199,7 @@ async def test_a_deleted_trigger_is_forgotten_and_its_running_jobs_cancelled(loo
     assert loop.job_times() == ["2026-11-26T02:30:00Z"]  # nothing new
     assert loop.ledger.written()[-1] == (
         f"{UID}/2026-11-26T02:30:00Z",
-        RunStatus.CANCELLED,
+        LedgerStatus.CANCELLED,
         "TriggerDeleted",
     )
 
@@ -330,5 +330,5 @@ async def test_a_running_job_deleted_with_its_trigger_is_cancelled_as_trigger_de
     await settle()
 
     assert loop.gateway.job_bodies() == []
-    cancelled = [row for row in loop.ledger.written() if row[1] is RunStatus.CANCELLED]
+    cancelled = [row for row in loop.ledger.written() if row[1] is LedgerStatus.CANCELLED]
     assert cancelled[0][2] == "TriggerDeleted"

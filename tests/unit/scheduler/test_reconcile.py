@@ -22,14 +22,14 @@ from trigger_operator.jobs.builder import (
     ANNOTATION_RUN_NOW,
     ANNOTATION_SCHEDULED_FOR,
     LABEL_TRIGGER_UID,
+    LeaderIdentity,
     TriggerRef,
-    Writer,
     build_job,
     scheduled_job_name,
 )
-from trigger_operator.jobs.state import run_state
+from trigger_operator.jobs.state import observe_job
 from trigger_operator.kube.gateway import ApiUnavailable, Conflict, Invalid, KubeError, NotFound
-from trigger_operator.ledger.records import RunStatus
+from trigger_operator.ledger.records import LedgerStatus
 from trigger_operator.metrics import Metrics
 from trigger_operator.models.instants import format_instant
 from trigger_operator.models.runs import RunKind
@@ -110,7 +110,7 @@ class World:
     def observe(self, entry: TriggerEntry) -> None:
         """The cache's view of the trigger's Jobs, as the label-filtered watch gives it."""
         entry.jobs = {
-            body["metadata"]["name"]: run_state(body)
+            body["metadata"]["name"]: observe_job(body)
             for body in self.gateway.job_bodies()
             if body["metadata"]["labels"].get(LABEL_TRIGGER_UID) == entry.uid
         }
@@ -155,7 +155,7 @@ async def test_a_due_time_starts_one_job_then_status_moves_the_cursor(world: Wor
     assert status["lastScheduleTime"] == "2026-11-26T02:30:00Z"
     assert [c["reason"] for c in status["conditions"]] == ["Scheduled"]
     assert due == at(2, 30) + timedelta(days=1)
-    assert world.ledger.written() == [(world.key(at(2, 30)), RunStatus.PENDING, None)]
+    assert world.ledger.written() == [(world.key(at(2, 30)), LedgerStatus.PENDING, None)]
     assert world.metric("trigger_operator_runs_total", result="started") == 1
 
 
@@ -290,8 +290,8 @@ async def test_a_missed_time_whose_job_a_crashed_leader_created_is_a_run(world: 
     status = world.status()
     assert status["missedRuns"] == 1  # 02:30 only
     assert status["lastMissedTime"] == "2026-11-26T02:30:00Z"
-    missed = [row for row in world.ledger.written() if row[1] is RunStatus.MISSED]
-    assert missed == [(world.key(at(2, 30)), RunStatus.MISSED, "Missed")]
+    missed = [row for row in world.ledger.written() if row[1] is LedgerStatus.MISSED]
+    assert missed == [(world.key(at(2, 30)), LedgerStatus.MISSED, "Missed")]
     # Two times were due in one pass: the operator was not dispatching.
     assert _job_at(world, at(2, 40))["metadata"]["annotations"][ANNOTATION_RUN_KIND] == "catch-up"
 
@@ -309,8 +309,8 @@ async def test_forbid_skips_a_time_while_an_earlier_run_is_active(world: World) 
 
     assert world.job_times() == ["2026-11-26T02:10:00Z"]
     assert world.status()["cursor"] == "2026-11-26T02:20:00Z"
-    skipped = [row for row in world.ledger.written() if row[1] is RunStatus.SKIPPED]
-    assert skipped == [(world.key(at(2, 20)), RunStatus.SKIPPED, "ConcurrencyForbid")]
+    skipped = [row for row in world.ledger.written() if row[1] is LedgerStatus.SKIPPED]
+    assert skipped == [(world.key(at(2, 20)), LedgerStatus.SKIPPED, "ConcurrencyForbid")]
 
 
 async def test_forbid_starts_the_next_time_once_the_active_run_finished(world: World) -> None:
@@ -336,8 +336,8 @@ async def test_replace_deletes_the_active_run_then_starts_the_new_one(world: Wor
 
     assert world.job_times() == ["2026-11-26T02:20:00Z"]
     rows = world.ledger.written()
-    assert (world.key(at(2, 10)), RunStatus.CANCELLED, "Replaced") in rows
-    assert rows[-1] == (world.key(at(2, 20)), RunStatus.PENDING, None)
+    assert (world.key(at(2, 10)), LedgerStatus.CANCELLED, "Replaced") in rows
+    assert rows[-1] == (world.key(at(2, 20)), LedgerStatus.PENDING, None)
     assert world.metric("trigger_operator_runs_total", result="cancelled") == 1
 
 
@@ -455,7 +455,7 @@ async def test_the_job_of_the_due_time_itself_is_not_an_active_run_to_forbid_or_
     assert [b["metadata"]["uid"] for b in world.jobs()] == [job["metadata"]["uid"]]
     assert world.status()["cursor"] == "2026-11-26T02:10:00Z"
     statuses = {row[1] for row in world.ledger.written()}
-    assert statuses == {RunStatus.PENDING}  # neither skipped nor cancelled
+    assert statuses == {LedgerStatus.PENDING}  # neither skipped nor cancelled
     assert "delete_job" not in world.gateway.calls
 
 
@@ -501,10 +501,10 @@ def test_a_deleted_job_may_go_only_once_status_shows_its_run_handled(
         TEMPLATE,
         scheduled_for=at(2, 10),
         kind=RunKind.MANUAL if run_now else RunKind.SCHEDULED,
-        writer=Writer(identity="pod-a", revision=1),
+        writer=LeaderIdentity(identity="pod-a", revision=1),
         run_now_value=run_now,
     )
-    job = run_state(body)
+    job = observe_job(body)
 
     assert handled(job, TriggerStatus.model_validate(status), current_run_now=current) is expected
 

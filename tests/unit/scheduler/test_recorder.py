@@ -12,8 +12,8 @@ from prometheus_client import CollectorRegistry
 from tests.unit.scheduler.bodies import AT, UID, entry, job
 from tests.unit.scheduler.fakes import FakeGate, MemoryLedger
 from trigger_operator.clock import FakeClock
-from trigger_operator.jobs.state import RunState, run_state
-from trigger_operator.ledger.records import RunStatus
+from trigger_operator.jobs.state import ObservedJob, observe_job
+from trigger_operator.ledger.records import LedgerStatus
 from trigger_operator.metrics import Metrics
 from trigger_operator.scheduler.recorder import RunRecorder
 
@@ -42,12 +42,12 @@ class Setup:
             clock=self.clock,
         )
 
-    def written(self) -> list[tuple[str, RunStatus, str | None]]:
+    def written(self) -> list[tuple[str, LedgerStatus, str | None]]:
         return self.ledger.written()
 
 
-def state(status: dict[str, Any] | None = None) -> RunState:
-    return run_state(job(status=status))
+def state(status: dict[str, Any] | None = None) -> ObservedJob:
+    return observe_job(job(status=status))
 
 
 @pytest.fixture
@@ -65,8 +65,8 @@ def test_every_job_event_is_recorded_including_jobs_from_before_a_restart(setup:
     setup.recorder.job_changed(state(SUCCEEDED), state(RUNNING))
 
     assert setup.written() == [
-        (KEY, RunStatus.RUNNING, None),
-        (KEY, RunStatus.SUCCEEDED, None),
+        (KEY, LedgerStatus.RUNNING, None),
+        (KEY, LedgerStatus.SUCCEEDED, None),
     ]
     assert setup.sink.runs[0].leader_identity == "pod-a"  # the Job's creator
 
@@ -85,13 +85,13 @@ def test_an_unfinished_job_deleted_by_someone_else_is_cancelled(setup: Setup) ->
     setup.recorder.job_deleted(state(RUNNING))
     setup.recorder.job_deleted(state(SUCCEEDED))  # pruned history: nothing to add
 
-    assert setup.written() == [(KEY, RunStatus.CANCELLED, "JobDeleted")]
+    assert setup.written() == [(KEY, LedgerStatus.CANCELLED, "JobDeleted")]
 
 
 def test_deleting_a_trigger_cancels_its_unfinished_runs(setup: Setup) -> None:
     setup.recorder.trigger_deleted(entry(job(status=RUNNING)))
 
-    assert setup.written() == [(KEY, RunStatus.CANCELLED, "TriggerDeleted")]
+    assert setup.written() == [(KEY, LedgerStatus.CANCELLED, "TriggerDeleted")]
     assert setup.sink.runs[0].finished_at == NOW
 
 
@@ -104,4 +104,4 @@ def test_reconciling_writes_the_evidence_of_every_trigger_not_being_deleted(
 
     setup.recorder.reconcile([live, going])
 
-    assert setup.written() == [(KEY, RunStatus.SUCCEEDED, None)]
+    assert setup.written() == [(KEY, LedgerStatus.SUCCEEDED, None)]
