@@ -19,6 +19,11 @@
    status now shows handled (`runs`: the run-record finalizer).
 
 `reconcile` returns when the trigger next needs a pass (its next due time), or None.
+What goes wrong becomes a time to look again, never a storm: a conflict re-reads the
+trigger and plans at once; a 404 (the trigger is gone) ends the work; an unavailable API
+is retried after `retry_delay`; a 403, a Job create the API server refuses (shown as
+InvalidJobTemplate) and any unexpected error (shown as PassFailed) back off from seconds
+to five minutes, each reported on the trigger with one Event.
 """
 
 from __future__ import annotations
