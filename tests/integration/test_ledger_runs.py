@@ -240,7 +240,13 @@ def test_replace_records_the_replaced_run_as_cancelled(
     assert first.reason == "Replaced"
     assert first.job_uid is not None
     assert first.finished_at is not None
-    live = _by_job(triggers, "replace")
+    # Its Job goes once the pass that replaced it has moved the cursor (the run-record
+    # finalizer holds it until then).
+    live = wait_for(
+        lambda: (jobs := _by_job(triggers, "replace")) if first.job_name not in jobs else None,
+        timeout=15,
+        message="the replaced Job gone",
+    )
     assert first.job_name not in live
     newer = wait_for(
         lambda: [r for r in ledger.runs(triggers.namespace, "replace") if r.job_name in live],

@@ -288,6 +288,7 @@ async def _build(settings: Settings, *, clock: Clock, registry: CollectorRegistr
         on_change=leadership_reporter(gateway, lease, writer, metrics, ledger, clock),
     )
     gate: Gate = elector
+    gateway.fence = elector.holds
     recorder = RunRecorder(ledger=ledger, metrics=metrics, gate=gate, clock=clock)
     reconciler = Reconciler(
         gateway=gateway,

@@ -85,6 +85,10 @@ class ApiUnavailable(KubeError):
     """No answer, or a server-side error: worth retrying later."""
 
 
+class Fenced(KubeError):
+    """A write not sent: this replica may no longer write (see `KubeGateway.fence`)."""
+
+
 def _message(error: ApiException) -> tuple[str, str]:
     try:
         body = json.loads(error.body or "{}")
@@ -163,6 +167,8 @@ class KubeGateway:
     ) -> None:
         self.api = api
         self._timeout = (CONNECT_TIMEOUT, timeout)
+        # Whether writes may still be sent (the leader's local deadline); None: always.
+        self.fence: Callable[[], bool] | None = None
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kube")
         self._batch = client.BatchV1Api(api)
         self._core = client.CoreV1Api(api)
@@ -175,8 +181,15 @@ class KubeGateway:
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    async def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    async def _call(
+        self, fn: Callable[..., Any], *args: Any, fenced: bool = False, **kwargs: Any
+    ) -> Any:
         def run() -> Any:
+            # Checked again on the worker thread, right before the request leaves: a write
+            # that waited in the pool (or in a paused process) past the leader's deadline
+            # is not sent.
+            if fenced and self.fence is not None and not self.fence():
+                raise Fenced("not sent: this replica may no longer write")
             try:
                 response = fn(
                     *args, _preload_content=False, _request_timeout=self._timeout, **kwargs
@@ -238,6 +251,7 @@ class KubeGateway:
             body,
             field_manager=FIELD_MANAGER,
             _content_type="application/merge-patch+json",
+            fenced=True,
         )
 
     async def list_triggers(self, namespace: str | None) -> Listing:
@@ -261,7 +275,11 @@ class KubeGateway:
         _check_job_size(body)
         namespace = body["metadata"]["namespace"]
         return await self._call(  # type: ignore[no-any-return]
-            self._batch.create_namespaced_job, namespace, body, field_manager=FIELD_MANAGER
+            self._batch.create_namespaced_job,
+            namespace,
+            body,
+            field_manager=FIELD_MANAGER,
+            fenced=True,
         )
 
     async def dry_run_job(self, body: dict[str, Any]) -> None:
@@ -291,7 +309,9 @@ class KubeGateway:
         """Delete a Job (and, through the garbage collector, its pods); False if gone already."""
         body = {"propagationPolicy": "Background", "preconditions": {"uid": uid}}
         try:
-            await self._call(self._batch.delete_namespaced_job, name, namespace, body=body)
+            await self._call(
+                self._batch.delete_namespaced_job, name, namespace, body=body, fenced=True
+            )
         except (NotFound, Conflict):
             return False
         return True
@@ -318,6 +338,7 @@ class KubeGateway:
                 patch,
                 field_manager=FIELD_MANAGER,
                 _content_type="application/json-patch+json",
+                fenced=True,
             )
         except NotFound:
             return False

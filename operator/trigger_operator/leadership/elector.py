@@ -154,6 +154,10 @@ class LeaseElector:
             self._lose("deadline", None)
         return self._leading
 
+    def holds(self) -> bool:
+        """`may_write` without side effects, safe to call from any thread."""
+        return self._leading and self.clock.monotonic() < self._deadline
+
     @property
     def writer(self) -> LeaderIdentity:
         return self._writer

@@ -25,6 +25,7 @@ from typing import Any
 from trigger_operator.clock import Clock
 from trigger_operator.jobs.builder import LABEL_TRIGGER_UID
 from trigger_operator.jobs.state import ObservedJob, RunResult
+from trigger_operator.kube.gateway import Forbidden
 from trigger_operator.scheduler.cache import TriggerCache
 from trigger_operator.scheduler.gate import Gate
 from trigger_operator.scheduler.ports import SchedulerGateway
@@ -144,8 +145,19 @@ class Scheduler:
         """
         assert self._lister is not None, "resync needs a lister"
         for namespace in self._namespaces:
-            triggers = await self._lister.list_triggers(namespace)
-            jobs = await self._lister.list_labelled_jobs(namespace, LABEL_TRIGGER_UID)
+            try:
+                triggers = await self._lister.list_triggers(namespace)
+                jobs = await self._lister.list_labelled_jobs(namespace, LABEL_TRIGGER_UID)
+            except Forbidden as error:
+                if namespace is None:
+                    raise  # nothing can be listed: the caller retries and says so
+                # One namespace the operator may not read blocks none of the others; its
+                # triggers are refused (and reported) when the operator acts on them.
+                log.warning(
+                    "not allowed to list a namespace; leaving it out",
+                    extra={"namespace": namespace, "error": str(error)},
+                )
+                continue
             for body in triggers.items:
                 self.on_trigger_event(None, body)
             for body in jobs.items:

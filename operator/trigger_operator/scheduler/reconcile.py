@@ -36,7 +36,14 @@ from typing import Any
 from trigger_operator.clock import Clock
 from trigger_operator.jobs.builder import ANNOTATION_RUN_NOW, TriggerRef, scheduled_job_name
 from trigger_operator.jobs.state import ObservedJob
-from trigger_operator.kube.gateway import ApiUnavailable, Conflict, Forbidden, Invalid, NotFound
+from trigger_operator.kube.gateway import (
+    ApiUnavailable,
+    Conflict,
+    Fenced,
+    Forbidden,
+    Invalid,
+    NotFound,
+)
 from trigger_operator.metrics import TriggerState
 from trigger_operator.models.instants import parse_api_time
 from trigger_operator.models.runs import RunKind
@@ -122,7 +129,7 @@ class Reconciler:
         """One pass; the domain errors of the API become a time to look again."""
         try:
             return await self._reconcile(entry)
-        except NotLeading:
+        except (NotLeading, Fenced):
             log.warning("stopped mid-pass: no longer leading", extra=self._context(entry))
             return None
         except NotFound:

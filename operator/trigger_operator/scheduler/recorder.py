@@ -52,9 +52,10 @@ class RunRecorder:
         # Triggers whose runs were reconciled with the ledger since leadership or the
         # database last came back (see `reconcile`).
         self._synced: set[str] = set()
-        # Jobs this replica is deleting for concurrencyPolicy Replace: recorded as
-        # Replaced, not as deleted by someone else.
-        self._replacing: set[str] = set()
+        # Jobs whose end is already accounted for (deleted for concurrencyPolicy Replace,
+        # or cancelled with their trigger): their DELETED event adds nothing, and must
+        # not record them again as deleted by someone else.
+        self._accounted: set[str] = set()
         self._states: dict[str, TriggerState] = {}
 
     # -- Jobs, as the watch reports them ---------------------------------------------------
@@ -77,11 +78,12 @@ class RunRecorder:
 
     def job_deleted(self, job: ObservedJob) -> None:
         """A Job is gone. Finished runs keep their rows; an unfinished one was stopped."""
-        if job.uid in self._replacing:
-            self._replacing.discard(job.uid)
+        if job.uid in self._accounted:
+            self._accounted.discard(job.uid)
             return
         if job.result is RunResult.RUNNING:
             self._cancelled(job, "JobDeleted", "the Job was deleted before it finished")
+            self._accounted.discard(job.uid)  # gone: nothing more will be said of it
 
     def trigger_deleted(self, entry: TriggerEntry) -> None:
         """The trigger is gone, and its active runs with it (garbage collector)."""
@@ -111,12 +113,12 @@ class RunRecorder:
 
     def replacing(self, job: ObservedJob) -> None:
         """`job` is about to be deleted for concurrencyPolicy Replace."""
-        self._replacing.add(job.uid)
+        self._accounted.add(job.uid)
 
     def replaced(self, ref: TriggerRef, job: ObservedJob, *, deleted: bool) -> None:
         """The delete for Replace is done; `deleted` is False when the Job was gone already."""
         if not deleted:
-            self._replacing.discard(job.uid)
+            self._accounted.discard(job.uid)
             return
         self.metrics.runs.labels(result=RunOutcome.CANCELLED).inc()
         log.info("replaced an active run", extra=_job_context(ref, job))
@@ -205,6 +207,7 @@ class RunRecorder:
         return self.ledger.reconcile(trigger_evidence(entry, status))
 
     def _cancelled(self, job: ObservedJob, reason: str, message: str) -> None:
+        self._accounted.add(job.uid)
         ref = run_ref(job)
         if ref is not None and self.gate.may_write():
             self.ledger.record_cancelled(

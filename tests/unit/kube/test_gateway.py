@@ -12,6 +12,7 @@ from trigger_operator.kube.gateway import (
     AlreadyExists,
     ApiUnavailable,
     Conflict,
+    Fenced,
     Forbidden,
     Invalid,
     KubeError,
@@ -67,5 +68,40 @@ async def test_a_job_larger_than_the_api_server_stores_is_invalid_before_it_is_s
         for send in (gateway.create_job, gateway.dry_run_job):
             with pytest.raises(Invalid, match="more than the 1000000 the operator sends"):
                 await send(body)
+    finally:
+        gateway.close()
+
+
+async def test_a_write_is_not_sent_once_the_fence_closes_but_reads_still_are() -> None:
+    # Port 9 answers nothing: a call that is sent fails as unreachable, one that is
+    # fenced fails before it leaves.
+    gateway = KubeGateway(client.ApiClient(client.Configuration(host="http://127.0.0.1:9")))
+    gateway.fence = lambda: False
+    body = {
+        "metadata": {"name": "run", "namespace": "team-a"},
+        "spec": {"template": {"spec": {"containers": [{"name": "c", "image": "busybox"}]}}},
+    }
+    try:
+        with pytest.raises(Fenced):
+            await gateway.create_job(body)
+        with pytest.raises(Fenced):
+            await gateway.delete_job("team-a", "run", uid="u")
+        with pytest.raises(Fenced):
+            await gateway.patch_trigger_status("team-a", "t", resource_version="1", status={})
+        with pytest.raises(ApiUnavailable):
+            await gateway.read_job("team-a", "run")
+        gateway.fence = lambda: True
+        with pytest.raises(ApiUnavailable):
+            await gateway.create_job(body)
+    finally:
+        gateway.close()
+
+
+async def test_a_body_the_client_library_refuses_before_sending_is_invalid() -> None:
+    gateway = KubeGateway(client.ApiClient(client.Configuration(host="http://127.0.0.1:9")))
+    body = {"metadata": {"name": "run", "namespace": "team-a"}, "spec": {}}  # no template
+    try:
+        with pytest.raises(Invalid, match="the Kubernetes client refuses the request"):
+            await gateway.create_job(body)
     finally:
         gateway.close()
