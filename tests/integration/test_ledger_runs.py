@@ -242,11 +242,11 @@ def test_replace_records_the_replaced_run_as_cancelled(
     assert first.finished_at is not None
     # Its Job goes once the pass that replaced it has moved the cursor (the run-record
     # finalizer holds it until then).
-    live = wait_for(
-        lambda: (jobs := _by_job(triggers, "replace")) if first.job_name not in jobs else None,
-        timeout=15,
-        message="the replaced Job gone",
-    )
+    def without_the_replaced() -> dict[str, Any] | None:
+        jobs = _by_job(triggers, "replace")
+        return jobs if first.job_name not in jobs else None
+
+    live = wait_for(without_the_replaced, timeout=15, message="the replaced Job gone")
     assert first.job_name not in live
     newer = wait_for(
         lambda: [r for r in ledger.runs(triggers.namespace, "replace") if r.job_name in live],
