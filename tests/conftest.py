@@ -123,10 +123,9 @@ def crd(cluster: KubeCluster) -> str:
     name = "scheduledtriggers.triggers.dev"
 
     def established() -> bool:
-        found = cluster.apiextensions().read_custom_resource_definition(name)
-        return any(
-            c.type == "Established" and c.status == "True" for c in found.status.conditions or []
-        )
+        status = cluster.apiextensions().read_custom_resource_definition(name).status
+        conditions = (status.conditions if status else None) or []
+        return any(c.type == "Established" and c.status == "True" for c in conditions)
 
     wait_for(established, timeout=30, message=f"CRD {name} Established")
     return name

@@ -54,8 +54,12 @@ def test_every_two_seconds_trigger_creates_one_named_job_per_time(
     uid = trigger["metadata"]["uid"]
     operators()
 
+    def three_jobs() -> list[Any] | None:
+        found = triggers.jobs("tick")
+        return found if len(found) >= 3 else None
+
     jobs = wait_for(
-        lambda: (found := triggers.jobs("tick")) and len(found) >= 3 and found,
+        three_jobs,
         timeout=30,
         message="three Jobs of tick",
     )
