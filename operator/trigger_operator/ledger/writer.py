@@ -588,6 +588,8 @@ def open_ledger(
         LedgerStore(build_engine(url)),
         clock=clock,
         queue_size=settings.ledger_queue_size,
+        retry_initial=settings.ledger_retry_initial_seconds,
+        retry_max=settings.ledger_retry_max_seconds,
         retention=timedelta(days=settings.ledger_retention_days),
         prune_interval=prune_interval,
         migrate=settings.migrate_on_start,
