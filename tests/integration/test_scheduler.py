@@ -10,10 +10,10 @@ import itertools
 import os
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +22,10 @@ from tests.harness.operator import OperatorProcess
 from tests.harness.triggers import Triggers, manifest
 from tests.harness.wait import wait_for
 from trigger_operator.jobs.builder import TriggerRef, scheduled_job_name
+from trigger_operator.ledger.engine import build_engine
+from trigger_operator.ledger.records import RunStatus
+from trigger_operator.ledger.store import LedgerStore, RunQuery
+from trigger_operator.ledger.tables import Run
 from trigger_operator.models.instants import format_instant, parse_instant
 
 pytestmark = pytest.mark.integration
@@ -43,6 +47,28 @@ def _assert_no_duplicates(triggers: Triggers, name: str) -> list[str]:
     duplicates = [t for t, n in Counter(times).items() if n > 1]
     assert not duplicates, f"duplicate Jobs for {duplicates}"
     return times
+
+
+def _wait_for_times_after(triggers: Triggers, name: str, after: datetime, *, count: int) -> None:
+    """Wait until `name` has `count` Jobs scheduled after `after`."""
+    wait_for(
+        lambda: (
+            len([t for t in triggers.scheduled_times(name) if parse_instant(t) > after]) >= count
+        ),
+        timeout=30,
+        message=f"{count} Jobs of {name} scheduled after {format_instant(after)}",
+    )
+
+
+def _wait_for_cursor(triggers: Triggers, name: str, at_least: datetime) -> None:
+    """Wait until the scheduler has handled every time of `name` up to `at_least`."""
+    wait_for(
+        lambda: (
+            (cursor := triggers.status(name).get("cursor")) and parse_instant(cursor) >= at_least
+        ),
+        timeout=30,
+        message=f"the cursor of {name} at {format_instant(at_least)} or later",
+    )
 
 
 def test_every_two_seconds_trigger_creates_one_named_job_per_time(
@@ -110,15 +136,19 @@ def test_run_at_a_few_seconds_ahead_fires_exactly_once_and_leaves_spec_alone(
     operators()
 
     wait_for(lambda: triggers.jobs("once"), timeout=30, message="the one-time Job")
-    status = wait_for(
-        lambda: (s := triggers.status("once")).get("completed") and s,
-        timeout=15,
-        message="completed in status",
+    wait_for(
+        lambda: triggers.status("once").get("completed"), timeout=15, message="completed in status"
     )
-    time.sleep(3)  # a second run would appear within this window; none may
+    # The run's success reaches the status through a later pass over the completed
+    # trigger: a pass that would have started a second run, had it been going to.
+    status = wait_for(
+        lambda: (s := triggers.status("once")).get("lastSuccessfulTime") and s,
+        timeout=30,
+        message="lastSuccessfulTime in status",
+    )
 
     assert triggers.scheduled_times("once") == [run_at]
-    assert status["nextRunAt"] is None if "nextRunAt" in status else True
+    assert status.get("nextRunAt") is None
     assert triggers.ready("once")["reason"] == "Completed"  # type: ignore[index]
     after = triggers.get("once")
     assert after["spec"] == created["spec"]
@@ -222,7 +252,10 @@ def test_catch_up_after_downtime_starts_what_the_policy_says(
     cursor_at_stop = parse_instant(stopped["cursor"])
     missed_before = stopped.get("missedRuns", 0)
 
-    time.sleep(11)  # five or six due times pass while nobody schedules
+    # Five or six due times pass while nobody schedules.
+    wait_for(
+        lambda: _now() > cursor_at_stop + timedelta(seconds=11), timeout=20, message="downtime"
+    )
 
     second = operators("second")
     wait_for(
@@ -269,14 +302,17 @@ def test_resume_from_suspend_does_not_fire_the_times_that_passed(
     triggers: Triggers, operators: Start
 ) -> None:
     triggers.create(manifest("paused", schedule="*/2 * * * * *", suspend=True))
+    # A neighbour on the same schedule: its Jobs show the scheduler at work meanwhile.
+    triggers.create(manifest("neighbour", schedule="*/2 * * * * *"))
     operators()
     wait_for(
         lambda: (triggers.ready("paused") or {}).get("reason") == "Suspended",
         timeout=30,
         message="Suspended",
     )
+    suspended = _now()
     assert triggers.status("paused").get("nextRunAt") is None
-    time.sleep(5)
+    _wait_for_times_after(triggers, "neighbour", suspended, count=2)
     assert triggers.jobs("paused") == []
 
     resumed = _now()
@@ -298,8 +334,10 @@ def test_forbid_skips_times_while_a_run_is_active(triggers: Triggers, operators:
         )
     )
     operators()
-    wait_for(lambda: triggers.jobs("forbid"), timeout=30, message="the first Job")
-    time.sleep(7)
+    [first] = wait_for(lambda: triggers.jobs("forbid"), timeout=30, message="the first Job")
+    first_time = parse_instant(first.metadata.annotations["triggers.dev/scheduled-for"])
+    # The cursor moves past each time the scheduler handled, skipped ones included.
+    _wait_for_cursor(triggers, "forbid", first_time + timedelta(seconds=6))
 
     jobs = triggers.jobs("forbid")
     assert len(jobs) == 1
@@ -339,7 +377,12 @@ def test_run_now_annotation_starts_one_run_per_value(triggers: Triggers, operato
     triggers.patch("manual", annotate)
     wait_for(lambda: triggers.jobs("manual"), timeout=30, message="the manual run")
     triggers.patch("manual", {"metadata": {"labels": {"touched": "yes"}}})  # another event
-    time.sleep(3)
+    # The run's success reaches the status through later passes, which see the same value.
+    wait_for(
+        lambda: triggers.status("manual").get("lastSuccessfulTime"),
+        timeout=30,
+        message="the manual run's success in status",
+    )
     assert len(triggers.jobs("manual")) == 1
     job = triggers.jobs("manual")[0]
     assert job.metadata.annotations["triggers.dev/run-now"] == "deploy-42"
@@ -356,11 +399,15 @@ def test_run_now_annotation_starts_one_run_per_value(triggers: Triggers, operato
         capture_output=True,
     )
     wait_for(lambda: len(triggers.jobs("manual")) == 2, timeout=30, message="a second value")
+    values = [job.metadata.annotations["triggers.dev/run-now"] for job in triggers.jobs("manual")]
+    assert sorted(values) == ["deploy-42", "deploy-43"]
     handled = [r["value"] for r in triggers.status("manual")["runNow"]]
     assert handled == ["deploy-42", "deploy-43"]
 
 
-def test_history_limits_prune_finished_jobs(triggers: Triggers, operators: Start) -> None:
+def test_history_limits_prune_finished_jobs_and_the_ledger_keeps_them(
+    triggers: Triggers, operators: Start, tmp_path: Path
+) -> None:
     triggers.create(
         manifest(
             "pruned",
@@ -372,14 +419,22 @@ def test_history_limits_prune_finished_jobs(triggers: Triggers, operators: Start
     operators()
     wait_for(
         lambda: (
-            triggers.status("pruned").get("missedRuns", 0) >= 0
-            and len(triggers.scheduled_times("pruned")) >= 2
+            len(triggers.scheduled_times("pruned")) >= 2
             and triggers.status("pruned").get("lastSuccessfulTime")
         ),
         timeout=30,
         message="some runs",
     )
-    time.sleep(8)  # four more runs finish; only two may stay
+    latest = max(parse_instant(t) for t in triggers.scheduled_times("pruned"))
+    # Four more runs finish; only two may stay.
+    wait_for(
+        lambda: (
+            parse_instant(triggers.status("pruned")["lastSuccessfulTime"])
+            >= latest + timedelta(seconds=8)
+        ),
+        timeout=30,
+        message="four more runs finished",
+    )
 
     def finished_succeeded() -> list[Any]:
         return [
@@ -389,6 +444,28 @@ def test_history_limits_prune_finished_jobs(triggers: Triggers, operators: Start
         ]
 
     wait_for(lambda: len(finished_succeeded()) <= 2, timeout=15, message="pruned to two")
+
+    # The ledger (the operator's SQLite file) keeps what the cluster no longer shows.
+    store = LedgerStore(build_engine(f"sqlite+pysqlite:///{tmp_path / 'ledger.db'}"))
+    try:
+
+        def pruned_runs_recorded() -> list[Run] | None:
+            query = RunQuery(namespace=triggers.namespace, trigger_name="pruned", limit=None)
+            rows = store.runs(query)
+            in_cluster = {job.metadata.name for job in triggers.jobs("pruned")}
+            gone = [row for row in rows if row.job_name and row.job_name not in in_cluster]
+            done = len(gone) >= 4 and all(row.status is RunStatus.SUCCEEDED for row in gone)
+            return rows if done else None
+
+        rows = wait_for(
+            pruned_runs_recorded, timeout=15, message="the pruned runs in the ledger, succeeded"
+        )
+    finally:
+        store.close()
+    times = sorted(row.scheduled_for for row in rows)
+    assert all(b - a == timedelta(seconds=2) for a, b in itertools.pairwise(times))
+    missed = [row for row in rows if row.status is RunStatus.MISSED]
+    assert triggers.status("pruned").get("missedRuns", 0) == len(missed)
 
 
 @pytest.mark.parametrize(
@@ -429,9 +506,9 @@ def test_invalid_trigger_is_reported_on_status_and_events_and_never_runs(
     assert ready["message"].startswith(field)
     events = wait_for(lambda: triggers.events("broken"), timeout=15, message="a Warning Event")
     assert {(e.type, e.reason) for e in events} == {("Warning", reason)}
-    # The healthy neighbour runs regardless.
-    wait_for(lambda: triggers.jobs("healthy"), timeout=30, message="the healthy trigger runs")
-    time.sleep(2)
+    reported = _now()
+    # The healthy neighbour runs regardless, for two more periods: time enough for a storm.
+    _wait_for_times_after(triggers, "healthy", reported, count=2)
     assert triggers.jobs("broken") == []
     assert len(triggers.events("broken")) == 1, "reported once, not in a storm"
 
