@@ -174,6 +174,14 @@ def operators(
             print(f"----- {process.name} log (tail) -----\n{process.logs()[-8000:]}")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # The e2e test runs a tier of its own on kind (its subprocess allows 30 minutes); every
+    # other test has pyproject's default time-out.
+    for item in items:
+        if item.get_closest_marker("e2e") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(1800))
+
+
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     outcome = yield
