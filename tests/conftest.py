@@ -164,10 +164,11 @@ def operators(
         return process.start()
 
     yield start
+    # Killed, not stopped: a graceful stop takes seconds per process, and what happens on
+    # SIGTERM is the subject of tests of its own (test_leadership). SIGKILL also ends a
+    # process that a test left stopped (SIGSTOP).
     for process in started:
-        if process.running():
-            process.resume()  # a test may have left it stopped (SIGSTOP)
-            process.stop(timeout=10)
+        process.kill()
     failed = getattr(request.node, "rep_call", None)
     if failed is not None and failed.failed:
         for process in started:
