@@ -13,6 +13,7 @@ import sys
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,12 @@ def _wait_for_times_after(triggers: Triggers, name: str, after: datetime, *, cou
         timeout=30,
         message=f"{count} Jobs of {name} scheduled after {format_instant(after)}",
     )
+
+
+def _ready_with_status(triggers: Triggers, name: str, status: str) -> dict[str, Any] | None:
+    """The Ready condition of `name` when its status is `status`, else None."""
+    ready = triggers.ready(name)
+    return ready if ready is not None and ready["status"] == status else None
 
 
 def _wait_for_cursor(triggers: Triggers, name: str, at_least: datetime) -> None:
@@ -235,56 +242,70 @@ def test_crash_after_creating_a_one_time_job_never_loses_or_repeats_it(
     assert triggers.scheduled_times("once-crashy") == [run_at]
 
 
-@pytest.mark.parametrize(
-    ("catch_up", "expected_started"),
-    [("Latest", 1), ("All", 3), ("None", 0)],
-)
+# catchUp policy -> how many of the times missed during the downtime it starts.
+CATCH_UP_STARTS = {"Latest": 1, "All": 3, "None": 0}
+
+
 def test_catch_up_after_downtime_starts_what_the_policy_says(
-    triggers: Triggers, operators: Start, catch_up: str, expected_started: int
+    triggers: Triggers, operators: Start
 ) -> None:
-    name = f"catch-{catch_up.lower()}"
-    triggers.create(
-        manifest(
-            name,
-            schedule="*/2 * * * * *",
-            catchUp=catch_up,
-            maxCatchUpRuns=3,
-            successfulRunsHistoryLimit=100,
+    # One trigger per policy, side by side: the same downtime for all three.
+    names = {policy: f"catch-{policy.lower()}" for policy in CATCH_UP_STARTS}
+    for policy, name in names.items():
+        triggers.create(
+            manifest(
+                name,
+                schedule="*/2 * * * * *",
+                catchUp=policy,
+                maxCatchUpRuns=3,
+                successfulRunsHistoryLimit=100,
+            )
         )
-    )
     first = operators("first")
-    wait_for(lambda: triggers.status(name).get("cursor"), timeout=30, message="first pass")
+    wait_for(
+        lambda: all(triggers.status(name).get("cursor") for name in names.values()),
+        timeout=30,
+        message="first pass",
+    )
     first.stop()
-    stopped = triggers.status(name)
-    cursor_at_stop = parse_instant(stopped["cursor"])
-    missed_before = stopped.get("missedRuns", 0)
+    stopped = {name: triggers.status(name) for name in names.values()}
+    cursor_at_stop = {name: parse_instant(status["cursor"]) for name, status in stopped.items()}
+    missed_before = {name: status.get("missedRuns", 0) for name, status in stopped.items()}
 
     # At least four due times pass while nobody schedules (more while the next one starts):
     # enough for All to start three and miss one.
-    wait_for(lambda: _now() > cursor_at_stop + timedelta(seconds=8), timeout=20, message="downtime")
+    last_cursor = max(cursor_at_stop.values())
+    wait_for(lambda: _now() > last_cursor + timedelta(seconds=8), timeout=20, message="downtime")
 
     second = operators("second")
     wait_for(
-        lambda: triggers.status(name).get("missedRuns", 0) > missed_before,
+        lambda: all(
+            triggers.status(name).get("missedRuns", 0) > missed_before[name]
+            for name in names.values()
+        ),
         timeout=30,
         message="the restarted operator handled the downtime",
     )
     second.stop()
 
-    status = triggers.status(name)
-    new_jobs = [
-        job
-        for job in triggers.jobs(name)
-        if parse_instant(job.metadata.annotations["triggers.dev/scheduled-for"]) > cursor_at_stop
-    ]
-    caught_up = [
-        job for job in new_jobs if job.metadata.annotations["triggers.dev/run-kind"] == "catch-up"
-    ]
-    assert len(caught_up) == expected_started, [job.metadata.name for job in caught_up]
-    # Every time after the stop is accounted for: a Job, or counted as missed.
-    due = int((parse_instant(status["cursor"]) - cursor_at_stop).total_seconds()) // 2
-    assert len(new_jobs) + status["missedRuns"] - missed_before == due
-    _assert_no_duplicates(triggers, name)
+    for policy, name in names.items():
+        status = triggers.status(name)
+        new_jobs = [
+            job
+            for job in triggers.jobs(name)
+            if parse_instant(job.metadata.annotations["triggers.dev/scheduled-for"])
+            > cursor_at_stop[name]
+        ]
+        caught_up = [
+            job.metadata.name
+            for job in new_jobs
+            if job.metadata.annotations["triggers.dev/run-kind"] == "catch-up"
+        ]
+        assert len(caught_up) == CATCH_UP_STARTS[policy], (policy, caught_up)
+        # Every time after the stop is accounted for: a Job, or counted as missed.
+        due = int((parse_instant(status["cursor"]) - cursor_at_stop[name]).total_seconds()) // 2
+        assert len(new_jobs) + status["missedRuns"] - missed_before[name] == due, policy
+        _assert_no_duplicates(triggers, name)
 
 
 def test_editing_the_schedule_never_fires_times_before_the_edit(
@@ -474,63 +495,68 @@ def test_history_limits_prune_finished_jobs_and_the_ledger_keeps_them(
     assert triggers.status("pruned").get("missedRuns", 0) == len(missed)
 
 
-@pytest.mark.parametrize(
-    ("spec", "reason", "field"),
-    [
-        ({"schedule": "61 * * * *"}, "InvalidSchedule", "spec.schedule"),
-        (
-            {"schedule": "*/5 * * * *", "timeZone": "Mars/Olympus_Mons"},
-            "InvalidTimeZone",
-            "spec.timeZone",
-        ),
-        (
-            {
-                "schedule": "*/5 * * * *",
-                "jobTemplate": {"spec": {"template": {"spec": {"containers": []}}}},
-            },
-            "InvalidJobTemplate",
-            "spec.jobTemplate",
-        ),
-    ],
-    ids=["cron", "zone", "job-template"],
-)
+# What is wrong -> (the spec fields that say so, the Ready reason, the field named).
+INVALID: dict[str, tuple[dict[str, Any], str, str]] = {
+    "cron": ({"schedule": "61 * * * *"}, "InvalidSchedule", "spec.schedule"),
+    "zone": (
+        {"schedule": "*/5 * * * *", "timeZone": "Mars/Olympus_Mons"},
+        "InvalidTimeZone",
+        "spec.timeZone",
+    ),
+    "job-template": (
+        {
+            "schedule": "*/5 * * * *",
+            "jobTemplate": {"spec": {"template": {"spec": {"containers": []}}}},
+        },
+        "InvalidJobTemplate",
+        "spec.jobTemplate",
+    ),
+}
+
+
 def test_invalid_trigger_is_reported_on_status_and_events_and_never_runs(
-    triggers: Triggers, operators: Start, spec: dict[str, Any], reason: str, field: str
+    triggers: Triggers, operators: Start
 ) -> None:
-    body = manifest("broken", schedule="*/5 * * * *")
-    body["spec"].update(spec)
-    triggers.create(body)
+    # One broken trigger per problem, and a healthy neighbour, under one operator.
+    for problem, (spec, _, _) in INVALID.items():
+        body = manifest(f"broken-{problem}", schedule="*/5 * * * *")
+        body["spec"].update(spec)
+        triggers.create(body)
     triggers.create(manifest("healthy", schedule="*/2 * * * * *"))
     operators()
 
-    ready = wait_for(
-        lambda: (c := triggers.ready("broken")) and c["status"] == "False" and c,
-        timeout=30,
-        message="Ready=False on the broken trigger",
-    )
-    assert ready["reason"] == reason
-    assert ready["message"].startswith(field)
-    events = wait_for(lambda: triggers.events("broken"), timeout=15, message="a Warning Event")
-    assert {(e.type, e.reason) for e in events} == {("Warning", reason)}
+    for problem, (_, reason, field) in INVALID.items():
+        name = f"broken-{problem}"
+        ready = wait_for(
+            partial(_ready_with_status, triggers, name, "False"),
+            timeout=30,
+            message=f"Ready=False on {name}",
+        )
+        assert ready["reason"] == reason
+        assert ready["message"].startswith(field)
+        events = wait_for(
+            partial(triggers.events, name), timeout=15, message=f"a Warning Event for {name}"
+        )
+        assert {(e.type, e.reason) for e in events} == {("Warning", reason)}
     reported = _now()
     # The healthy neighbour runs regardless, for two more periods: time enough for a storm.
     _wait_for_times_after(triggers, "healthy", reported, count=2)
-    assert triggers.jobs("broken") == []
-    assert len(triggers.events("broken")) == 1, "reported once, not in a storm"
+    for problem in INVALID:
+        assert triggers.jobs(f"broken-{problem}") == []
+        assert len(triggers.events(f"broken-{problem}")) == 1, f"{problem}: reported once"
 
-    triggers.patch(
-        "broken",
-        {
-            "spec": {
-                "schedule": "*/2 * * * * *",
-                "timeZone": "UTC",
-                "jobTemplate": manifest("x")["spec"]["jobTemplate"],
-            }
-        },
-    )
-    wait_for(lambda: triggers.jobs("broken"), timeout=30, message="the fixed trigger runs")
-    wait_for(
-        lambda: (triggers.ready("broken") or {}).get("status") == "True",
-        timeout=15,
-        message="Ready=True once fixed",
-    )
+    fixed = {
+        "schedule": "*/2 * * * * *",
+        "timeZone": "UTC",
+        "jobTemplate": manifest("x")["spec"]["jobTemplate"],
+    }
+    for problem in INVALID:
+        triggers.patch(f"broken-{problem}", {"spec": fixed})
+    for problem in INVALID:
+        name = f"broken-{problem}"
+        wait_for(partial(triggers.jobs, name), timeout=30, message=f"the fixed {name} runs")
+        wait_for(
+            partial(_ready_with_status, triggers, name, "True"),
+            timeout=15,
+            message=f"Ready=True once {name} is fixed",
+        )
