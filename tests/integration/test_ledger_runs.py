@@ -2,8 +2,8 @@
 
 Each test runs a real operator process against the dev cluster with its ledger on a
 SQLite file, lets real Jobs run (kwok pods), and reads the rows straight from the database
-through `LedgerStore`. One test of each kind of row (a run's life, times not started,
-cancelled runs) runs on the throwaway PostgreSQL server too (`ON_BOTH_BACKENDS`), and the
+through `LedgerStore`. One test of each kind of row (a run's life, a time not started, a
+cancelled run) runs on the throwaway PostgreSQL server too (`ON_BOTH_BACKENDS`), and the
 database outage is PostgreSQL's alone; the ledger tier (`tests/ledger`) covers both
 backends in depth.
 """
@@ -188,6 +188,7 @@ def test_a_failed_run_records_its_attempts_and_the_job_controller_reason(
     assert row.finished_at > row.started_at
 
 
+@ON_BOTH_BACKENDS
 def test_forbid_records_each_time_it_skips_while_a_run_is_active(
     ledger: Ledger, triggers: Triggers, operators: Start
 ) -> None:
@@ -306,7 +307,6 @@ def test_run_now_records_a_manual_run_keyed_by_the_annotation_value(
     assert abs(row.scheduled_for - asked) < timedelta(seconds=5)  # when it was asked for
 
 
-@ON_BOTH_BACKENDS
 def test_times_missed_while_the_operator_was_down_are_rows_and_the_latest_is_caught_up(
     ledger: Ledger, triggers: Triggers, operators: Start
 ) -> None:
