@@ -123,10 +123,9 @@ def crd(cluster: KubeCluster) -> str:
     name = "scheduledtriggers.triggers.dev"
 
     def established() -> bool:
-        found = cluster.apiextensions().read_custom_resource_definition(name)
-        return any(
-            c.type == "Established" and c.status == "True" for c in found.status.conditions or []
-        )
+        status = cluster.apiextensions().read_custom_resource_definition(name).status
+        conditions = (status.conditions if status else None) or []
+        return any(c.type == "Established" and c.status == "True" for c in conditions)
 
     wait_for(established, timeout=30, message=f"CRD {name} Established")
     return name
@@ -165,14 +164,23 @@ def operators(
         return process.start()
 
     yield start
+    # Killed, not stopped: a graceful stop takes seconds per process, and what happens on
+    # SIGTERM is the subject of tests of its own (test_leadership). SIGKILL also ends a
+    # process that a test left stopped (SIGSTOP).
     for process in started:
-        if process.running():
-            process.resume()  # a test may have left it stopped (SIGSTOP)
-            process.stop(timeout=10)
+        process.kill()
     failed = getattr(request.node, "rep_call", None)
     if failed is not None and failed.failed:
         for process in started:
             print(f"----- {process.name} log (tail) -----\n{process.logs()[-8000:]}")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # The e2e test runs a tier of its own on kind (its subprocess allows 30 minutes); every
+    # other test has pyproject's default time-out.
+    for item in items:
+        if item.get_closest_marker("e2e") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(1800))
 
 
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)

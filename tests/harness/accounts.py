@@ -29,6 +29,7 @@ def account_token(cluster: KubeCluster, namespace: str, account: str) -> str:
         spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)
     )
     answer = cluster.core().create_namespaced_service_account_token(account, namespace, request)
+    assert answer.status is not None, "a TokenRequest answers with a token"
     return str(answer.status.token)
 
 
@@ -55,12 +56,11 @@ def grant(cluster: KubeCluster, namespace: str, account: str, rules: list[dict[s
     """A Role with `rules` in `namespace`, bound to the ServiceAccount `account` there."""
     rbac = cluster.rbac()
     name = f"{account}-grant"
-    rbac.create_namespaced_role(namespace, {"metadata": {"name": name}, "rules": rules})
-    rbac.create_namespaced_role_binding(
-        namespace,
-        {
-            "metadata": {"name": name},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
-            "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}],
-        },
-    )
+    role: Any = {"metadata": {"name": name}, "rules": rules}
+    rbac.create_namespaced_role(namespace, role)
+    binding: Any = {
+        "metadata": {"name": name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}],
+    }
+    rbac.create_namespaced_role_binding(namespace, binding)

@@ -11,10 +11,8 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import yaml
-from kubernetes import client, config, utils
+from kubernetes import client, config
 
 
 @dataclass
@@ -27,7 +25,9 @@ class KubeCluster:
     api: client.ApiClient = field(init=False)
 
     def __post_init__(self) -> None:
-        self.api = config.new_client_from_config(config_file=str(self.kubeconfig))
+        self.api = config.new_client_from_config(  # type: ignore[no-untyped-call]
+            config_file=str(self.kubeconfig)
+        )
 
     def kubectl(self, *args: str, check: bool = True, input: str | None = None) -> str:
         result = subprocess.run(
@@ -40,9 +40,6 @@ class KubeCluster:
         if check and result.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
         return result.stdout + (result.stderr if not check else "")
-
-    def apply_file(self, path: Path) -> None:
-        utils.create_from_yaml(self.api, yaml_objects=list(yaml.safe_load_all(path.read_text())))
 
     def core(self) -> client.CoreV1Api:
         return client.CoreV1Api(self.api)
@@ -76,8 +73,3 @@ def docker_engine_missing_reason() -> str | None:
     if probe.returncode != 0:
         return "no Docker engine is running (docker info failed)"
     return None
-
-
-def as_dict(obj: Any) -> Any:
-    """A kubernetes-client model as plain JSON-like data."""
-    return client.ApiClient().sanitize_for_serialization(obj)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, cast
 
 from kubernetes.client.exceptions import ApiException
 
@@ -55,25 +55,25 @@ class Triggers:
         self.batch = cluster.batch()
 
     def create(self, body: dict[str, Any]) -> dict[str, Any]:
-        created: dict[str, Any] = self.custom.create_namespaced_custom_object(
+        created = self.custom.create_namespaced_custom_object(
             GROUP, VERSION, self.namespace, PLURAL, body
         )
-        return created
+        return cast("dict[str, Any]", created)
 
     def get(self, name: str) -> dict[str, Any]:
-        found: dict[str, Any] = self.custom.get_namespaced_custom_object(
+        found = self.custom.get_namespaced_custom_object(
             GROUP, VERSION, self.namespace, PLURAL, name
         )
-        return found
+        return cast("dict[str, Any]", found)
 
     def status(self, name: str) -> dict[str, Any]:
         return dict(self.get(name).get("status") or {})
 
     def patch(self, name: str, patch: dict[str, Any]) -> dict[str, Any]:
-        patched: dict[str, Any] = self.custom.patch_namespaced_custom_object(
+        patched = self.custom.patch_namespaced_custom_object(
             GROUP, VERSION, self.namespace, PLURAL, name, patch
         )
-        return patched
+        return cast("dict[str, Any]", patched)
 
     def delete(self, name: str) -> None:
         try:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,9 @@ from tests.fixtures.manifests import Install, InstallFactory
 from tests.harness.accounts import account_kubeconfig, create_account, grant
 from tests.harness.cluster import KubeCluster
 from tests.harness.operator import OperatorProcess
-from tests.harness.triggers import GROUP, PLURAL, VERSION, Triggers, manifest
+from tests.harness.triggers import Triggers, manifest
 from tests.harness.wait import wait_for
+from trigger_operator.models.api import GROUP, PLURAL, VERSION
 
 pytestmark = pytest.mark.integration
 
@@ -79,7 +81,7 @@ def _refusal(call: Callable[[], object]) -> str:
     with pytest.raises(ApiException) as refused:
         call()
     assert refused.value.status in (403, 422), refused.value
-    return str(json.loads(refused.value.body)["message"])
+    return str(json.loads(refused.value.body or "{}")["message"])
 
 
 def _policy_enforced(user: KubeCluster, namespace: str, *, enforced: bool = True) -> None:
@@ -92,7 +94,7 @@ def _policy_enforced(user: KubeCluster, namespace: str, *, enforced: bool = True
                 GROUP, VERSION, namespace, PLURAL, probe, dry_run="All"
             )
         except ApiException as error:
-            return error.status == 403
+            return bool(error.status == 403)
         return False
 
     wait_for(
@@ -157,13 +159,8 @@ def test_a_user_who_may_not_create_jobs_gets_a_privileged_job_only_without_the_p
         assert MISSING.format(namespace=team) in attempt
         assert f'user "system:serviceaccount:{team}:author"' in attempt
         assert runs.jobs("escalate") == []
-        assert not [
-            t
-            for t in runs.custom.list_namespaced_custom_object(GROUP, VERSION, team, PLURAL)[
-                "items"
-            ]
-            if t["metadata"]["name"] == "escalate"
-        ]
+        listed: Any = runs.custom.list_namespaced_custom_object(GROUP, VERSION, team, PLURAL)
+        assert not [t for t in listed["items"] if t["metadata"]["name"] == "escalate"]
     assert operator.running()
 
 
@@ -189,7 +186,7 @@ def test_spec_changes_and_run_now_need_job_rights_and_labels_do_not(
     as_author.patch("nightly", {"metadata": {"annotations": {"owner": "a"}}})
     # A new spec or a run-now starts runs: refused, naming the missing permission.
     for patch in ({"spec": {"schedule": "*/2 * * * * *"}}, run_now("now-1")):
-        message = _refusal(lambda patch=patch: as_author.patch("nightly", patch))
+        message = _refusal(partial(as_author.patch, "nightly", patch))
         assert MISSING.format(namespace=team) in message
     assert as_author.get("nightly")["spec"]["schedule"] == "0 2 * * *"
     # With the permission to create Jobs, both are admitted.
@@ -200,7 +197,7 @@ def test_spec_changes_and_run_now_need_job_rights_and_labels_do_not(
     )
     # The run-now value is bounded, for everyone.
     for value in ("two words", "x" * 129, "-leading-dash", "a\nb"):
-        message = _refusal(lambda value=value: as_runner.patch("nightly", run_now(value)))
+        message = _refusal(partial(as_runner.patch, "nightly", run_now(value)))
         assert "triggers.dev/run-now]: at most 128 characters" in message
     as_runner.patch("nightly", run_now("x" * 128))
 

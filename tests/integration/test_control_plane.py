@@ -36,8 +36,8 @@ def _job(name: str, *, annotations: dict[str, str] | None = None) -> client.V1Jo
 
 
 def _job_condition(cluster: KubeCluster, namespace: str, name: str) -> str | None:
-    job = cluster.batch().read_namespaced_job(name, namespace)
-    for condition in job.status.conditions or []:
+    status = cluster.batch().read_namespaced_job(name, namespace).status
+    for condition in (status.conditions if status else None) or []:
         if condition.type in ("Complete", "Failed") and condition.status == "True":
             return str(condition.type)
     return None
@@ -57,8 +57,10 @@ def test_job_pod_is_scheduled_on_the_kwok_node_and_the_job_completes(
     assert result == "Complete"
     pods = cluster.core().list_namespaced_pod(namespace, label_selector="job-name=hello").items
     assert len(pods) == 1
-    assert pods[0].spec.node_name.startswith("kwok-node-")
-    assert pods[0].status.phase == "Succeeded"
+    [pod] = pods
+    assert pod.spec is not None and pod.status is not None
+    assert (pod.spec.node_name or "").startswith("kwok-node-")
+    assert pod.status.phase == "Succeeded"
 
 
 def test_job_whose_pod_is_annotated_for_failure_fails(cluster: KubeCluster, namespace: str) -> None:
@@ -79,6 +81,7 @@ def test_deleting_an_owner_deletes_its_dependents(cluster: KubeCluster, namespac
     owner = core.create_namespaced_config_map(
         namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="owner"))
     )
+    assert owner.metadata is not None
     reference = client.V1OwnerReference(
         api_version="v1", kind="ConfigMap", name="owner", uid=owner.metadata.uid
     )
@@ -97,7 +100,7 @@ def test_deleting_an_owner_deletes_its_dependents(cluster: KubeCluster, namespac
         try:
             core.read_namespaced_config_map("dependent", namespace)
         except ApiException as error:
-            return error.status == 404
+            return bool(error.status == 404)
         return False
 
     wait_for(dependent_gone, timeout=60, message="garbage collector deleted the dependent")
@@ -110,11 +113,13 @@ def test_service_account_without_role_binding_is_forbidden(
     core.create_namespaced_service_account(
         namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="nobody"))
     )
-    token = core.create_namespaced_service_account_token(
+    issued = core.create_namespaced_service_account_token(
         "nobody",
         namespace,
         client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[])),
-    ).status.token
+    )
+    assert issued.status is not None
+    token = issued.status.token
     admin_config = cluster.api.configuration
     configuration = client.Configuration()
     configuration.host = admin_config.host
@@ -140,6 +145,7 @@ def test_lease_update_with_a_stale_resource_version_conflicts(
             spec=client.V1LeaseSpec(holder_identity="a", lease_duration_seconds=15),
         ),
     )
+    assert created.metadata is not None and created.spec is not None
     stale_version = created.metadata.resource_version
     created.spec.holder_identity = "b"
     leases.replace_namespaced_lease("leader", namespace, created)
@@ -152,23 +158,26 @@ def test_lease_update_with_a_stale_resource_version_conflicts(
         leases.replace_namespaced_lease("leader", namespace, stale)
 
     assert conflict.value.status == 409
-    assert leases.read_namespaced_lease("leader", namespace).spec.holder_identity == "b"
+    kept = leases.read_namespaced_lease("leader", namespace).spec
+    assert kept is not None and kept.holder_identity == "b"
 
 
 def _revisions(cluster: KubeCluster, namespace: str) -> dict[str, int]:
     sets = cluster.apps().list_namespaced_replica_set(namespace, label_selector="app=web").items
-    return {
-        rs.metadata.name: int(rs.metadata.annotations["deployment.kubernetes.io/revision"])
-        for rs in sets
-        if (rs.metadata.annotations or {}).get("deployment.kubernetes.io/revision")
-    }
+    revisions = {}
+    for rs in sets:
+        assert rs.metadata is not None and rs.metadata.name is not None
+        revision = (rs.metadata.annotations or {}).get("deployment.kubernetes.io/revision")
+        if revision:
+            revisions[rs.metadata.name] = int(revision)
+    return revisions
 
 
 def test_rollout_restart_creates_a_replica_set_with_the_next_revision(
     cluster: KubeCluster, namespace: str
 ) -> None:
     labels = {"app": "web"}
-    deployment: dict[str, Any] = {
+    deployment: Any = {  # a manifest: the client sends a dict as it is
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {"name": "web"},
@@ -187,8 +196,12 @@ def test_rollout_restart_creates_a_replica_set_with_the_next_revision(
 
     cluster.kubectl("rollout", "restart", "deployment/web", "-n", namespace)
 
+    def two_replica_sets() -> dict[str, int] | None:
+        found = _revisions(cluster, namespace)
+        return found if len(found) == 2 else None
+
     after = wait_for(
-        lambda: (found := _revisions(cluster, namespace)) and len(found) == 2 and found,
+        two_replica_sets,
         timeout=60,
         message="a second ReplicaSet after rollout restart",
     )

@@ -73,21 +73,20 @@ def _wait_available(cluster: KubeCluster, install: Install) -> list[Any]:
     """The Deployment's two replicas are up; returns their pods."""
     name = install.name("trigger-operator")
     apps, core = cluster.apps(), cluster.core()
+
+    def two_available() -> bool:
+        status = apps.read_namespaced_deployment(name, install.namespace).status
+        return status is not None and status.available_replicas == 2
+
     wait_for(
-        lambda: (
-            (
-                apps.read_namespaced_deployment(name, install.namespace).status.available_replicas
-                or 0
-            )
-            == 2
-        ),
+        two_available,
         timeout=60,
         message=f"Deployment {name} 2/2 available",
     )
     pods = core.list_namespaced_pod(
         install.namespace, label_selector="app.kubernetes.io/component=operator"
     ).items
-    return [pod for pod in pods if not pod.metadata.deletion_timestamp]
+    return [pod for pod in pods if pod.metadata and not pod.metadata.deletion_timestamp]
 
 
 def _lines(process: OperatorProcess, message: str) -> list[str]:
@@ -208,26 +207,27 @@ def test_applied_base_runs_two_replicas_admitted_as_restricted_pods(
     for pod in pods:
         assert pod.spec.service_account_name == installation.account
         assert pod.spec.containers[0].image == IMAGE
-    labels = cluster.core().read_namespace(installation.namespace).metadata.labels
-    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
-    pdb = wait_for(
-        lambda: (
-            (
-                found := client.PolicyV1Api(cluster.api).read_namespaced_pod_disruption_budget(
-                    installation.name("trigger-operator"), installation.namespace
-                )
-            ).status.current_healthy
-            == 2
-            and found
-        ),
-        timeout=30,
-        message="the PodDisruptionBudget sees both replicas",
-    )
-    assert pdb.status.disruptions_allowed == 1
+    meta = cluster.core().read_namespace(installation.namespace).metadata
+    assert meta is not None
+    assert (meta.labels or {}).get("pod-security.kubernetes.io/enforce") == "restricted"
+
+    def both_healthy() -> client.V1PodDisruptionBudgetStatus | None:
+        status = (
+            client.PolicyV1Api(cluster.api)
+            .read_namespaced_pod_disruption_budget(
+                installation.name("trigger-operator"), installation.namespace
+            )
+            .status
+        )
+        return status if status is not None and status.current_healthy == 2 else None
+
+    pdb = wait_for(both_healthy, timeout=30, message="the PodDisruptionBudget sees both replicas")
+    assert pdb.disruptions_allowed == 1
     service = cluster.core().read_namespaced_service(
         installation.name("trigger-operator-metrics"), installation.namespace
     )
-    assert service.spec.ports[0].port == 8080
+    assert service.spec is not None
+    assert [port.port for port in service.spec.ports or []][:1] == [8080]
 
 
 # -- what the ServiceAccount may do --------------------------------------------------------
@@ -264,7 +264,7 @@ def _allowed(
         )
     )
     answer = client.AuthorizationV1Api(cluster.api).create_subject_access_review(review)
-    return bool(answer.status.allowed)
+    return answer.status is not None and bool(answer.status.allowed)
 
 
 def test_service_account_may_do_what_the_operator_does_and_nothing_more(
@@ -389,7 +389,7 @@ def test_operator_on_its_service_account_token_leads_runs_and_reports(
         f"replicaset/{replica_set}",
     ), "revision found through the pod and its ReplicaSet"
     lease = cluster.coordination().read_namespaced_lease(LEASE, installation.namespace)
-    assert lease.spec.holder_identity == operator.name
+    assert lease.spec is not None and lease.spec.holder_identity == operator.name
     wait_for(
         lambda: any(
             e.reason == "LeaderAcquired"

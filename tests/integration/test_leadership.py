@@ -179,73 +179,68 @@ def _deploy_operator(cluster: KubeCluster, namespace: str, *, replicas: int) -> 
     """
     labels = {"app": DEPLOYMENT}
     field = {"fieldRef": {"fieldPath": "metadata.name"}}
-    cluster.apps().create_namespaced_deployment(
-        namespace,
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": DEPLOYMENT, "labels": labels},
-            "spec": {
-                "replicas": replicas,
-                "minReadySeconds": 3600,
-                "progressDeadlineSeconds": 7200,
-                "selector": {"matchLabels": labels},
-                "strategy": {
-                    "type": "RollingUpdate",
-                    "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
-                },
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": {
-                        "containers": [
-                            {
-                                "name": "operator",
-                                "image": "trigger-operator:dev",
-                                "args": ["run"],
-                                "env": [
-                                    {"name": "POD_NAME", "valueFrom": field},
-                                    {
-                                        "name": "POD_NAMESPACE",
-                                        "valueFrom": {
-                                            "fieldRef": {"fieldPath": "metadata.namespace"}
-                                        },
-                                    },
-                                ],
-                            }
-                        ]
-                    },
+    body: Any = {  # a manifest: the client sends a dict as it is
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": DEPLOYMENT, "labels": labels},
+        "spec": {
+            "replicas": replicas,
+            "minReadySeconds": 3600,
+            "progressDeadlineSeconds": 7200,
+            "selector": {"matchLabels": labels},
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+            },
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "operator",
+                            "image": "trigger-operator:dev",
+                            "args": ["run"],
+                            "env": [
+                                {"name": "POD_NAME", "valueFrom": field},
+                                {
+                                    "name": "POD_NAMESPACE",
+                                    "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+                                },
+                            ],
+                        }
+                    ]
                 },
             },
         },
-    )
+    }
+    cluster.apps().create_namespaced_deployment(namespace, body)
 
 
 def _pods_of_revision(cluster: KubeCluster, namespace: str, revision: str) -> list[str]:
-    replica_sets = cluster.apps().list_namespaced_replica_set(namespace).items
-    owners = {
-        rs.metadata.name
-        for rs in replica_sets
-        if (rs.metadata.annotations or {}).get(REVISION_ANNOTATION) == revision
-    }
-    pods = cluster.core().list_namespaced_pod(namespace, label_selector=f"app={DEPLOYMENT}").items
-    return sorted(
-        pod.metadata.name
-        for pod in pods
-        if pod.metadata.deletion_timestamp is None
-        and any(
-            ref.kind == "ReplicaSet" and ref.name in owners
-            for ref in pod.metadata.owner_references or []
-        )
-    )
+    owners = set()
+    for rs in cluster.apps().list_namespaced_replica_set(namespace).items:
+        assert rs.metadata is not None
+        if (rs.metadata.annotations or {}).get(REVISION_ANNOTATION) == revision:
+            owners.add(rs.metadata.name)
+    pods = []
+    selector = f"app={DEPLOYMENT}"
+    for pod in cluster.core().list_namespaced_pod(namespace, label_selector=selector).items:
+        meta = pod.metadata
+        assert meta is not None and meta.name is not None
+        if meta.deletion_timestamp is None and any(
+            ref.kind == "ReplicaSet" and ref.name in owners for ref in meta.owner_references or []
+        ):
+            pods.append(meta.name)
+    return sorted(pods)
 
 
 def _wait_for_pods(cluster: KubeCluster, namespace: str, revision: str, count: int) -> list[str]:
+    def exactly_count() -> list[str] | None:
+        pods = _pods_of_revision(cluster, namespace, revision)
+        return pods if len(pods) == count else None
+
     return wait_for(
-        lambda: (
-            (pods := _pods_of_revision(cluster, namespace, revision))
-            and len(pods) == count
-            and pods
-        ),
+        exactly_count,
         timeout=30,
         message=f"{count} pods of revision {revision}",
     )

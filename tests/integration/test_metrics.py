@@ -96,7 +96,7 @@ def test_metrics_without_auth_are_open_when_turned_off(
     operators(metrics_port=str(port), metrics_auth="false")
     url = f"http://127.0.0.1:{port}/metrics"
 
-    _, body = wait_for(lambda: (found := get(url))[0] == 200 and found, timeout=15)
+    _, body = wait_for(lambda: _answered(get(url)), timeout=15)
 
     assert "trigger_operator_leader" in body
 
@@ -123,7 +123,7 @@ def test_metrics_over_https_follow_a_renewed_certificate(
     url = f"https://127.0.0.1:{port}/metrics"
 
     status, body = wait_for(
-        lambda: (found := get(url, token=scraper_token, context=first))[0] and found, timeout=15
+        lambda: _answered(get(url, token=scraper_token, context=first), status=None), timeout=15
     )
     assert status == 200 and "trigger_operator_leader" in body
     assert get(url, context=first)[0] == 401
@@ -137,3 +137,9 @@ def test_metrics_over_https_follow_a_renewed_certificate(
         message="the renewed certificate served",
     )
     assert get(url, context=first)[0] == 0, "the old certificate is no longer served"
+
+
+def _answered(answer: tuple[int, str], *, status: int | None = 200) -> tuple[int, str] | None:
+    """`answer` once the server answered (with `status`, or with any status when None)."""
+    code = answer[0]
+    return answer if (code == status if status is not None else code) else None

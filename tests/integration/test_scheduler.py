@@ -10,10 +10,11 @@ import itertools
 import os
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,11 +23,22 @@ from tests.harness.operator import OperatorProcess
 from tests.harness.triggers import Triggers, manifest
 from tests.harness.wait import wait_for
 from trigger_operator.jobs.builder import TriggerRef, scheduled_job_name
+from trigger_operator.ledger.engine import build_engine
+from trigger_operator.ledger.records import LedgerStatus
+from trigger_operator.ledger.store import LedgerStore, RunQuery
+from trigger_operator.ledger.tables import Run
 from trigger_operator.models.instants import format_instant, parse_instant
 
 pytestmark = pytest.mark.integration
 
 Start = Callable[..., OperatorProcess]
+
+# A crashed leader's Lease must expire before a survivor leads: keep that wait short.
+SHORT_LEASE = {
+    "lease_duration_seconds": "3",
+    "renew_interval_seconds": "1",
+    "retry_period_seconds": "1",
+}
 
 
 def _now() -> datetime:
@@ -45,6 +57,34 @@ def _assert_no_duplicates(triggers: Triggers, name: str) -> list[str]:
     return times
 
 
+def _wait_for_times_after(triggers: Triggers, name: str, after: datetime, *, count: int) -> None:
+    """Wait until `name` has `count` Jobs scheduled after `after`."""
+    wait_for(
+        lambda: (
+            len([t for t in triggers.scheduled_times(name) if parse_instant(t) > after]) >= count
+        ),
+        timeout=30,
+        message=f"{count} Jobs of {name} scheduled after {format_instant(after)}",
+    )
+
+
+def _ready_with_status(triggers: Triggers, name: str, status: str) -> dict[str, Any] | None:
+    """The Ready condition of `name` when its status is `status`, else None."""
+    ready = triggers.ready(name)
+    return ready if ready is not None and ready["status"] == status else None
+
+
+def _wait_for_cursor(triggers: Triggers, name: str, at_least: datetime) -> None:
+    """Wait until the scheduler has handled every time of `name` up to `at_least`."""
+    wait_for(
+        lambda: (
+            (cursor := triggers.status(name).get("cursor")) and parse_instant(cursor) >= at_least
+        ),
+        timeout=30,
+        message=f"the cursor of {name} at {format_instant(at_least)} or later",
+    )
+
+
 def test_every_two_seconds_trigger_creates_one_named_job_per_time(
     triggers: Triggers, operators: Start
 ) -> None:
@@ -54,8 +94,12 @@ def test_every_two_seconds_trigger_creates_one_named_job_per_time(
     uid = trigger["metadata"]["uid"]
     operators()
 
+    def three_jobs() -> list[Any] | None:
+        found = triggers.jobs("tick")
+        return found if len(found) >= 3 else None
+
     jobs = wait_for(
-        lambda: (found := triggers.jobs("tick")) and len(found) >= 3 and found,
+        three_jobs,
         timeout=30,
         message="three Jobs of tick",
     )
@@ -106,15 +150,19 @@ def test_run_at_a_few_seconds_ahead_fires_exactly_once_and_leaves_spec_alone(
     operators()
 
     wait_for(lambda: triggers.jobs("once"), timeout=30, message="the one-time Job")
-    status = wait_for(
-        lambda: (s := triggers.status("once")).get("completed") and s,
-        timeout=15,
-        message="completed in status",
+    wait_for(
+        lambda: triggers.status("once").get("completed"), timeout=15, message="completed in status"
     )
-    time.sleep(3)  # a second run would appear within this window; none may
+    # The run's success reaches the status through a later pass over the completed
+    # trigger: a pass that would have started a second run, had it been going to.
+    status = wait_for(
+        lambda: (s := triggers.status("once")).get("lastSuccessfulTime") and s,
+        timeout=30,
+        message="lastSuccessfulTime in status",
+    )
 
     assert triggers.scheduled_times("once") == [run_at]
-    assert status["nextRunAt"] is None if "nextRunAt" in status else True
+    assert status.get("nextRunAt") is None
     assert triggers.ready("once")["reason"] == "Completed"  # type: ignore[index]
     after = triggers.get("once")
     assert after["spec"] == created["spec"]
@@ -151,7 +199,7 @@ def test_crash_between_job_create_and_status_patch_loses_and_duplicates_nothing(
     triggers: Triggers, operators: Start
 ) -> None:
     triggers.create(manifest("crashy", schedule="*/2 * * * * *", startingDeadlineSeconds=30))
-    first = operators("crasher", crash_at="after-job-create")
+    first = operators("crasher", crash_at="after-job-create", **SHORT_LEASE)
 
     assert first.wait_exit(timeout=30) == 86
     created = triggers.jobs("crashy")
@@ -160,7 +208,7 @@ def test_crash_between_job_create_and_status_patch_loses_and_duplicates_nothing(
     # The status patch never happened: the cursor still lags behind the Job.
     assert triggers.status("crashy").get("cursor") != crashed_time
 
-    operators("survivor")
+    operators("survivor", **SHORT_LEASE)
     wait_for(
         lambda: (
             parse_instant(triggers.status("crashy").get("cursor") or "1970-01-01T00:00:00Z")
@@ -193,13 +241,13 @@ def _crash_after_creating_a_one_time_job(
     run_at = format_instant((_now() + timedelta(seconds=3)).replace(microsecond=0))
     body["spec"]["runAt"] = run_at
     triggers.create(body)
-    first = operators("crasher", crash_at="after-job-create")
+    first = operators("crasher", crash_at="after-job-create", **SHORT_LEASE)
     assert first.wait_exit(timeout=30) == 86
     return run_at
 
 
 def _complete_after_a_restart(triggers: Triggers, operators: Start, name: str) -> None:
-    operators("survivor")
+    operators("survivor", **SHORT_LEASE)
     wait_for(
         lambda: triggers.status(name).get("completed"),
         timeout=30,
@@ -239,59 +287,74 @@ def test_a_job_deleted_before_the_cursor_moved_is_never_run_again(
     assert status["lastRun"]["name"] == job.metadata.name  # started once, by the crasher
 
 
-@pytest.mark.parametrize(
-    ("catch_up", "expected_started"),
-    [("Latest", 1), ("All", 3), ("None", 0)],
-)
-def test_catch_up_after_downtime_starts_what_the_policy_says(
-    triggers: Triggers, operators: Start, catch_up: str, expected_started: int
-) -> None:
-    name = f"catch-{catch_up.lower()}"
-    triggers.create(
-        manifest(
-            name,
-            schedule="*/2 * * * * *",
-            catchUp=catch_up,
-            maxCatchUpRuns=3,
-            successfulRunsHistoryLimit=100,
-        )
-    )
-    first = operators("first")
-    wait_for(lambda: triggers.status(name).get("cursor"), timeout=30, message="first pass")
-    first.stop()
-    stopped = triggers.status(name)
-    cursor_at_stop = parse_instant(stopped["cursor"])
-    missed_before = stopped.get("missedRuns", 0)
+# catchUp policy -> how many of the times missed during the downtime it starts.
+CATCH_UP_STARTS = {"Latest": 1, "All": 3, "None": 0}
 
-    time.sleep(11)  # five or six due times pass while nobody schedules
+
+def test_catch_up_after_downtime_starts_what_the_policy_says(
+    triggers: Triggers, operators: Start
+) -> None:
+    # One trigger per policy, side by side: the same downtime for all three.
+    names = {policy: f"catch-{policy.lower()}" for policy in CATCH_UP_STARTS}
+    for policy, name in names.items():
+        triggers.create(
+            manifest(
+                name,
+                schedule="*/2 * * * * *",
+                catchUp=policy,
+                maxCatchUpRuns=3,
+                successfulRunsHistoryLimit=100,
+            )
+        )
+    first = operators("first")
+    wait_for(
+        lambda: all(triggers.status(name).get("cursor") for name in names.values()),
+        timeout=30,
+        message="first pass",
+    )
+    first.stop()
+    stopped = {name: triggers.status(name) for name in names.values()}
+    cursor_at_stop = {name: parse_instant(status["cursor"]) for name, status in stopped.items()}
+    missed_before = {name: status.get("missedRuns", 0) for name, status in stopped.items()}
+
+    # At least four due times pass while nobody schedules (more while the next one starts):
+    # enough for All to start three and miss one.
+    last_cursor = max(cursor_at_stop.values())
+    wait_for(lambda: _now() > last_cursor + timedelta(seconds=8), timeout=20, message="downtime")
 
     second = operators("second")
     wait_for(
-        lambda: triggers.status(name).get("missedRuns", 0) > missed_before,
+        lambda: all(
+            triggers.status(name).get("missedRuns", 0) > missed_before[name]
+            for name in names.values()
+        ),
         timeout=30,
         message="the restarted operator handled the downtime",
     )
     second.stop()
 
-    status = triggers.status(name)
-    cursor = parse_instant(status["cursor"])
-    # The window is (cursor at the stop, cursor now]: a Job created after the last status
-    # patch (the stop came mid-pass) belongs to the next pass's accounting.
-    new_jobs = [
-        job
-        for job in triggers.jobs(name)
-        if cursor_at_stop
-        < parse_instant(job.metadata.annotations["triggers.dev/scheduled-for"])
-        <= cursor
-    ]
-    caught_up = [
-        job for job in new_jobs if job.metadata.annotations["triggers.dev/run-kind"] == "catch-up"
-    ]
-    assert len(caught_up) == expected_started, [job.metadata.name for job in caught_up]
-    # Every time after the stop is accounted for: a Job, or counted as missed.
-    due = int((cursor - cursor_at_stop).total_seconds()) // 2
-    assert len(new_jobs) + status["missedRuns"] - missed_before == due
-    _assert_no_duplicates(triggers, name)
+    for policy, name in names.items():
+        status = triggers.status(name)
+        cursor = parse_instant(status["cursor"])
+        # A stop between a Job's create and the status patch that follows it leaves that
+        # Job past the cursor: its time is the next operator's to account for.
+        new_jobs = [
+            job
+            for job in triggers.jobs(name)
+            if cursor_at_stop[name]
+            < parse_instant(job.metadata.annotations["triggers.dev/scheduled-for"])
+            <= cursor
+        ]
+        caught_up = [
+            job.metadata.name
+            for job in new_jobs
+            if job.metadata.annotations["triggers.dev/run-kind"] == "catch-up"
+        ]
+        assert len(caught_up) == CATCH_UP_STARTS[policy], (policy, caught_up)
+        # Every time after the stop is accounted for: a Job, or counted as missed.
+        due = int((cursor - cursor_at_stop[name]).total_seconds()) // 2
+        assert len(new_jobs) + status["missedRuns"] - missed_before[name] == due, policy
+        _assert_no_duplicates(triggers, name)
 
 
 def test_editing_the_schedule_never_fires_times_before_the_edit(
@@ -315,14 +378,17 @@ def test_resume_from_suspend_does_not_fire_the_times_that_passed(
     triggers: Triggers, operators: Start
 ) -> None:
     triggers.create(manifest("paused", schedule="*/2 * * * * *", suspend=True))
+    # A neighbour on the same schedule: its Jobs show the scheduler at work meanwhile.
+    triggers.create(manifest("neighbour", schedule="*/2 * * * * *"))
     operators()
     wait_for(
         lambda: (triggers.ready("paused") or {}).get("reason") == "Suspended",
         timeout=30,
         message="Suspended",
     )
+    suspended = _now()
     assert triggers.status("paused").get("nextRunAt") is None
-    time.sleep(5)
+    _wait_for_times_after(triggers, "neighbour", suspended, count=2)
     assert triggers.jobs("paused") == []
 
     resumed = _now()
@@ -344,8 +410,10 @@ def test_forbid_skips_times_while_a_run_is_active(triggers: Triggers, operators:
         )
     )
     operators()
-    wait_for(lambda: triggers.jobs("forbid"), timeout=30, message="the first Job")
-    time.sleep(7)
+    [first] = wait_for(lambda: triggers.jobs("forbid"), timeout=30, message="the first Job")
+    first_time = parse_instant(first.metadata.annotations["triggers.dev/scheduled-for"])
+    # The cursor moves past each time the scheduler handled, skipped ones included.
+    _wait_for_cursor(triggers, "forbid", first_time + timedelta(seconds=6))
 
     jobs = triggers.jobs("forbid")
     assert len(jobs) == 1
@@ -385,7 +453,12 @@ def test_run_now_annotation_starts_one_run_per_value(triggers: Triggers, operato
     triggers.patch("manual", annotate)
     wait_for(lambda: triggers.jobs("manual"), timeout=30, message="the manual run")
     triggers.patch("manual", {"metadata": {"labels": {"touched": "yes"}}})  # another event
-    time.sleep(3)
+    # The run's success reaches the status through later passes, which see the same value.
+    wait_for(
+        lambda: triggers.status("manual").get("lastSuccessfulTime"),
+        timeout=30,
+        message="the manual run's success in status",
+    )
     assert len(triggers.jobs("manual")) == 1
     job = triggers.jobs("manual")[0]
     assert job.metadata.annotations["triggers.dev/run-now"] == "deploy-42"
@@ -402,11 +475,24 @@ def test_run_now_annotation_starts_one_run_per_value(triggers: Triggers, operato
         capture_output=True,
     )
     wait_for(lambda: len(triggers.jobs("manual")) == 2, timeout=30, message="a second value")
-    handled = [r["value"] for r in triggers.status("manual")["runNow"]]
+    values = [job.metadata.annotations["triggers.dev/run-now"] for job in triggers.jobs("manual")]
+    assert sorted(values) == ["deploy-42", "deploy-43"]
+    # The status is written after the Job is created: wait for it to name the second value.
+    handled = wait_for(
+        lambda: (
+            (found := [r["value"] for r in triggers.status("manual").get("runNow") or []])
+            and len(found) >= 2
+            and found
+        ),
+        timeout=15,
+        message="both values handled in status",
+    )
     assert handled == ["deploy-42", "deploy-43"]
 
 
-def test_history_limits_prune_finished_jobs(triggers: Triggers, operators: Start) -> None:
+def test_history_limits_prune_finished_jobs_and_the_ledger_keeps_them(
+    triggers: Triggers, operators: Start, tmp_path: Path
+) -> None:
     triggers.create(
         manifest(
             "pruned",
@@ -418,14 +504,22 @@ def test_history_limits_prune_finished_jobs(triggers: Triggers, operators: Start
     operators()
     wait_for(
         lambda: (
-            triggers.status("pruned").get("missedRuns", 0) >= 0
-            and len(triggers.scheduled_times("pruned")) >= 2
+            len(triggers.scheduled_times("pruned")) >= 2
             and triggers.status("pruned").get("lastSuccessfulTime")
         ),
         timeout=30,
         message="some runs",
     )
-    time.sleep(8)  # four more runs finish; only two may stay
+    latest = max(parse_instant(t) for t in triggers.scheduled_times("pruned"))
+    # Four more runs finish; only two may stay.
+    wait_for(
+        lambda: (
+            parse_instant(triggers.status("pruned")["lastSuccessfulTime"])
+            >= latest + timedelta(seconds=8)
+        ),
+        timeout=30,
+        message="four more runs finished",
+    )
 
     def finished_succeeded() -> list[Any]:
         return [
@@ -436,64 +530,91 @@ def test_history_limits_prune_finished_jobs(triggers: Triggers, operators: Start
 
     wait_for(lambda: len(finished_succeeded()) <= 2, timeout=15, message="pruned to two")
 
+    # The ledger (the operator's SQLite file) keeps what the cluster no longer shows.
+    store = LedgerStore(build_engine(f"sqlite+pysqlite:///{tmp_path / 'ledger.db'}"))
+    try:
 
-@pytest.mark.parametrize(
-    ("spec", "reason", "field"),
-    [
-        ({"schedule": "61 * * * *"}, "InvalidSchedule", "spec.schedule"),
-        (
-            {"schedule": "*/5 * * * *", "timeZone": "Mars/Olympus_Mons"},
-            "InvalidTimeZone",
-            "spec.timeZone",
-        ),
-        (
-            {
-                "schedule": "*/5 * * * *",
-                "jobTemplate": {"spec": {"template": {"spec": {"containers": []}}}},
-            },
-            "InvalidJobTemplate",
-            "spec.jobTemplate",
-        ),
-    ],
-    ids=["cron", "zone", "job-template"],
-)
+        def pruned_runs_recorded() -> list[Run] | None:
+            query = RunQuery(namespace=triggers.namespace, trigger_name="pruned", limit=None)
+            rows = store.runs(query)
+            in_cluster = {job.metadata.name for job in triggers.jobs("pruned")}
+            gone = [row for row in rows if row.job_name and row.job_name not in in_cluster]
+            done = len(gone) >= 4 and all(row.status is LedgerStatus.SUCCEEDED for row in gone)
+            return rows if done else None
+
+        rows = wait_for(
+            pruned_runs_recorded, timeout=15, message="the pruned runs in the ledger, succeeded"
+        )
+    finally:
+        store.close()
+    times = sorted(row.scheduled_for for row in rows)
+    assert all(b - a == timedelta(seconds=2) for a, b in itertools.pairwise(times))
+    missed = [row for row in rows if row.status is LedgerStatus.MISSED]
+    assert triggers.status("pruned").get("missedRuns", 0) == len(missed)
+
+
+# What is wrong -> (the spec fields that say so, the Ready reason, the field named).
+INVALID: dict[str, tuple[dict[str, Any], str, str]] = {
+    "cron": ({"schedule": "61 * * * *"}, "InvalidSchedule", "spec.schedule"),
+    "zone": (
+        {"schedule": "*/5 * * * *", "timeZone": "Mars/Olympus_Mons"},
+        "InvalidTimeZone",
+        "spec.timeZone",
+    ),
+    "job-template": (
+        {
+            "schedule": "*/5 * * * *",
+            "jobTemplate": {"spec": {"template": {"spec": {"containers": []}}}},
+        },
+        "InvalidJobTemplate",
+        "spec.jobTemplate",
+    ),
+}
+
+
 def test_invalid_trigger_is_reported_on_status_and_events_and_never_runs(
-    triggers: Triggers, operators: Start, spec: dict[str, Any], reason: str, field: str
+    triggers: Triggers, operators: Start
 ) -> None:
-    body = manifest("broken", schedule="*/5 * * * *")
-    body["spec"].update(spec)
-    triggers.create(body)
+    # One broken trigger per problem, and a healthy neighbour, under one operator.
+    for problem, (spec, _, _) in INVALID.items():
+        body = manifest(f"broken-{problem}", schedule="*/5 * * * *")
+        body["spec"].update(spec)
+        triggers.create(body)
     triggers.create(manifest("healthy", schedule="*/2 * * * * *"))
     operators()
 
-    ready = wait_for(
-        lambda: (c := triggers.ready("broken")) and c["status"] == "False" and c,
-        timeout=30,
-        message="Ready=False on the broken trigger",
-    )
-    assert ready["reason"] == reason
-    assert ready["message"].startswith(field)
-    events = wait_for(lambda: triggers.events("broken"), timeout=15, message="a Warning Event")
-    assert {(e.type, e.reason) for e in events} == {("Warning", reason)}
-    # The healthy neighbour runs regardless.
-    wait_for(lambda: triggers.jobs("healthy"), timeout=30, message="the healthy trigger runs")
-    time.sleep(2)
-    assert triggers.jobs("broken") == []
-    assert len(triggers.events("broken")) == 1, "reported once, not in a storm"
+    for problem, (_, reason, field) in INVALID.items():
+        name = f"broken-{problem}"
+        ready = wait_for(
+            partial(_ready_with_status, triggers, name, "False"),
+            timeout=30,
+            message=f"Ready=False on {name}",
+        )
+        assert ready["reason"] == reason
+        assert ready["message"].startswith(field)
+        events = wait_for(
+            partial(triggers.events, name), timeout=15, message=f"a Warning Event for {name}"
+        )
+        assert {(e.type, e.reason) for e in events} == {("Warning", reason)}
+    reported = _now()
+    # The healthy neighbour runs regardless, for two more periods: time enough for a storm.
+    _wait_for_times_after(triggers, "healthy", reported, count=2)
+    for problem in INVALID:
+        assert triggers.jobs(f"broken-{problem}") == []
+        assert len(triggers.events(f"broken-{problem}")) == 1, f"{problem}: reported once"
 
-    triggers.patch(
-        "broken",
-        {
-            "spec": {
-                "schedule": "*/2 * * * * *",
-                "timeZone": "UTC",
-                "jobTemplate": manifest("x")["spec"]["jobTemplate"],
-            }
-        },
-    )
-    wait_for(lambda: triggers.jobs("broken"), timeout=30, message="the fixed trigger runs")
-    wait_for(
-        lambda: (triggers.ready("broken") or {}).get("status") == "True",
-        timeout=15,
-        message="Ready=True once fixed",
-    )
+    fixed = {
+        "schedule": "*/2 * * * * *",
+        "timeZone": "UTC",
+        "jobTemplate": manifest("x")["spec"]["jobTemplate"],
+    }
+    for problem in INVALID:
+        triggers.patch(f"broken-{problem}", {"spec": fixed})
+    for problem in INVALID:
+        name = f"broken-{problem}"
+        wait_for(partial(triggers.jobs, name), timeout=30, message=f"the fixed {name} runs")
+        wait_for(
+            partial(_ready_with_status, triggers, name, "True"),
+            timeout=15,
+            message=f"Ready=True once {name} is fixed",
+        )

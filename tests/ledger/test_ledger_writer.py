@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -184,6 +185,34 @@ def test_open_ledger_migrates_a_new_database_and_starts_writing(
     try:
         writer.record_missed(run_ref(0), reason="StartingDeadlineExceeded")
         assert writer.flush(30)
+        row = writer_store(writer).run(run_ref(0).key)
+        assert row is not None and row.status is LedgerStatus.MISSED
+    finally:
+        assert writer.stop(10) == 0
+
+
+def test_open_ledger_retries_failed_writes_with_the_back_off_of_the_settings(
+    tmp_path: Path, clock: FakeClock, registry: CollectorRegistry
+) -> None:
+    in_the_way = tmp_path / "ledger.db"
+    in_the_way.mkdir()  # SQLite cannot open a directory as its database file
+    settings = Settings(
+        sqlite_path=str(in_the_way),
+        ledger_retry_initial_seconds=0.05,
+        ledger_retry_max_seconds=0.1,
+    )
+    writer = open_ledger(settings, clock=clock, registry=registry)
+    try:
+        writer.record_missed(run_ref(0), reason="StartingDeadlineExceeded")
+        # Eight attempts take about 0.7 s here; with the default back-off (0.5 s doubling
+        # up to 30 s) the eighth would come after more than a minute.
+        wait_for(
+            lambda: metric(registry, "trigger_operator_ledger_write_failures_total") >= 8,
+            timeout=5,
+            message="eight failed attempts at the settings' back-off",
+        )
+        in_the_way.rmdir()
+        assert writer.flush(5)
         row = writer_store(writer).run(run_ref(0).key)
         assert row is not None and row.status is LedgerStatus.MISSED
     finally:

@@ -519,6 +519,8 @@ def open_ledger(
         LedgerStore(build_engine(url)),
         clock=clock,
         queue_size=settings.ledger_queue_size,
+        retry_initial=settings.ledger_retry_initial_seconds,
+        retry_max=settings.ledger_retry_max_seconds,
         retention=timedelta(days=settings.ledger_retention_days),
         migrate=settings.migrate_on_start,
         registry=registry,

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     migrate_on_start: bool = True
     ledger_retention_days: int = Field(default=90, ge=1)
     ledger_queue_size: int = Field(default=10_000, ge=1)
+    # A failed ledger write is retried after the initial delay, doubling up to the maximum.
+    ledger_retry_initial_seconds: float = Field(default=0.5, gt=0)
+    ledger_retry_max_seconds: float = Field(default=30.0, gt=0)
 
     metrics_port: int = Field(default=8080, ge=0, le=65535)
     # `/metrics` answers only a bearer token whose user the API server allows to `get`

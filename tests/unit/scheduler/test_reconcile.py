@@ -660,14 +660,12 @@ async def test_run_now_starts_while_suspended_and_while_forbid_has_an_active_run
     entry = world.trigger(schedule="*/10 * * * *", concurrencyPolicy="Forbid")
     world.at(at(2, 10))
     await world.run(entry)  # 02:10 is running
-    entry.body = world.gateway.edit_trigger(
-        NAMESPACE,
-        NAME,
-        lambda body: (
-            body["spec"].update(suspend=True),
-            body["metadata"]["annotations"].update({ANNOTATION_RUN_NOW: "by-hand"}),
-        ),
-    )
+
+    def suspend_and_ask(body: dict[str, Any]) -> None:
+        body["spec"].update(suspend=True)
+        body["metadata"]["annotations"].update({ANNOTATION_RUN_NOW: "by-hand"})
+
+    entry.body = world.gateway.edit_trigger(NAMESPACE, NAME, suspend_and_ask)
     world.at(at(2, 12))
 
     await world.run(entry)
