@@ -31,13 +31,10 @@ from tests.harness.wait import wait_for
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-SAMPLES = (
-    REPO / "deploy/argocd/resource_customizations/triggers.dev/ScheduledTrigger/testdata"
-)
+SAMPLES = REPO / "deploy/argocd/resource_customizations/triggers.dev/ScheduledTrigger/testdata"
 SAMPLE_NAMESPACE = "team-a"
 PAST = "2026-01-01T00:00:00Z"
 FAILING = {"triggers.dev/simulate-failure": "true"}
-
 
 
 def _annotated(body: dict[str, Any], annotations: dict[str, str]) -> dict[str, Any]:
@@ -67,6 +64,45 @@ HANDLED: dict[str, dict[str, Any]] = {
     ),
     "degraded-last-run-failed": manifest("flaky", run_at=PAST, pod_annotations=FAILING),
 }
+
+
+# The expected results of the Argo CD actions (actions/action_test.yaml): an input sample
+# with the change the action makes. hack/argocd-lua runs the actions with os.time() at
+# 1764547200, so run now sets "argocd-1764547200".
+RUN_NOW_VALUE = "argocd-1764547200"
+
+
+def _suspend(obj: dict[str, Any], value: bool) -> dict[str, Any]:
+    return {**obj, "spec": {**obj["spec"], "suspend": value}}
+
+
+def _run_now(obj: dict[str, Any]) -> dict[str, Any]:
+    annotations = {**(obj["metadata"].get("annotations") or {})}
+    annotations["triggers.dev/run-now"] = RUN_NOW_VALUE
+    return {**obj, "metadata": {**obj["metadata"], "annotations": annotations}}
+
+
+# output file -> (input file, the action's change)
+ACTION_RESULTS: dict[str, tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]] = {
+    "action-suspend-healthy-scheduled": ("healthy-scheduled", lambda o: _suspend(o, True)),
+    "action-suspend-degraded-last-run-failed": (
+        "degraded-last-run-failed",
+        lambda o: _suspend(o, True),
+    ),
+    "action-resume-suspended": ("suspended", lambda o: _suspend(o, False)),
+    "action-run-now-healthy-scheduled": ("healthy-scheduled", _run_now),
+    "action-run-now-healthy-run-now": ("healthy-run-now", _run_now),
+    "action-run-now-suspended": ("suspended", _run_now),
+}
+
+
+def _read(sample: str) -> dict[str, Any]:
+    found: dict[str, Any] = yaml.safe_load((SAMPLES / f"{sample}.yaml").read_text())
+    return found
+
+
+def _write(sample: str, obj: dict[str, Any]) -> None:
+    (SAMPLES / f"{sample}.yaml").write_text(yaml.safe_dump(obj, sort_keys=False))
 
 
 def _sample(found: dict[str, Any]) -> dict[str, Any]:
@@ -142,9 +178,11 @@ def test_argocd_samples_are_what_the_operator_writes(
 
     if request.config.getoption("--write-argocd-samples"):
         for sample, found in made.items():
-            text = yaml.safe_dump(_sample(found), sort_keys=False)
-            (SAMPLES / f"{sample}.yaml").write_text(text)
+            _write(sample, _sample(found))
+        for result, (sample, change) in ACTION_RESULTS.items():
+            _write(result, change(_read(sample)))
 
     for sample, found in made.items():
-        committed = yaml.safe_load((SAMPLES / f"{sample}.yaml").read_text())
-        assert _what_health_reads(committed) == _what_health_reads(found), sample
+        assert _what_health_reads(_read(sample)) == _what_health_reads(found), sample
+    for result, (sample, change) in ACTION_RESULTS.items():
+        assert _read(result) == change(_read(sample)), f"{result} is {sample} after the action"

@@ -23,9 +23,7 @@ def _exported_names() -> set[str]:
     Metrics.create(registry)
     LedgerMetrics(registry)
     return {
-        family.name + suffix
-        for family in registry.collect()
-        for suffix in _SUFFIXES[family.type]
+        family.name + suffix for family in registry.collect() for suffix in _SUFFIXES[family.type]
     }
 
 
