@@ -51,9 +51,7 @@ def data_keys(customizations: Path = CUSTOMIZATIONS) -> dict[str, str]:
     keys: dict[str, str] = {}
     for health in sorted(customizations.glob("*/*/health.lua")):
         kind = health.parent
-        keys[f"resource.customizations.health.{kind.parent.name}_{kind.name}"] = (
-            health.read_text()
-        )
+        keys[f"resource.customizations.health.{kind.parent.name}_{kind.name}"] = health.read_text()
     for discovery in sorted(customizations.glob("*/*/actions/discovery.lua")):
         actions = discovery.parent
         kind = actions.parent
