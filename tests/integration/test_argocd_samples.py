@@ -8,11 +8,12 @@ says what the operator says now: the same Ready status and reason, the same last
 result, suspension and observed generation. So a change of the operator's status fails
 here, until the samples are made again:
 
-    make test-integration PYTEST_ARGS="-k argocd_samples --write-argocd-samples"
+    make argocd-samples
 
-writes them (only `managedFields` is left out, and the namespace is called `team-a`);
-then run `go test ./...` in `hack/argocd-lua` and update `health_test.yaml` where a
-message changed (job names and times are new each time).
+writes them and, beside them, the expected results of the actions (only `managedFields`
+is left out, and the namespace is called `team-a`); then run `go test ./...` in
+`hack/argocd-lua` and update `health_test.yaml` where a message changed (job names and
+times are new each time).
 """
 
 from __future__ import annotations
