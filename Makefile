@@ -9,7 +9,7 @@ DEV := .dev
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help setup venv control-plane postgres lint fmt test test-unit test-integration \
+.PHONY: help setup venv control-plane postgres promtool argocd-cm argocd-samples lint fmt test test-unit test-integration \
         run cluster-up cluster-down cluster-status crd clean
 
 help:  ## list the targets
@@ -32,17 +32,29 @@ control-plane:  ## build the control-plane binaries once per machine (cached out
 postgres:  ## make sure Debian's PostgreSQL server binaries are installed
 	@bash scripts/ensure-postgres.sh
 
-setup: venv control-plane postgres  ## everything the tests and `make run` need
+# The alert-rule tests need promtool; where it cannot be installed (not root, no apt) they
+# are skipped and say so, and the rest of the tests still run.
+promtool:  ## make sure promtool (Debian's prometheus package) is installed, for the alert tests
+	@bash scripts/ensure-promtool.sh || \
+	  echo "promtool unavailable: tests/monitoring/test_alerts.py will be skipped" >&2
+
+argocd-cm: venv  ## regenerate deploy/argocd/argocd-cm.yaml from the Argo CD Lua files
+	$(BIN)/python hack/argocd_cm.py
+
+argocd-samples: setup  ## rewrite the Argo CD health samples from the operator on a dev cluster
+	$(BIN)/pytest tests/integration/test_argocd_samples.py --write-argocd-samples $(PYTEST_ARGS)
+
+setup: venv control-plane postgres promtool  ## everything the tests and `make run` need
 
 lint: venv  ## ruff, mypy strict, import-linter
-	$(BIN)/ruff check operator tests bench
-	$(BIN)/ruff format --check operator tests bench
+	$(BIN)/ruff check operator tests bench hack
+	$(BIN)/ruff format --check operator tests bench hack
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
 fmt: venv  ## format the code
-	$(BIN)/ruff check --fix operator tests bench
-	$(BIN)/ruff format operator tests bench
+	$(BIN)/ruff check --fix operator tests bench hack
+	$(BIN)/ruff format operator tests bench hack
 
 # pytest exits 5 when it runs no test. Every tier has tests, so that only happens when
 # PYTEST_ARGS (say -k) selects none of a tier's: not a failure then, and only then.
@@ -53,10 +65,12 @@ echo "pytest $(strip $(1) $(PYTEST_ARGS))"; \
 endef
 
 # Lint and the unit tier first: they need no cluster, so a mistake shows in seconds, before
-# the control-plane build and the PostgreSQL set-up. Then every other tier, once each.
-test: lint  ## lint and the unit tier, then the ledger, integration and e2e tiers
+# the control-plane build and the PostgreSQL and promtool set-up. Then every other tier,
+# once each: ledger, Argo CD (Lua in gopher-lua, the argocd-cm patch), monitoring
+# (promtool, the dashboard), integration, e2e.
+test: lint  ## lint and the unit tier, then the ledger, Argo CD, monitoring, integration and e2e tiers
 	@$(call pytest_tier,tests/unit)
-	@$(MAKE) --no-print-directory control-plane postgres
+	@$(MAKE) --no-print-directory control-plane postgres promtool
 	@$(call pytest_tier,tests --ignore=tests/unit)
 
 test-unit: venv  ## the unit tier alone (no cluster)

@@ -35,6 +35,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default="dev",
         help="dev: the project's own control plane (default); kind: pytest-kind (needs Docker)",
     )
+    group.addoption(
+        "--write-argocd-samples",
+        action="store_true",
+        help="write the Argo CD health samples (tests/integration/test_argocd_samples.py)",
+    )
     # `--kubeconfig PATH` (an existing cluster, used as it is) comes from pytest-kind.
 
 
