@@ -3,6 +3,8 @@
 # benchmarks that start a throwaway server. Installs Debian's `postgresql` package when they
 # are missing (as root); prints where they are. Exits non-zero when they cannot be had.
 set -euo pipefail
+# shellcheck source=scripts/apt-install.sh
+source "$(dirname "${BASH_SOURCE[0]}")/apt-install.sh"
 
 find_bindir() {
   local dir
@@ -31,22 +33,7 @@ if bindir=$(find_bindir); then
   exit 0
 fi
 
-if [ "$(id -u)" -ne 0 ]; then
-  echo "PostgreSQL server binaries (initdb, pg_ctl) are not installed, and installing them" >&2
-  echo "needs root. Run: sudo apt-get update && sudo apt-get install -y postgresql" >&2
-  exit 1
-fi
-
-if ! command -v apt-get >/dev/null 2>&1; then
-  echo "PostgreSQL server binaries are missing and this system has no apt-get;" >&2
-  echo "install PostgreSQL (initdb, pg_ctl) with the system's package manager." >&2
-  exit 1
-fi
-
-echo "Installing PostgreSQL (Debian package postgresql)..."
-export DEBIAN_FRONTEND=noninteractive
-apt-get update
-apt-get install -y --no-install-recommends postgresql
+apt_install "PostgreSQL server binaries (initdb, pg_ctl)" postgresql
 
 if bindir=$(find_bindir); then
   echo "PostgreSQL server binaries: $bindir"
