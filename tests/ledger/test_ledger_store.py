@@ -246,3 +246,16 @@ def test_manual_runs_are_keyed_by_their_run_now_value(store: LedgerStore) -> Non
     assert sorted((r.kind, r.status) for r in rows) == [
         (RunKind.MANUAL, LedgerStatus.PENDING), (RunKind.MANUAL, LedgerStatus.RUNNING),
     ]  # fmt: skip
+
+
+def test_a_run_that_completed_as_it_was_replaced_ends_succeeded_without_the_reason(
+    store: LedgerStore,
+) -> None:
+    ref = run_ref()
+    store.write([rec(ref, LedgerStatus.CANCELLED, 0, reason="Replaced", message="newer run")])
+    store.write([rec(ref, LedgerStatus.SUCCEEDED, 1)])
+    store.write([rec(ref, LedgerStatus.CANCELLED, 2, reason="JobDeleted")])  # stays succeeded
+
+    row = store.run(ref.key)
+    assert row is not None
+    assert (row.status, row.reason, row.message) == (LedgerStatus.SUCCEEDED, None, None)

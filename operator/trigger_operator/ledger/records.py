@@ -59,13 +59,22 @@ STATUS_RANK: dict[LedgerStatus, int] = {
 
 FINAL_STATUSES = frozenset(s for s, rank in STATUS_RANK.items() if rank == 2)
 
+OUTRUN_BY_SUCCESS = frozenset({LedgerStatus.CANCELLED, LedgerStatus.MISSED, LedgerStatus.SKIPPED})
+"""Final statuses that a later `succeeded` replaces: they record a decision (to stop, or
+not to start, a run), and a Job that then completed shows that the run did run to the end
+(it finished as Replace deleted it, say). A Job's own `succeeded` and `failed` are facts,
+and the first of them stays."""
+
 
 def moves_forward(current: LedgerStatus, new: LedgerStatus) -> bool:
     """Whether a run in `current` may change to `new`.
 
     Only to a strictly later rank: a replayed or late `pending` never undoes `running`, and
-    the first final status wins (`succeeded` never becomes `failed`, nor the reverse).
+    the first final status wins (`succeeded` never becomes `failed`, nor the reverse) —
+    except that `succeeded` replaces a decision recorded before it (`OUTRUN_BY_SUCCESS`).
     """
+    if new is LedgerStatus.SUCCEEDED and current in OUTRUN_BY_SUCCESS:
+        return True
     return STATUS_RANK[new] > STATUS_RANK[current]
 
 

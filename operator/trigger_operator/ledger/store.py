@@ -26,6 +26,7 @@ from sqlalchemy import (
     ColumnElement,
     Engine,
     Insert,
+    and_,
     case,
     delete,
     func,
@@ -39,6 +40,7 @@ from sqlalchemy.orm import Session
 
 from trigger_operator.ledger.migrate import upgrade
 from trigger_operator.ledger.records import (
+    OUTRUN_BY_SUCCESS,
     STATUS_RANK,
     LeadershipRecord,
     LedgerStatus,
@@ -246,14 +248,23 @@ def _upsert_statement(dialect: str) -> Insert:
     statement = _dialect_insert(dialect)(_runs)
     old = _runs.c
     new = statement.excluded
-    advances = _rank(new.status) > _rank(old.status)
+    outrun = and_(
+        new.status == literal_column(f"'{LedgerStatus.SUCCEEDED.value}'"),
+        old.status.in_([literal_column(f"'{s.value}'") for s in sorted(OUTRUN_BY_SUCCESS)]),
+    )
+    advances = or_(_rank(new.status) > _rank(old.status), outrun)
     accepted = or_(advances, new.status == old.status)
 
     def first(name: str) -> ColumnElement[Any]:
         return func.coalesce(old[name], new[name])
 
     def with_status(name: str) -> ColumnElement[Any]:
-        return case((accepted, func.coalesce(new[name], old[name])), else_=old[name])
+        # A success that outruns a decision takes its own reason (none) with it.
+        return case(
+            (outrun, new[name]),
+            (accepted, func.coalesce(new[name], old[name])),
+            else_=old[name],
+        )
 
     upsert: Insert = statement.on_conflict_do_update(
         index_elements=[old.key],
