@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .PHONY: help setup venv control-plane postgres lint fmt test test-unit test-integration \
-        run cluster-up cluster-down cluster-status crd clean
+        run cluster-up cluster-down cluster-status crd clean chaos
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -64,6 +64,11 @@ test-unit: venv  ## the unit tier alone (no cluster)
 
 test-integration: setup  ## the integration tier alone
 	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
+
+# The long fault-injection profile (tests/chaos): CHAOS_FAULTS faults (default 300) at
+# random moments; CHAOS_SEED=N replays one run. `make test` runs the short profile.
+chaos: setup  ## the long fault-injection profile (>= 300 faults; 20-40 minutes)
+	CHAOS_PROFILE=long $(BIN)/pytest tests/chaos -s $(PYTEST_ARGS)
 
 cluster-up: venv control-plane  ## start the dev cluster (kubeconfig in .dev/kubeconfig)
 	$(BIN)/trigger-operator dev-cluster up --dev-dir $(DEV)
