@@ -395,6 +395,11 @@ class KubeGateway:
 
     # -- pods, replica sets, leases (leadership) --------------------------------------------
 
+    async def served_resources(self, group: str, version: str) -> set[str]:
+        """The resources the API server's discovery lists under group/version (none: empty)."""
+        found = await self._maybe(self._custom.get_api_resources, group, version)
+        return {str(item.get("name")) for item in (found or {}).get("resources") or []}
+
     async def read_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
         return await self._maybe(  # type: ignore[no-any-return]
             self._core.read_namespaced_pod, name, namespace
