@@ -18,8 +18,9 @@ before the end of the fault window; every run-now value set; every one-time trig
 slot is accounted for by one Job, or by a `skipped` / `missed` ledger row (what Forbid and
 the deadlines legitimately do). Lost: neither. Duplicated: two Job uids for one slot.
 
-Profiles (`CHAOS_PROFILE`): `short` (default, in `make test`) injects each fault kind
-once; `long` (`make chaos`) injects `CHAOS_FAULTS` (default 300). `CHAOS_SEED` replays a
+Profiles (`CHAOS_PROFILE`): `short` (default, in `make test`) injects five distinct fault
+kinds drawn by the seed; `long` (`make chaos`) injects `CHAOS_FAULTS` (default 300) drawn
+with `WEIGHTS`. `CHAOS_SEED` replays a
 run; the seed is printed either way.
 """
 
@@ -40,6 +41,7 @@ from typing import Any
 
 import pytest
 from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError
 
 from tests.fixtures.postgres import PostgresServer
 from tests.harness.cluster import KubeCluster
@@ -58,6 +60,22 @@ TIMINGS = {
     "TRIGGER_OPERATOR_RETRY_PERIOD_SECONDS": "1",
 }
 SETTLE_SECONDS = 30.0
+# The bounded time for one stable leader to handle the fault window's backlog (Replace
+# catches up by starting and replacing every time in turn), on a loaded machine.
+CATCH_UP_SECONDS = 120.0
+# The short profile draws this many distinct kinds, so that it fits in `make test`.
+SHORT_FAULTS = 5
+# The long profile draws kinds with these weights: the slow faults less often.
+WEIGHTS = {
+    "kill-leader": 3,
+    "kill-standby": 2,
+    "stop-leader-past-lease": 2,
+    "rollout": 2,
+    "sigterm-leader": 1,
+    "postgres-restart": 1,
+    "apiserver-restart": 1,
+    "etcd-compaction-relist": 1,
+}
 FINAL = {"succeeded", "failed", "skipped", "missed", "cancelled"}
 ACCOUNTED_WITHOUT_JOB = {"skipped", "missed"}
 
@@ -72,9 +90,9 @@ class Profile:
 def _profile() -> Profile:
     name = os.environ.get("CHAOS_PROFILE", "short")
     if name == "long":
-        return Profile("long", int(os.environ.get("CHAOS_FAULTS", "300")), (1.0, 4.0))
+        return Profile("long", int(os.environ.get("CHAOS_FAULTS", "300")), (0.5, 3.0))
     if name == "short":
-        return Profile("short", len(FaultInjector.KINDS), (1.0, 3.0))
+        return Profile("short", SHORT_FAULTS, (1.0, 3.0))
     raise pytest.UsageError(f"CHAOS_PROFILE must be short or long, not {name!r}")
 
 
@@ -226,11 +244,8 @@ def _safely(action: Any) -> None:
     except ApiException as error:
         if error.status not in (500, 502, 503, 504, 409, 429):
             raise
-    except OSError:
+    except (OSError, HTTPError):  # the API server is away
         pass
-    except Exception as error:  # urllib3's connection errors while the API server is away
-        if "Connection" not in type(error).__name__ and "MaxRetry" not in type(error).__name__:
-            raise
 
 
 # -- checking -----------------------------------------------------------------------------
@@ -516,9 +531,9 @@ def test_every_slot_runs_once_and_the_ledger_tells_the_truth_under_faults(
 
         kinds = injector.kinds()
         plan = (
-            rng.sample(kinds, len(kinds))
+            rng.sample(kinds, min(profile.faults, len(kinds)))
             if profile.name == "short"
-            else [rng.choice(kinds) for _ in range(profile.faults)]
+            else rng.choices(kinds, weights=[WEIGHTS[k] for k in kinds], k=profile.faults)
         )
         for kind in plan:
             deadline = time.monotonic() + rng.uniform(*profile.gap)
@@ -554,7 +569,7 @@ def test_every_slot_runs_once_and_the_ledger_tells_the_truth_under_faults(
 
         wait_for(
             lambda: not unhandled(),
-            timeout=60,
+            timeout=CATCH_UP_SECONDS,
             interval=0.5,
             message=lambda: f"the fault window handled; pending: {unhandled()}",
         )

@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
@@ -73,7 +74,7 @@ class Replicas:
 
     def holder(self) -> str | None:
         try:
-            lease = self.cluster.coordination().read_namespaced_lease(
+            lease: Any = self.cluster.coordination().read_namespaced_lease(
                 LEASE, self.namespace, _request_timeout=10
             )
         except ApiException as error:

@@ -101,7 +101,7 @@ class JobRecorder:
 
     def relist(self) -> str:
         """List every Job, record it, mark vanished uids deleted; the list's resourceVersion."""
-        listed = self.batch.list_namespaced_job(self.namespace, _request_timeout=15)
+        listed: Any = self.batch.list_namespaced_job(self.namespace, _request_timeout=15)
         present = set()
         for job in listed.items:
             self._record(job)
@@ -119,7 +119,8 @@ class JobRecorder:
             try:
                 if version is None:
                     version = self.relist()
-                stream = watch.Watch().stream(
+                watcher: Any = watch.Watch()  # type: ignore[no-untyped-call]
+                stream = watcher.stream(
                     self.batch.list_namespaced_job,
                     self.namespace,
                     resource_version=version,
