@@ -288,8 +288,14 @@ class KubeGateway:
         return list(found.get("items") or [])
 
     async def delete_job(self, namespace: str, name: str, *, uid: str) -> bool:
-        """Delete a Job (and, through the garbage collector, its pods); False if gone already."""
-        body = {"propagationPolicy": "Background", "preconditions": {"uid": uid}}
+        """Delete a Job and its pods; False if gone already.
+
+        Foreground: the garbage collector deletes the pods at once, although the Job itself
+        stays until the run-record finalizer is released. With Background the pods would
+        wait for the Job to be gone, so a replaced run held by its finalizer would keep
+        running, even to completion, while the ledger calls it cancelled.
+        """
+        body = {"propagationPolicy": "Foreground", "preconditions": {"uid": uid}}
         try:
             await self._call(self._batch.delete_namespaced_job, name, namespace, body=body)
         except (NotFound, Conflict):
