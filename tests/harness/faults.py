@@ -28,6 +28,9 @@ from tests.harness.operator import OperatorProcess
 from trigger_operator.devcluster.cluster import DevCluster
 
 LEASE = "trigger-operator-leader"
+# kube-apiserver needs etcd to answer before /readyz does; on a loaded machine that can
+# take more than a minute.
+RESTART_TIMEOUT = 180.0
 
 
 @dataclass
@@ -211,7 +214,7 @@ class FaultInjector:
     def _apiserver_restart(self) -> str:
         assert self.control_plane is not None
         down = self.rng.uniform(1.0, 5.0)
-        self.control_plane.restart_apiserver(down_seconds=down)
+        self.control_plane.restart_apiserver(down_seconds=down, timeout=RESTART_TIMEOUT)
         return f"down {down:.1f} s"
 
     def _etcd_compaction_relist(self) -> str:
@@ -219,5 +222,5 @@ class FaultInjector:
         revision = self.control_plane.compact_etcd()
         # Established watches are served from the API server's cache and survive a
         # compaction; a restart makes every watch resume from a compacted revision.
-        self.control_plane.restart_apiserver()
+        self.control_plane.restart_apiserver(timeout=RESTART_TIMEOUT)
         return f"at revision {revision}"

@@ -47,9 +47,12 @@ def test_a_restarted_api_server_keeps_its_objects_and_a_new_process(
     assert listening(attached.state.apiserver_port)
     assert core.read_namespace("kept").metadata.name == "kept"
     # The cluster's folder names the new process, so a later stop finds it.
-    assert DevCluster.attach(own_cluster.state_dir, own_cluster.binaries).state.pids[  # type: ignore[union-attr]
-        "kube-apiserver"
-    ] == after
+    assert (
+        DevCluster.attach(own_cluster.state_dir, own_cluster.binaries).state.pids[  # type: ignore[union-attr]
+            "kube-apiserver"
+        ]
+        == after
+    )
 
 
 def test_a_watch_from_before_a_compaction_is_told_410_gone(own_cluster: DevCluster) -> None:
