@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .PHONY: help setup venv control-plane postgres promtool argocd-cm argocd-samples lint fmt test test-unit test-integration \
-        run cluster-up cluster-down cluster-status crd clean
+        run cluster-up cluster-down cluster-status crd clean chaos chaos-short
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -67,17 +67,27 @@ endef
 # Lint and the unit tier first: they need no cluster, so a mistake shows in seconds, before
 # the control-plane build and the PostgreSQL and promtool set-up. Then every other tier,
 # once each: ledger, Argo CD (Lua in gopher-lua, the argocd-cm patch), monitoring
-# (promtool, the dashboard), integration, e2e.
+# (promtool, the dashboard), integration, e2e. The fault-injection suite (tests/chaos) is
+# not part of it yet: it still finds open ledger bugs (docs/reliability.md); `make chaos`
+# and `make chaos-short` run it.
 test: lint  ## lint and the unit tier, then the ledger, Argo CD, monitoring, integration and e2e tiers
 	@$(call pytest_tier,tests/unit)
 	@$(MAKE) --no-print-directory control-plane postgres promtool
-	@$(call pytest_tier,tests --ignore=tests/unit)
+	@$(call pytest_tier,tests --ignore=tests/unit --ignore=tests/chaos)
 
 test-unit: venv  ## the unit tier alone (no cluster)
 	@$(call pytest_tier,tests/unit)
 
 test-integration: setup  ## the integration tier alone
 	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
+
+# The fault-injection suite (tests/chaos): CHAOS_FAULTS faults (default 300) at random
+# moments; CHAOS_SEED=N replays one run.
+chaos: setup  ## the long fault-injection profile (>= 300 faults; 20-40 minutes)
+	CHAOS_PROFILE=long $(BIN)/pytest tests/chaos -s $(PYTEST_ARGS)
+
+chaos-short: setup  ## the short fault-injection profile (a few faults of each kind; minutes)
+	CHAOS_PROFILE=short $(BIN)/pytest tests/chaos -s $(PYTEST_ARGS)
 
 cluster-up: venv control-plane  ## start the dev cluster (kubeconfig in .dev/kubeconfig)
 	$(BIN)/trigger-operator dev-cluster up --dev-dir $(DEV)

@@ -228,6 +228,69 @@ class DevCluster:
         state = self.state or self._load_state()
         return state is not None and _pgid_alive(state.pgid)
 
+    @classmethod
+    def attach(cls, state_dir: Path, binaries: Binaries, *, log: Log = print) -> DevCluster:
+        """The cluster already running in `state_dir` (started by this or another process)."""
+        cluster = cls(state_dir, binaries, log=log)
+        cluster.state = cluster._load_state()
+        if cluster.state is None:
+            raise ClusterError(f"no control plane runs in {cluster.state_dir}")
+        return cluster
+
+    # -- faults (for the fault-injection tests) ----------------------------------------
+
+    def restart_apiserver(self, *, down_seconds: float = 0.0, timeout: float = 60.0) -> None:
+        """Kill kube-apiserver (SIGKILL, a crash), wait `down_seconds`, start it again.
+
+        It comes back with the same command line, port and etcd data, in the cluster's
+        process group; this returns once it answers /readyz. Clients see their
+        connections drop and their watches end, as in a real control-plane restart.
+        """
+        # The folder, not memory: another instance may have restarted it since.
+        state = self._load_state()
+        if state is None:
+            raise ClusterError("the control plane is not running")
+        self.state = state
+        pid = state.pids["kube-apiserver"]
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while listening(state.apiserver_port) and time.monotonic() < deadline:
+            self._reap()
+            time.sleep(0.05)
+        time.sleep(down_seconds)
+        self._spawn("kube-apiserver", [arg.decode() for arg in args])
+        self._wait_ok(
+            f"{state.server}/readyz", "kube-apiserver", deadline=timeout, tls=self._admin_tls()
+        )
+
+    def compact_etcd(self) -> int:
+        """Compact etcd at its current revision and return that revision.
+
+        Watches that resume from an older resourceVersion then get 410 Gone and relist.
+        """
+        state = self.state or self._load_state()
+        if state is None:
+            raise ClusterError("the control plane is not running")
+        base = f"http://127.0.0.1:{state.etcd_port}/v3/kv"
+        key = base64.b64encode(b"/registry").decode()
+        header = self._etcd_call(f"{base}/range", {"key": key, "limit": 1})["header"]
+        revision = int(header["revision"])
+        self._etcd_call(f"{base}/compaction", {"revision": revision, "physical": True})
+        return revision
+
+    @staticmethod
+    def _etcd_call(url: str, body: dict[str, Any]) -> Any:
+        request = urllib.request.Request(
+            url,
+            data=json.dumps(body).encode(),
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read() or b"null")
+
     # -- components --------------------------------------------------------------------
 
     def _etcd_args(self, data_dir: Path, port: int, peer_port: int) -> list[str]:
@@ -341,17 +404,17 @@ class DevCluster:
         if not self.state.pgid:
             self.state.pgid = process.pid
         self.state.pids[name] = process.pid
-        self._children = [*getattr(self, "_children", []), process]
+        # A restarted component replaces its predecessor: only live ones are checked.
+        self._children = {**getattr(self, "_children", {}), name: process}
         self._save_state()
 
     def _reap(self) -> None:
-        for child in getattr(self, "_children", []):
+        for child in getattr(self, "_children", {}).values():
             child.poll()
 
     def _check_alive(self) -> None:
-        for child, name in zip(
-            getattr(self, "_children", []), self.state.pids if self.state else {}, strict=False
-        ):
+        children: dict[str, subprocess.Popen[bytes]] = getattr(self, "_children", {})
+        for name, child in children.items():
             if child.poll() is not None:
                 raise ClusterError(
                     f"{name} exited with code {child.returncode}; "

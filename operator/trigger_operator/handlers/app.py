@@ -41,6 +41,7 @@ from trigger_operator.leadership.elector import (
 from trigger_operator.leadership.revision import discover_revision
 from trigger_operator.ledger.writer import LedgerWriter, open_ledger
 from trigger_operator.metrics import Metrics
+from trigger_operator.models.api import GROUP, PLURAL, VERSION
 from trigger_operator.models.leadership import LeadershipEvent
 from trigger_operator.models.settings import Settings
 from trigger_operator.scheduler.cache import TriggerCache
@@ -213,6 +214,62 @@ async def _resync(scheduler: Scheduler, clock: Clock) -> None:
                 log.warning("cannot list the cluster yet; retrying", extra={"error": str(error)})
             await clock.sleep(delay)
             delay = min(30.0, delay * 2)
+
+
+# What kopf watches: it resolves them once, when it starts, from the API's discovery, and
+# re-resolves only on events of the CRD watch. A kopf started while the API server is
+# still coming up (a restart, an upgrade) finds them missing and never watches them:
+# no trigger created later, no run-now, no Job completion would ever reach the cache.
+WATCHED_RESOURCES = (
+    (GROUP, VERSION, PLURAL),
+    ("batch", "v1", "jobs"),
+    ("coordination.k8s.io", "v1", "leases"),
+    ("apiextensions.k8s.io", "v1", "customresourcedefinitions"),
+)
+
+
+class Discovery(Protocol):
+    async def served_resources(self, group: str, version: str) -> set[str]: ...
+
+
+async def wait_until_served(
+    discovery: Discovery,
+    clock: Clock,
+    resources: tuple[tuple[str, str, str], ...] = WATCHED_RESOURCES,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Return once the API server's discovery lists every resource kopf must watch.
+
+    Retries with back-off (0.5 s doubling to 10 s), logging the wait once; returns early
+    when `stop` is set.
+    """
+    stop = stop or asyncio.Event()
+    delay, failures = 0.5, 0
+    while True:
+        missing: list[str] = []
+        try:
+            for group, version, plural in resources:
+                if plural not in await discovery.served_resources(group, version):
+                    missing.append(f"{plural}.{version}.{group}")
+        except KubeError as error:
+            missing = [f"discovery failed: {error}"]
+        if not missing:
+            if failures:
+                log.info(
+                    "the API server serves every watched resource",
+                    extra={"failed_attempts": failures},
+                )
+            return
+        failures += 1
+        if failures == 1:
+            log.warning(
+                "waiting for the API server to serve the watched resources; retrying",
+                extra={"missing": ", ".join(missing)},
+            )
+        await clock.wait_any(stop, within=delay)
+        if stop.is_set():
+            return
+        delay = min(10.0, delay * 2)
 
 
 class OperatorLoop(asyncio.SelectorEventLoop):
@@ -407,6 +464,7 @@ async def run_operator(
     tasks[1].add_done_callback(on_election_end)
     namespaces = _watched_namespaces(settings, parts.lease)
     try:
+        await wait_until_served(parts.gateway, clock, stop=stop_flag)
         await kopf.operator(
             registry=build_registry(
                 parts.scheduler,

@@ -306,8 +306,14 @@ class KubeGateway:
         return list(found.get("items") or [])
 
     async def delete_job(self, namespace: str, name: str, *, uid: str) -> bool:
-        """Delete a Job (and, through the garbage collector, its pods); False if gone already."""
-        body = {"propagationPolicy": "Background", "preconditions": {"uid": uid}}
+        """Delete a Job and its pods; False if gone already.
+
+        Foreground: the garbage collector deletes the pods at once, although the Job itself
+        stays until the run-record finalizer is released. With Background the pods would
+        wait for the Job to be gone, so a replaced run held by its finalizer would keep
+        running, even to completion, while the ledger calls it cancelled.
+        """
+        body = {"propagationPolicy": "Foreground", "preconditions": {"uid": uid}}
         try:
             await self._call(
                 self._batch.delete_namespaced_job, name, namespace, body=body, fenced=True
@@ -415,6 +421,11 @@ class KubeGateway:
             await self._call(self._core.create_namespaced_event, namespace, body)
 
     # -- pods, replica sets, leases (leadership) --------------------------------------------
+
+    async def served_resources(self, group: str, version: str) -> set[str]:
+        """The resources the API server's discovery lists under group/version (none: empty)."""
+        found = await self._maybe(self._custom.get_api_resources, group, version)
+        return {str(item.get("name")) for item in (found or {}).get("resources") or []}
 
     async def read_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
         return await self._maybe(  # type: ignore[no-any-return]
