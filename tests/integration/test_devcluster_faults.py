@@ -4,7 +4,9 @@ from an older resourceVersion fail with 410 Gone (the relist the suite wants to 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kubernetes import client, config, watch
@@ -17,15 +19,16 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def own_cluster(tmp_path_factory: pytest.TempPathFactory) -> DevCluster:
+def own_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevCluster]:
     cluster = DevCluster(tmp_path_factory.mktemp("faults"), binaries.ensure(), log=lambda _: None)
     cluster.start()
-    yield cluster  # type: ignore[misc]
+    yield cluster
     cluster.stop()
 
 
-def _core(cluster: DevCluster) -> client.CoreV1Api:
-    return client.CoreV1Api(config.new_client_from_config(config_file=str(cluster.kubeconfig)))
+def _core(cluster: DevCluster) -> Any:
+    api = config.new_client_from_config(config_file=str(cluster.kubeconfig))  # type: ignore[no-untyped-call]
+    return client.CoreV1Api(api)
 
 
 def test_a_restarted_api_server_keeps_its_objects_and_a_new_process(
@@ -47,12 +50,9 @@ def test_a_restarted_api_server_keeps_its_objects_and_a_new_process(
     assert listening(attached.state.apiserver_port)
     assert core.read_namespace("kept").metadata.name == "kept"
     # The cluster's folder names the new process, so a later stop finds it.
-    assert (
-        DevCluster.attach(own_cluster.state_dir, own_cluster.binaries).state.pids[  # type: ignore[union-attr]
-            "kube-apiserver"
-        ]
-        == after
-    )
+    again = DevCluster.attach(own_cluster.state_dir, own_cluster.binaries)
+    assert again.state is not None
+    assert again.state.pids["kube-apiserver"] == after
 
 
 def test_a_watch_from_before_a_compaction_is_told_410_gone(own_cluster: DevCluster) -> None:
@@ -70,7 +70,8 @@ def test_a_watch_from_before_a_compaction_is_told_410_gone(own_cluster: DevClust
     own_cluster.restart_apiserver()
 
     with pytest.raises(ApiException) as caught:
-        for _ in watch.Watch().stream(
+        stream: Any = watch.Watch().stream  # type: ignore[no-untyped-call]
+        for _ in stream(
             core.list_namespaced_config_map,
             "default",
             resource_version=old,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -52,9 +53,9 @@ def test_a_replaced_run_stops_while_its_job_is_still_held(
     try:
         wait_for(
             lambda: (
-                triggers.batch.read_namespaced_job(
-                    name, triggers.namespace
-                ).metadata.deletion_timestamp
+                _meta(
+                    triggers.batch.read_namespaced_job(name, triggers.namespace)
+                ).deletion_timestamp
             ),
             timeout=30,
             message=f"{name} replaced (marked for deletion)",
@@ -62,15 +63,21 @@ def test_a_replaced_run_stops_while_its_job_is_still_held(
         # Past the moment its pod would have finished had it kept running.
         time.sleep(12)
         held = triggers.batch.read_namespaced_job(name, triggers.namespace)
-        assert held.metadata.finalizers == [HOLD], "the operator released its finalizer"
+        assert _meta(held).finalizers == [HOLD], "the operator released its finalizer"
         assert not _complete(held), f"the replaced run {name} ran to completion"
         pods = triggers.cluster.core().list_namespaced_pod(
             triggers.namespace, label_selector=f"job-name={name}"
         )
-        assert not [p for p in pods.items if not p.metadata.deletion_timestamp], pods.items
+        assert not [p for p in pods.items if not _meta(p).deletion_timestamp], pods.items
     finally:
         job = triggers.batch.read_namespaced_job(name, triggers.namespace)
-        kept = [f for f in job.metadata.finalizers or [] if f != HOLD]
+        kept = [f for f in _meta(job).finalizers or [] if f != HOLD]
         triggers.batch.patch_namespaced_job(
             name, triggers.namespace, {"metadata": {"finalizers": kept or None}}
         )
+
+
+def _meta(obj: Any) -> Any:
+    """An API object's metadata (the client types it optional; the server always sets it)."""
+    assert obj.metadata is not None
+    return obj.metadata

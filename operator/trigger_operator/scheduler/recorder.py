@@ -2,6 +2,10 @@
 
 The rule that goes with them: only the replica that leads writes the ledger (a standby
 sees the same Job events; one writer keeps rows from flapping between replicas' views).
+A standby keeps what it would have written (the newest UNWRITTEN_LIMIT records), and
+writes it when it becomes leader: a run that finished, and whose Job went, while the
+leader could not write (it crashed with the record still queued, or was cut off) still
+gets its final row from the successor.
 Run counters by result and the triggers-by-state gauge are this replica's own view and
 are kept on every replica.
 
@@ -12,13 +16,14 @@ database never delays dispatch.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Iterable
 from datetime import datetime
 
 from trigger_operator.clock import Clock
 from trigger_operator.jobs.builder import TriggerRef
 from trigger_operator.jobs.state import ObservedJob, RunResult
-from trigger_operator.ledger.records import RunRef
+from trigger_operator.ledger.records import LedgerStatus, RunRecord, RunRef
 from trigger_operator.ledger.writer import LedgerWriter
 from trigger_operator.metrics import Metrics, RunOutcome, TriggerState
 from trigger_operator.models.instants import format_instant
@@ -37,6 +42,9 @@ from trigger_operator.scheduler.gate import Gate
 from trigger_operator.scheduler.status import status_of
 
 log = logging.getLogger(__name__)
+
+UNWRITTEN_LIMIT = 10_000
+"""How many records a standby keeps for when it leads (the oldest go first)."""
 
 _FINISHED = {RunResult.SUCCEEDED: RunOutcome.SUCCEEDED, RunResult.FAILED: RunOutcome.FAILED}
 
@@ -57,6 +65,7 @@ class RunRecorder:
         # not record them again as deleted by someone else.
         self._accounted: set[str] = set()
         self._states: dict[str, TriggerState] = {}
+        self._unwritten: deque[RunRecord] = deque(maxlen=UNWRITTEN_LIMIT)
 
     # -- Jobs, as the watch reports them ---------------------------------------------------
 
@@ -73,8 +82,8 @@ class RunRecorder:
     def job_seen(self, job: ObservedJob) -> None:
         """Write what `job` says about its run (pending until it starts)."""
         record = job_record(job)
-        if record is not None and self.gate.may_write():
-            self.ledger.record(record)
+        if record is not None:
+            self._write(record)
 
     def job_deleted(self, job: ObservedJob) -> None:
         """A Job is gone. Finished runs keep their rows; an unfinished one was stopped."""
@@ -186,13 +195,16 @@ class RunRecorder:
         self._synced.clear()
         if not self.gate.may_write():
             return
+        kept = self.ledger.reconcile(self._unwritten)
+        self._unwritten.clear()
         triggers = records = 0
         for entry in entries:
             if not entry.body["metadata"].get("deletionTimestamp"):
                 triggers += 1
                 records += self._sync(entry, status_of(entry.body))
         log.info(
-            "ledger reconciled with the cluster", extra={"triggers": triggers, "records": records}
+            "ledger reconciled with the cluster",
+            extra={"triggers": triggers, "records": records, "seen_while_standing_by": kept},
         )
 
     def sync_once(self, entry: TriggerEntry, status: TriggerStatus) -> None:
@@ -209,10 +221,23 @@ class RunRecorder:
     def _cancelled(self, job: ObservedJob, reason: str, message: str) -> None:
         self._accounted.add(job.uid)
         ref = run_ref(job)
-        if ref is not None and self.gate.may_write():
-            self.ledger.record_cancelled(
-                ref, reason=reason, message=message, finished_at=self.clock.now()
+        if ref is not None:
+            self._write(
+                RunRecord(
+                    ref=ref,
+                    status=LedgerStatus.CANCELLED,
+                    reason=reason,
+                    message=message,
+                    finished_at=self.clock.now(),
+                )
             )
+
+    def _write(self, record: RunRecord) -> None:
+        """To the ledger while leading; else kept for when this replica leads."""
+        if self.gate.may_write():
+            self.ledger.record(record)
+        else:
+            self._unwritten.append(record)
 
 
 def ref_context(ref: TriggerRef) -> dict[str, str]:

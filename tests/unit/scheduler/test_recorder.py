@@ -105,3 +105,20 @@ def test_reconciling_writes_the_evidence_of_every_trigger_not_being_deleted(
     setup.recorder.reconcile([live, going])
 
     assert setup.written() == [(KEY, LedgerStatus.SUCCEEDED, None)]
+
+
+def test_what_a_standby_saw_is_written_once_it_leads_even_after_the_job_is_gone(
+    setup: Setup,
+) -> None:
+    setup.gate.leading = False
+    setup.recorder.job_changed(state(RUNNING), None)
+    setup.recorder.job_changed(state(SUCCEEDED), state(RUNNING))  # then the Job went
+    assert setup.written() == []
+
+    setup.gate.leading = True
+    setup.recorder.reconcile([])  # taking over: no trigger or Job left to rebuild from
+
+    assert setup.written() == [
+        (KEY, LedgerStatus.RUNNING, None),
+        (KEY, LedgerStatus.SUCCEEDED, None),
+    ]
