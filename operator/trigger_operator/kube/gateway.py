@@ -264,11 +264,15 @@ class KubeGateway:
 
     # -- jobs ----------------------------------------------------------------------------
 
-    async def list_labelled_jobs(self, namespace: str | None, label: str) -> Listing:
-        """Every Job that carries `label`, in `namespace` (None: every namespace)."""
+    async def list_jobs(self, namespace: str | None, label_selector: str) -> Listing:
+        """The Jobs `label_selector` selects, in `namespace` (None: every namespace)."""
         if namespace is None:
-            return await self._list(self._batch.list_job_for_all_namespaces, label_selector=label)
-        return await self._list(self._batch.list_namespaced_job, namespace, label_selector=label)
+            return await self._list(
+                self._batch.list_job_for_all_namespaces, label_selector=label_selector
+            )
+        return await self._list(
+            self._batch.list_namespaced_job, namespace, label_selector=label_selector
+        )
 
     async def create_job(self, body: dict[str, Any]) -> dict[str, Any]:
         """Create a Job; `AlreadyExists` when its name is taken, `Invalid` when too large."""
@@ -298,12 +302,6 @@ class KubeGateway:
         return await self._maybe(  # type: ignore[no-any-return]
             self._batch.read_namespaced_job, name, namespace
         )
-
-    async def list_jobs(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
-        found = await self._call(
-            self._batch.list_namespaced_job, namespace, label_selector=label_selector
-        )
-        return list(found.get("items") or [])
 
     async def delete_job(self, namespace: str, name: str, *, uid: str) -> bool:
         """Delete a Job and its pods; False if gone already.

@@ -147,7 +147,7 @@ class Scheduler:
         for namespace in self._namespaces:
             try:
                 triggers = await self._lister.list_triggers(namespace)
-                jobs = await self._lister.list_labelled_jobs(namespace, LABEL_TRIGGER_UID)
+                jobs = await self._lister.list_jobs(namespace, LABEL_TRIGGER_UID)
             except Forbidden as error:
                 if namespace is None:
                     raise  # nothing can be listed: the caller retries and says so

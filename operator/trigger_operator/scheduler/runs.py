@@ -188,7 +188,7 @@ class RunDispatcher:
         listed = await self.gateway.list_jobs(
             entry.namespace, label_selector=f"{LABEL_TRIGGER_UID}={entry.uid}"
         )
-        for item in listed:
+        for item in listed.items:
             state = observe_job(item)
             jobs[state.name] = state
 

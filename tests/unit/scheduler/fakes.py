@@ -160,9 +160,16 @@ class FakeGateway:
         await self._enter("list_triggers")
         return self._listing(self.triggers, namespace, lambda body: True)
 
-    async def list_labelled_jobs(self, namespace: str | None, label: str) -> Listing:
-        await self._enter("list_labelled_jobs")
-        return self._listing(self.jobs, namespace, lambda body: label in body["metadata"]["labels"])
+    async def list_jobs(self, namespace: str | None, label_selector: str) -> Listing:
+        """Selectors as the scheduler writes them: `key` (has the label) or `key=value`."""
+        await self._enter("list_jobs")
+        label, equals, value = label_selector.partition("=")
+
+        def selected(body: dict[str, Any]) -> bool:
+            labels = body["metadata"]["labels"]
+            return labels.get(label) == value if equals else label in labels
+
+        return self._listing(self.jobs, namespace, selected)
 
     async def create_job(self, body: dict[str, Any]) -> dict[str, Any]:
         await self._enter("create_job")
@@ -193,15 +200,6 @@ class FakeGateway:
         await self._enter("read_job")
         found = self.jobs.get((namespace, name))
         return copy.deepcopy(found) if found is not None else None
-
-    async def list_jobs(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
-        await self._enter("list_jobs")
-        label, _, value = label_selector.partition("=")
-        return [
-            copy.deepcopy(body)
-            for (ns, _), body in sorted(self.jobs.items())
-            if ns == namespace and body["metadata"]["labels"].get(label) == value
-        ]
 
     async def delete_job(self, namespace: str, name: str, *, uid: str) -> bool:
         await self._enter("delete_job")

@@ -276,7 +276,7 @@ async def test_a_resync_drops_a_vanished_job_so_forbid_does_not_skip_behind_a_gh
 
 async def test_a_resync_keeps_what_the_watch_delivered_after_the_listing(loop: Loop) -> None:
     listing = await loop.gateway.list_triggers(None)  # read before the trigger exists
-    jobs = await loop.gateway.list_labelled_jobs(None, "triggers.dev/trigger-uid")
+    jobs = await loop.gateway.list_jobs(None, "triggers.dev/trigger-uid")
     loop.add(schedule="*/5 * * * *")
     await settle()
 
