@@ -70,9 +70,17 @@ class FakeGateway:
         """Make the next `times` calls of `method` raise `error`."""
         self._failures[method].extend([error] * times)
 
-    def before(self, method: str, hook: Callable[[], None]) -> None:
-        """Run `hook` ahead of every call of `method`."""
-        self._before[method] = hook
+    def before(self, method: str, hook: Callable[[], None], *, once: bool = False) -> None:
+        """Run `hook` ahead of every call of `method` (with `once`, ahead of the next only)."""
+        if once:
+
+            def first_only() -> None:
+                del self._before[method]
+                hook()
+
+            self._before[method] = first_only
+        else:
+            self._before[method] = hook
 
     def add_trigger(
         self,

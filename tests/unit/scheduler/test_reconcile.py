@@ -191,12 +191,11 @@ async def test_a_status_patch_answered_409_rereads_and_the_next_pass_only_advanc
     world.at(at(2, 30))
 
     def someone_else_writes() -> None:
-        world.gateway.before("patch_trigger_status", lambda: None)
         world.gateway.edit_trigger(
             NAMESPACE, NAME, lambda body: body["metadata"].setdefault("labels", {}).update(x="y")
         )
 
-    world.gateway.before("patch_trigger_status", someone_else_writes)
+    world.gateway.before("patch_trigger_status", someone_else_writes, once=True)
 
     retry_at = await world.run(entry)
 
@@ -576,12 +575,11 @@ async def test_a_conflict_whose_fresh_read_is_another_trigger_ends_the_work(worl
     world.at(at(2, 30))
 
     def deleted_and_created_again() -> None:
-        world.gateway.before("patch_trigger_status", lambda: None)
         world.gateway.add_trigger(
             {"jobTemplate": TEMPLATE, "schedule": "0 9 * * *"}, uid="another", created=CREATED
         )
 
-    world.gateway.before("patch_trigger_status", deleted_and_created_again)
+    world.gateway.before("patch_trigger_status", deleted_and_created_again, once=True)
 
     assert await world.run(entry) is None
     assert entry.body["metadata"]["uid"] == UID  # the new object is not this entry
