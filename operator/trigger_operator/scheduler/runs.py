@@ -160,10 +160,12 @@ class RunDispatcher:
         doomed = [
             j for j in jobs.values() if j.held and handled(j, status, current_run_now=current)
         ]
-        if any(job.result is RunResult.RUNNING for job in doomed):
+        running = [job for job in doomed if job.result is RunResult.RUNNING]
+        if running:
             found = await self.gateway.read_trigger(entry.namespace, entry.name)
             if found is None or found["metadata"]["uid"] != entry.uid:
-                self.recorder.trigger_deleted(entry)
+                for job in running:
+                    self.recorder.orphaned(job)
         for job in doomed:
             await self.release(job)
 
