@@ -20,6 +20,9 @@ from trigger_operator.models.instants import Instant
 RUN_NOW_HISTORY_LIMIT = 10
 """How many handled run-now values status remembers; older ones are dropped."""
 
+NOT_STARTED_HISTORY_LIMIT = 10
+"""How many scheduled times passed without a run (skipped, missed) status remembers."""
+
 
 class RunResult(StrEnum):
     """How a run ended, or that it has not yet."""
@@ -83,6 +86,19 @@ class RunNowRecord(ResourceModel):
 
     handled_at: Instant
     """When the operator started the run for it."""
+
+
+class NotStarted(ResourceModel):
+    """A scheduled time the cursor passed without starting a run for it."""
+
+    scheduled_for: Instant
+    """The scheduled time."""
+
+    reason: str
+    """Why it did not run: Missed, or ConcurrencyForbid."""
+
+    kind: Literal["scheduled", "catch-up"] = "scheduled"
+    """The kind of run it would have been."""
 
 
 class TriggerStatus(ResourceModel):
@@ -151,6 +167,13 @@ class TriggerStatus(ResourceModel):
     run_now: list[RunNowRecord] = Field(default_factory=list, max_length=RUN_NOW_HISTORY_LIMIT)
     """The most recent run-now annotation values handled, oldest first."""
 
+    not_started: list[NotStarted] = Field(
+        default_factory=list, max_length=NOT_STARTED_HISTORY_LIMIT
+    )
+    """The most recent scheduled times passed without a run, oldest first: written with
+    the cursor that passes them, so that their ledger rows (skipped, missed) can be
+    written again by any leader after a crash that lost them."""
+
     @computed_field  # type: ignore[prop-decorator]
     @property
     def active_count(self) -> int:
@@ -160,6 +183,13 @@ class TriggerStatus(ResourceModel):
     def handled_run_now(self, value: str) -> bool:
         """Whether a run has already been started for this run-now value."""
         return any(record.value == value for record in self.run_now)
+
+    def with_not_started(self, passed: list[NotStarted]) -> TriggerStatus:
+        """A copy that remembers `passed` too, forgetting the oldest beyond the limit."""
+        if not passed:
+            return self
+        records = sorted([*self.not_started, *passed], key=lambda record: record.scheduled_for)
+        return self.model_copy(update={"not_started": records[-NOT_STARTED_HISTORY_LIMIT:]})
 
     def with_run_now(self, value: str, *, handled_at: datetime) -> TriggerStatus:
         """A copy that remembers `value`, forgetting the oldest beyond the limit."""

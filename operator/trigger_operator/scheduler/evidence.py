@@ -10,9 +10,10 @@ an outage: records the writer had to drop are written again from the world.
 What the world cannot tell, and so a dropped record cannot be rebuilt:
 - a run whose Job is gone (pruned by the history limits, deleted with its trigger) and
   that is not the trigger's `status.lastRun`;
-- `skipped` runs (no Job is created), and `cancelled` ones (the Job is deleted);
-- `missed` times other than the newest (`status.lastMissedTime`); `status.missedRuns`
-  only counts them;
+- `skipped` and `missed` times beyond the newest NOT_STARTED_HISTORY_LIMIT that status
+  remembers (`status.notStarted`, written with the cursor that passes them); a longer
+  outage's missed times are only counted (`status.missedRuns`);
+- `cancelled` runs (the Job is deleted);
 - the kind (`scheduled` or `catch-up`) of a run known only from `status.lastRun`; it is
   recorded as `scheduled`.
 Every record is an idempotent upsert that only moves a run forward, so evidence never
@@ -24,11 +25,13 @@ from __future__ import annotations
 from trigger_operator.jobs.builder import RunKind, TriggerRef, manual_job_name
 from trigger_operator.jobs.state import ObservedJob, RunResult
 from trigger_operator.ledger.records import LedgerStatus, RunRecord, RunRef, attempts_for
-from trigger_operator.models.status import TriggerStatus
+from trigger_operator.models.status import NotStarted, TriggerStatus
 from trigger_operator.scheduler.cache import TriggerEntry
 
 MISSED_REASON = "Missed"
 MISSED_MESSAGE = "not started: operator down past the deadline, or left out by catchUp"
+FORBID_REASON = "ConcurrencyForbid"
+FORBID_MESSAGE = "not started: an earlier run was active (concurrencyPolicy Forbid)"
 
 _FINAL = {
     RunResult.SUCCEEDED: LedgerStatus.SUCCEEDED,
@@ -100,22 +103,32 @@ def trigger_evidence(entry: TriggerEntry, status: TriggerStatus) -> list[RunReco
     last = status.last_run
     if last is not None and last.result in _FINAL and last.name not in entry.jobs:
         records.append(RunRecord(ref=_last_run_ref(trigger, status), status=_FINAL[last.result]))
+    ran = {job.scheduled_for for job in entry.jobs.values() if not job.run_now}
+    passed = {time.scheduled_for: time for time in status.not_started}
     missed = status.last_missed_time
-    if missed is not None and not any(
-        job.scheduled_for == missed and not job.run_now for job in entry.jobs.values()
-    ):
-        ref = RunRef.scheduled(
-            namespace=trigger.namespace,
-            trigger_name=trigger.name,
-            trigger_uid=trigger.uid,
-            scheduled_for=missed,
-        )
-        records.append(
-            RunRecord(
-                ref=ref, status=LedgerStatus.MISSED, reason=MISSED_REASON, message=MISSED_MESSAGE
-            )
-        )
+    if missed is not None and missed not in passed:
+        passed[missed] = NotStarted(scheduled_for=missed, reason=MISSED_REASON)
+    for scheduled_for, time in sorted(passed.items()):
+        if scheduled_for not in ran:
+            records.append(_not_started_record(trigger, time))
     return records
+
+
+def _not_started_record(trigger: TriggerRef, record: NotStarted) -> RunRecord:
+    """The ledger row of a time status remembers passing without a run."""
+    ref = RunRef.scheduled(
+        namespace=trigger.namespace,
+        trigger_name=trigger.name,
+        trigger_uid=trigger.uid,
+        scheduled_for=record.scheduled_for,
+        kind=RunKind(record.kind),
+    )
+    if record.reason == MISSED_REASON:
+        return RunRecord(
+            ref=ref, status=LedgerStatus.MISSED, reason=MISSED_REASON, message=MISSED_MESSAGE
+        )
+    message = FORBID_MESSAGE if record.reason == FORBID_REASON else None
+    return RunRecord(ref=ref, status=LedgerStatus.SKIPPED, reason=record.reason, message=message)
 
 
 def _last_run_ref(trigger: TriggerRef, status: TriggerStatus) -> RunRef:

@@ -12,9 +12,11 @@
    nothing.
 5. Start a run for a new value of the run-now annotation.
 6. Patch status (`status`, `publish`) with a resourceVersion precondition: a stale
-   writer gets 409 and re-reads instead of moving the cursor back. Only then do the
-   times not started reach the ledger (`recorder`), so a pass that fails and plans
-   again never leaves a skipped or missed row for a time that it then starts.
+   writer gets 409 and re-reads instead of moving the cursor back. The times passed
+   without a run go into the same patch (`status.notStarted`), and only then reach the
+   ledger (`recorder`): a pass that fails and plans again never leaves a skipped or
+   missed row for a time that it then starts, and a crash that loses the queued rows
+   leaves their evidence for the next leader's reconciliation.
 7. Prune finished Jobs beyond the history limits, and release deleted Jobs whose times
    status now shows handled (`runs`: the run-record finalizer).
 
@@ -48,7 +50,7 @@ from trigger_operator.metrics import TriggerState
 from trigger_operator.models.instants import parse_api_time
 from trigger_operator.models.runs import RunKind
 from trigger_operator.models.spec import ConcurrencyPolicy, TriggerSpec
-from trigger_operator.models.status import TriggerStatus
+from trigger_operator.models.status import NOT_STARTED_HISTORY_LIMIT, NotStarted, TriggerStatus
 from trigger_operator.schedule.jitter import jitter_for
 from trigger_operator.schedule.planner import Plan, plan
 from trigger_operator.schedule.progress import (
@@ -57,6 +59,7 @@ from trigger_operator.schedule.progress import (
     schedule_fingerprint,
 )
 from trigger_operator.scheduler.cache import TriggerEntry
+from trigger_operator.scheduler.evidence import FORBID_REASON, MISSED_REASON
 from trigger_operator.scheduler.gate import Gate, NotLeading
 from trigger_operator.scheduler.ports import SchedulerGateway
 from trigger_operator.scheduler.publish import StatusPublisher
@@ -272,7 +275,7 @@ class Reconciler:
             jobs=work.jobs,
             generation=work.entry.generation,
             now=work.now,
-        )
+        ).with_not_started(_not_started(work))
         await self.publisher.write_status(work.entry, work.status, new_status)
         work.status = new_status
         for scheduled_for, kind, active in work.skipped:
@@ -363,6 +366,19 @@ class Reconciler:
 
     def _context(self, entry: TriggerEntry) -> dict[str, Any]:
         return {**ref_context(entry.ref), "revision": self.gate.writer.revision}
+
+
+def _not_started(work: _Pass) -> list[NotStarted]:
+    """The times this pass passes without a run, for status to remember (`evidence`)."""
+    passed = [
+        NotStarted(scheduled_for=scheduled_for, reason=FORBID_REASON, kind=kind.value)
+        for scheduled_for, kind, _ in work.skipped
+    ]
+    passed += [
+        NotStarted(scheduled_for=scheduled_for, reason=MISSED_REASON)
+        for scheduled_for in work.outcome.missed[-NOT_STARTED_HISTORY_LIMIT:]
+    ]
+    return passed
 
 
 def _created(body: dict[str, Any], now: datetime) -> datetime:

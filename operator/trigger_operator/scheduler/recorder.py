@@ -32,6 +32,7 @@ from trigger_operator.models.status import TriggerStatus
 from trigger_operator.schedule.planner import Plan
 from trigger_operator.scheduler.cache import TriggerEntry
 from trigger_operator.scheduler.evidence import (
+    FORBID_REASON,
     MISSED_MESSAGE,
     MISSED_REASON,
     job_record,
@@ -146,7 +147,7 @@ class RunRecorder:
             writer = self.gate.writer
             self.ledger.record_skipped(
                 _unstarted_ref(ref, scheduled_for, kind),
-                reason="ConcurrencyForbid",
+                reason=FORBID_REASON,
                 message=f"active: {', '.join(job.name for job in active)}",
                 leader_identity=writer.identity,
                 leader_revision=writer.revision,

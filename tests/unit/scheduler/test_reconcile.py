@@ -34,7 +34,7 @@ from trigger_operator.metrics import Metrics
 from trigger_operator.models.instants import format_instant
 from trigger_operator.models.runs import RunKind
 from trigger_operator.models.spec import TriggerSpec
-from trigger_operator.models.status import TriggerStatus
+from trigger_operator.models.status import NOT_STARTED_HISTORY_LIMIT, TriggerStatus
 from trigger_operator.schedule.jitter import jitter_for
 from trigger_operator.scheduler.cache import TriggerCache, TriggerEntry
 from trigger_operator.scheduler.reconcile import Reconciler
@@ -671,3 +671,54 @@ async def test_run_now_starts_while_suspended_and_while_forbid_has_an_active_run
     manual = [b for b in world.jobs() if b["metadata"]["annotations"].get(ANNOTATION_RUN_NOW)]
     assert len(manual) == 1
     assert len(world.jobs()) == 2
+
+
+# -- evidence that outlives a crash -------------------------------------------------------
+
+
+async def test_skipped_and_missed_rows_lost_in_a_crash_are_written_by_the_next_leader(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entry = world.trigger(schedule="*/10 * * * *", concurrencyPolicy="Forbid", catchUp="Latest")
+    world.at(at(2, 10))
+    await world.run(entry)  # 02:10 runs, and keeps running
+    world.at(at(2, 40, 30))
+    # The leader moves the cursor past 02:20 and 02:30 (missed) and 02:40 (skipped), then
+    # dies before its ledger writer sends the rows: they never reach the database.
+    recorder = world.reconciler.recorder
+    monkeypatch.setattr(recorder, "skipped", lambda *args, **kwargs: None)
+    monkeypatch.setattr(recorder, "missed", lambda *args, **kwargs: None)
+    await world.run(entry)
+    assert world.status()["cursor"] == "2026-11-26T02:40:00Z"
+    assert not [row for row in world.ledger.written() if row[1] is not LedgerStatus.PENDING]
+
+    successor = RunRecorder(
+        ledger=world.ledger.writer, metrics=world.metrics, gate=world.gate, clock=world.clock
+    )
+    entry.body = world.gateway.triggers[(NAMESPACE, NAME)]
+    successor.reconcile([entry])
+
+    rows = {row[0]: row[1:] for row in world.ledger.written()}
+    assert rows[world.key(at(2, 20))] == (LedgerStatus.MISSED, "Missed")
+    assert rows[world.key(at(2, 30))] == (LedgerStatus.MISSED, "Missed")
+    assert rows[world.key(at(2, 40))] == (LedgerStatus.SKIPPED, "ConcurrencyForbid")
+    assert rows[world.key(at(2, 10))] == (LedgerStatus.PENDING, None)
+
+
+async def test_status_remembers_only_the_newest_times_passed_without_a_run(world: World) -> None:
+    entry = world.trigger(schedule="* * * * *", concurrencyPolicy="Forbid")
+    world.at(at(2, 1))
+    await world.run(entry)
+    for minute in range(2, 2 + NOT_STARTED_HISTORY_LIMIT + 5):
+        world.at(at(2, minute))
+        await world.run(entry)
+
+    remembered = world.status()["notStarted"]
+    assert len(remembered) == NOT_STARTED_HISTORY_LIMIT
+    assert remembered[-1] == {
+        "scheduledFor": format_instant(at(2, 1 + NOT_STARTED_HISTORY_LIMIT + 5)),
+        "reason": "ConcurrencyForbid",
+        "kind": "scheduled",
+    }
+    times = [record["scheduledFor"] for record in remembered]
+    assert times == sorted(times)
