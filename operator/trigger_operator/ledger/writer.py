@@ -23,6 +23,10 @@ and `reconcile` fills in from the cluster what an outage lost: listeners added w
 Records that the database rejects as invalid (integrity or data errors) are dropped one
 by one and counted, so that one bad record cannot stall the queue.
 
+Settled runs: the writer remembers the keys of the newest SETTLED_LIMIT runs whose final
+status it has committed (`settled`), so that the scheduler lets a deleted Job go only
+once its run's final row is in the database (the run-record finalizer).
+
 Retention: when given a retention, the writer deletes older rows once at start and then
 every `prune_interval` seconds of its clock's monotonic time.
 """
@@ -34,7 +38,7 @@ import dataclasses
 import functools
 import logging
 import threading
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from itertools import islice
@@ -46,6 +50,7 @@ from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from trigger_operator.clock import Clock
 from trigger_operator.ledger.engine import build_engine, database_url, display_url
 from trigger_operator.ledger.records import (
+    FINAL_STATUSES,
     LeadershipEvent,
     LeadershipRecord,
     LedgerStatus,
@@ -60,6 +65,9 @@ from trigger_operator.models.settings import Settings
 logger = logging.getLogger(__name__)
 
 Record = RunRecord | LeadershipRecord
+
+SETTLED_LIMIT = 100_000
+"""How many runs with a committed final row the writer remembers (`settled`)."""
 
 
 class LedgerSink(Protocol):
@@ -176,6 +184,7 @@ class LedgerWriter:
         self._next_prune: float | None = None
         self._thread: threading.Thread | None = None
         self._recovery_listeners: list[Callable[[], None]] = []
+        self._settled: OrderedDict[str, None] = OrderedDict()
 
     # --- the callers' side: never blocks on the database -------------------------------
 
@@ -317,6 +326,12 @@ class LedgerWriter:
 
     # --- life cycle --------------------------------------------------------------------
 
+    def settled(self, key: str) -> bool:
+        """Whether this writer has committed a final row for the run `key` (or had one
+        refused by the database, which no retry can change)."""
+        with self._cond:
+            return key in self._settled
+
     @property
     def depth(self) -> int:
         """Records queued and not yet written (including the batch being written)."""
@@ -450,7 +465,17 @@ class LedgerWriter:
                         raise
                     self._reject(record, single)
                     rejected += 1
+        self._settle(record for _, record in batch)
         self._done(batch[-1][0], len(batch) - rejected)
+
+    def _settle(self, records: Iterable[Record]) -> None:
+        with self._cond:
+            for record in records:
+                if isinstance(record, RunRecord) and record.status in FINAL_STATUSES:
+                    self._settled[record.ref.key] = None
+                    self._settled.move_to_end(record.ref.key)
+            while len(self._settled) > SETTLED_LIMIT:
+                self._settled.popitem(last=False)
 
     def _write_records(self, records: Sequence[Record]) -> None:
         runs = [r for r in records if isinstance(r, RunRecord)]

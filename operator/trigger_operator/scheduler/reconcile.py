@@ -18,7 +18,8 @@
    missed row for a time that it then starts, and a crash that loses the queued rows
    leaves their evidence for the next leader's reconciliation.
 7. Prune finished Jobs beyond the history limits, and release deleted Jobs whose times
-   status now shows handled (`runs`: the run-record finalizer).
+   status now shows handled and whose final rows the ledger has committed (`runs`: the
+   run-record finalizer); while one waits for the ledger, the pass comes back soon.
 
 `reconcile` returns when the trigger next needs a pass (its next due time), or None.
 What goes wrong becomes a time to look again, never a storm: a conflict re-reads the
@@ -82,6 +83,8 @@ log = logging.getLogger(__name__)
 FORBIDDEN_FIRST_RETRY = timedelta(seconds=10)
 FAILED_FIRST_RETRY = timedelta(seconds=5)
 MAX_RETRY = timedelta(minutes=5)
+# A deleted Job waits for its run's final ledger row before it may go: look again soon.
+SETTLE_RETRY = timedelta(seconds=2)
 
 
 @dataclass
@@ -185,7 +188,8 @@ class Reconciler:
         entry.reported_problem = entry.backoff = None  # a whole pass went through
         # 7. History.
         await self.runs.prune(entry, spec, work.jobs)
-        await self.runs.release_handled(entry, work.jobs, work.status)
+        if await self.runs.release_handled(entry, work.jobs, work.status):
+            return _earliest(work.outcome.next_due, now + SETTLE_RETRY)
         return work.outcome.next_due
 
     async def _plan(self, work: _Pass) -> None:
@@ -379,6 +383,10 @@ def _not_started(work: _Pass) -> list[NotStarted]:
         for scheduled_for in work.outcome.missed[-NOT_STARTED_HISTORY_LIMIT:]
     ]
     return passed
+
+
+def _earliest(due: datetime | None, other: datetime) -> datetime:
+    return other if due is None else min(due, other)
 
 
 def _created(body: dict[str, Any], now: datetime) -> datetime:

@@ -47,6 +47,9 @@ log = logging.getLogger(__name__)
 UNWRITTEN_LIMIT = 10_000
 """How many records a standby keeps for when it leads (the oldest go first)."""
 
+SETTLE_ASK_AGAIN = 30.0
+"""Seconds after which a deleted Job's final row, still not committed, is queued again."""
+
 _FINISHED = {RunResult.SUCCEEDED: RunOutcome.SUCCEEDED, RunResult.FAILED: RunOutcome.FAILED}
 
 
@@ -62,9 +65,12 @@ class RunRecorder:
         # database last came back (see `reconcile`).
         self._synced: set[str] = set()
         # Jobs whose end is already accounted for (deleted for concurrencyPolicy Replace,
-        # or cancelled with their trigger): their DELETED event adds nothing, and must
-        # not record them again as deleted by someone else.
-        self._accounted: set[str] = set()
+        # or cancelled with their trigger), with the record that says so once made: their
+        # DELETED event adds nothing, and must not record them again as deleted by
+        # someone else.
+        self._accounted: dict[str, RunRecord | None] = {}
+        # Deleted Jobs waiting for their final row (`settle`): when it was last queued.
+        self._settling: dict[str, float] = {}
         self._states: dict[str, TriggerState] = {}
         self._unwritten: deque[RunRecord] = deque(maxlen=UNWRITTEN_LIMIT)
 
@@ -88,12 +94,13 @@ class RunRecorder:
 
     def job_deleted(self, job: ObservedJob) -> None:
         """A Job is gone. Finished runs keep their rows; an unfinished one was stopped."""
+        self._settling.pop(job.uid, None)
         if job.uid in self._accounted:
-            self._accounted.discard(job.uid)
+            self._accounted.pop(job.uid, None)
             return
         if job.result is RunResult.RUNNING:
-            self._cancelled(job, "JobDeleted", "the Job was deleted before it finished")
-            self._accounted.discard(job.uid)  # gone: nothing more will be said of it
+            self._deleted_unfinished(job)
+            self._accounted.pop(job.uid, None)  # gone: nothing more will be said of it
 
     def trigger_deleted(self, entry: TriggerEntry) -> None:
         """The trigger is gone, and its active runs with it (garbage collector)."""
@@ -123,12 +130,12 @@ class RunRecorder:
 
     def replacing(self, job: ObservedJob) -> None:
         """`job` is about to be deleted for concurrencyPolicy Replace."""
-        self._accounted.add(job.uid)
+        self._accounted[job.uid] = None
 
     def replaced(self, ref: TriggerRef, job: ObservedJob, *, deleted: bool) -> None:
         """The delete for Replace is done; `deleted` is False when the Job was gone already."""
         if not deleted:
-            self._accounted.discard(job.uid)
+            self._accounted.pop(job.uid, None)
             return
         self.metrics.runs.labels(result=RunOutcome.CANCELLED).inc()
         log.info("replaced an active run", extra=_job_context(ref, job))
@@ -173,6 +180,38 @@ class RunRecorder:
                 leader_identity=writer.identity,
                 leader_revision=writer.revision,
             )
+
+    def settle(self, job: ObservedJob) -> bool:
+        """Whether the ledger holds the final row of `job`'s run, so that its Job may go.
+
+        Until it does, the deleted Job stays (the run-record finalizer) and the row is
+        queued again on each call: the Job's own outcome when it finished, the
+        cancellation already decided for it (Replace, its trigger gone), or else a
+        cancellation because someone deleted it before it finished. A Job that names no
+        run may go at once.
+        """
+        ref = run_ref(job)
+        if ref is None or self.ledger.settled(ref.key):
+            self._settling.pop(job.uid, None)
+            return True
+        if not self.gate.may_write():
+            return False
+        now = self.clock.monotonic()
+        asked = self._settling.get(job.uid)
+        decided = self._accounted.get(job.uid)
+        if job.result not in _FINISHED and job.uid not in self._accounted:
+            self._deleted_unfinished(job)  # nobody has said yet how this run ended
+        elif asked is None or now - asked >= SETTLE_ASK_AGAIN:
+            # The first time, or queued before and still not committed (dropped from a
+            # full queue, a database away): once more, as an idempotent upsert.
+            if job.result in _FINISHED:
+                self.job_seen(job)
+            elif decided is not None and asked is not None:
+                self.ledger.record(decided)
+        else:
+            return False
+        self._settling[job.uid] = now
+        return False
 
     def set_state(self, uid: str, state: TriggerState | None) -> None:
         """Keep the triggers-by-state gauge: one trigger counts in one state."""
@@ -219,19 +258,22 @@ class RunRecorder:
         self._synced.add(entry.uid)
         return self.ledger.reconcile(trigger_evidence(entry, status))
 
+    def _deleted_unfinished(self, job: ObservedJob) -> None:
+        self._cancelled(job, "JobDeleted", "the Job was deleted before it finished")
+
     def _cancelled(self, job: ObservedJob, reason: str, message: str) -> None:
-        self._accounted.add(job.uid)
         ref = run_ref(job)
+        record = None
         if ref is not None:
-            self._write(
-                RunRecord(
-                    ref=ref,
-                    status=LedgerStatus.CANCELLED,
-                    reason=reason,
-                    message=message,
-                    finished_at=self.clock.now(),
-                )
+            record = RunRecord(
+                ref=ref,
+                status=LedgerStatus.CANCELLED,
+                reason=reason,
+                message=message,
+                finished_at=self.clock.now(),
             )
+            self._write(record)
+        self._accounted[job.uid] = record
 
     def _write(self, record: RunRecord) -> None:
         """To the ledger while leading; else kept for when this replica leads."""

@@ -8,9 +8,11 @@ happens only while the gate lets this replica write.
 
 Every Job carries the run-record finalizer (`jobs.builder.FINALIZER_RUN_RECORD`): when
 someone deletes it (a TTL, a person, the history limits, the garbage collector after the
-trigger), it stays, marked for deletion, until its time is behind the trigger's cursor,
-and only then is it released. So a Job deleted between its create and the status patch
-that moves the cursor still tells the next pass that its time has started.
+trigger), it stays, marked for deletion, until its time is behind the trigger's cursor
+and the ledger has committed its run's final row, and only then is it released. So a
+Job deleted between its create and the status patch that moves the cursor still tells
+the next pass that its time has started, and a run's outcome is never lost with its Job
+(a leader killed with the final row still queued leaves the Job to its successor).
 """
 
 from __future__ import annotations
@@ -139,19 +141,21 @@ class RunDispatcher:
                 return
             try:
                 await self.gateway.delete_job(entry.namespace, job.name, uid=job.uid)
-                await self.release(job)
-                # The watch will confirm; until then, do not try again.
-                entry.jobs.pop(job.name, None)
             except KubeError as error:
                 log.warning(
                     "could not prune a finished Job", extra={"job": job.name, "error": str(error)}
                 )
+                continue
+            # Marked for deletion, it waits for its release (`release_handled`), which
+            # needs its run's final row in the ledger.
+            jobs[job.name] = dataclasses.replace(job, deleting=True)
 
     async def release_handled(
         self, entry: TriggerEntry, jobs: dict[str, ObservedJob], status: TriggerStatus
-    ) -> None:
-        """Release the deleted Jobs whose runs status shows handled.
+    ) -> bool:
+        """Release the deleted Jobs whose runs status shows handled and the ledger final.
 
+        Returns whether some wait for the ledger still (the pass is then repeated soon).
         An unfinished run's Job deleted along with its trigger (the garbage collector
         got there before the trigger's DELETED event reached us) is cancelled because
         the trigger was deleted, not because someone deleted the Job: one read tells.
@@ -166,8 +170,15 @@ class RunDispatcher:
             if found is None or found["metadata"]["uid"] != entry.uid:
                 for job in running:
                     self.recorder.orphaned(job)
+        waiting = False
         for job in doomed:
-            await self.release(job)
+            if FINALIZER_RUN_RECORD not in job.finalizers:
+                continue
+            if self.recorder.settle(job):
+                await self.release(job)
+            else:
+                waiting = True
+        return waiting
 
     async def release(self, job: ObservedJob) -> None:
         """Let a deleted Job go: remove the run-record finalizer (only while leading)."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import itertools
+import threading
 from collections import defaultdict, deque
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -333,8 +334,12 @@ class MemorySink:
     def __init__(self) -> None:
         self.runs: list[RunRecord] = []
         self.changes: list[LeadershipRecord] = []
+        # Cleared, writes wait: a database that is slow or away, for as long as a test wants.
+        self.available = threading.Event()
+        self.available.set()
 
     def write(self, runs: Sequence[RunRecord], leadership: Sequence[LeadershipRecord] = ()) -> None:
+        self.available.wait()
         self.runs.extend(runs)
         self.changes.extend(leadership)
 
@@ -362,4 +367,5 @@ class MemoryLedger:
         return [(r.ref.key, r.status, r.reason) for r in self.sink.runs]
 
     def close(self) -> None:
+        self.sink.available.set()
         self.writer.stop(1)

@@ -331,12 +331,19 @@ async def test_replace_deletes_the_active_run_then_starts_the_new_one(world: Wor
     await world.run(entry)
     world.at(at(2, 20))
 
-    await world.run(entry)
-
-    assert world.job_times() == ["2026-11-26T02:20:00Z"]
+    world.ledger.sink.available.clear()  # the ledger is slow: the rows wait in its queue
+    again = await world.run(entry)
+    # The replaced Job waits, marked for deletion, until the ledger has its row.
+    assert again == at(2, 20) + timedelta(seconds=2)
+    assert len(world.job_times()) == 2
+    world.ledger.sink.available.set()
     rows = world.ledger.written()
     assert (world.key(at(2, 10)), LedgerStatus.CANCELLED, "Replaced") in rows
     assert rows[-1] == (world.key(at(2, 20)), LedgerStatus.PENDING, None)
+    world.at(again)
+    assert await world.run(entry) == at(2, 30)
+
+    assert world.job_times() == ["2026-11-26T02:20:00Z"]
     assert world.metric("trigger_operator_runs_total", result="cancelled") == 1
 
 
@@ -377,6 +384,15 @@ async def test_failed_jobs_beyond_the_history_limit_are_pruned_oldest_first(
         world.observe(entry)
     world.at(at(2, 35))
 
+    world.ledger.sink.available.clear()
+    again = await world.run(entry)
+    # Pruned, they wait (marked for deletion) until the ledger has their final rows.
+    assert len(world.job_times()) == 3
+    assert again == at(2, 35, 2)
+    world.ledger.sink.available.set()
+    world.ledger.written()
+    world.observe(entry)
+    world.at(again)
     await world.run(entry)
 
     assert world.job_times() == ["2026-11-26T02:30:00Z"]
@@ -472,6 +488,13 @@ async def test_a_job_deleted_before_the_cursor_moved_is_not_run_again_then_relea
     world.observe(entry)
     assert [b["metadata"]["deletionTimestamp"] for b in world.jobs()]  # held
 
+    world.ledger.sink.available.clear()
+    again = await world.run(entry)
+    assert again == at(2, 10, 2)
+    assert world.jobs()  # unfinished and deleted: held until its cancelled row is in
+    world.ledger.sink.available.set()
+    assert (world.key(at(2, 10)), LedgerStatus.CANCELLED, "JobDeleted") in world.ledger.written()
+    world.at(again)
     await world.run(entry)
 
     assert world.gateway.calls.count("create_job") == 1

@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from tests.unit.scheduler.bodies import AT, UID, entry, job
+from tests.unit.scheduler.bodies import AT, TRIGGER, UID, entry, job
 from tests.unit.scheduler.fakes import FakeGate, MemoryLedger
 from trigger_operator.clock import FakeClock
 from trigger_operator.jobs.state import ObservedJob, observe_job
 from trigger_operator.ledger.records import LedgerStatus
 from trigger_operator.metrics import Metrics
-from trigger_operator.scheduler.recorder import RunRecorder
+from trigger_operator.scheduler.recorder import SETTLE_ASK_AGAIN, RunRecorder
 
 NOW = datetime(2026, 11, 26, 2, 31, tzinfo=UTC)
 RUNNING = {"startTime": "2026-11-26T02:30:01Z", "active": 1}
@@ -122,3 +122,40 @@ def test_what_a_standby_saw_is_written_once_it_leads_even_after_the_job_is_gone(
         (KEY, LedgerStatus.RUNNING, None),
         (KEY, LedgerStatus.SUCCEEDED, None),
     ]
+
+
+def test_a_deleted_job_is_settled_only_once_its_final_row_is_committed(setup: Setup) -> None:
+    finished = state(SUCCEEDED)
+    setup.sink.available.clear()  # the database is away
+
+    assert not setup.recorder.settle(finished)
+    assert not setup.recorder.settle(finished)  # asked again at once: nothing new queued
+    assert setup.ledger.writer.depth == 1
+    setup.clock.advance(SETTLE_ASK_AGAIN)
+    assert not setup.recorder.settle(finished)
+    assert setup.ledger.writer.depth == 2  # queued once more, in case the first was dropped
+
+    setup.sink.available.set()
+    assert setup.written() == [(KEY, LedgerStatus.SUCCEEDED, None)] * 2
+    assert setup.recorder.settle(finished)
+
+
+def test_an_unfinished_deleted_job_is_settled_as_cancelled_by_whoever_decided(
+    setup: Setup,
+) -> None:
+    running = state(RUNNING)
+    setup.recorder.replacing(running)
+    setup.recorder.replaced(TRIGGER, running, deleted=True)
+    setup.sink.available.clear()
+    assert not setup.recorder.settle(running)  # Replace said so: nothing more to queue
+    setup.sink.available.set()
+
+    assert setup.written() == [(KEY, LedgerStatus.CANCELLED, "Replaced")]
+    assert setup.recorder.settle(running)
+
+
+def test_no_replica_settles_while_it_does_not_lead(setup: Setup) -> None:
+    setup.gate.set_leading(False)
+
+    assert not setup.recorder.settle(state(SUCCEEDED))
+    assert setup.written() == []
