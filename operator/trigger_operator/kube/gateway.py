@@ -1,12 +1,17 @@
 """The only code that calls the Kubernetes API.
 
-Callers get plain JSON-like dicts and domain errors instead of `ApiException`:
+Callers get plain JSON-like dicts and domain errors instead of HTTP statuses:
 404 → `None` (or `NotFound` where absence is an error), 409 → `Conflict` /
 `AlreadyExists`, 403 → `Forbidden`, 400/422 → `Invalid`, everything else →
 `ApiUnavailable` (worth a retry). A Job larger than the API server stores is `Invalid`
-before it is sent. The official client is synchronous; its calls run in a bounded
-thread pool so that the asyncio loop (kopf's and the scheduler's) never blocks on the
-network.
+before it is sent.
+
+The operator's calls are JSON over one aiohttp session on the operator's event loop,
+not the official client: that client is synchronous (it needs a thread per call in
+flight) and spends more CPU per call validating, sanitising and parsing than the
+request itself costs, which at thousands of triggers is what bounds dispatch (see
+docs/benchmarks.md). The official client still reads the configuration (kubeconfig or
+in-cluster service account, with its token refresh) and serves the command line.
 """
 
 from __future__ import annotations
@@ -14,17 +19,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+import ssl
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
+from urllib.parse import quote
 
+import aiohttp
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
-from urllib3.exceptions import HTTPError
 
 from trigger_operator.jobs.builder import ANNOTATION_RUN_NOW
+from trigger_operator.kube.admission import Admission, Urgency
 from trigger_operator.models.api import API_VERSION, GROUP, KIND, PLURAL, VERSION
 from trigger_operator.models.instants import format_instant
 
@@ -89,20 +96,27 @@ class Fenced(KubeError):
     """A write not sent: this replica may no longer write (see `KubeGateway.fence`)."""
 
 
-def _message(error: ApiException) -> tuple[str, str]:
+def _message(body: str | bytes | None, fallback: str) -> tuple[str, str]:
+    """The message and reason of a metav1.Status answer."""
     try:
-        body = json.loads(error.body or "{}")
+        status = json.loads(body or "{}")
     except (TypeError, ValueError):
-        body = {}
-    return str(body.get("message") or error.reason or error), str(body.get("reason") or "")
+        status = {}
+    if not isinstance(status, dict):
+        status = {}
+    return str(status.get("message") or fallback), str(status.get("reason") or "")
 
 
 _NOT_READY = "cannot find RESTMapping"
 
 
 def _translate(error: ApiException) -> KubeError:
-    message, reason = _message(error)
-    status = int(error.status or 0)
+    """The domain error of the official client's exception (the command line's calls)."""
+    message, reason = _message(error.body, str(error.reason or error))
+    return _error_for(int(error.status or 0), message, reason)
+
+
+def _error_for(status: int, message: str, reason: str) -> KubeError:
     if status == 404:
         return NotFound(message, status=status, reason=reason)
     if status == 409:
@@ -120,7 +134,10 @@ def _translate(error: ApiException) -> KubeError:
 
 
 def _check_job_size(body: dict[str, Any]) -> None:
-    size = len(json.dumps(body, separators=(",", ":")).encode())
+    try:
+        size = len(_dumps(body).encode())
+    except (TypeError, ValueError) as error:
+        raise Invalid(f"the request body cannot be sent: {error}") from error
     if size > MAX_JOB_BYTES:
         raise Invalid(
             f"the Job would be {size} bytes, more than the {MAX_JOB_BYTES} the operator sends "
@@ -160,78 +177,141 @@ def context_namespace() -> str:
 
 
 class KubeGateway:
-    """Typed, async access to the few API calls the operator makes."""
+    """Typed, async access to the few API calls the operator makes.
+
+    `connections` bounds the requests in flight (and the connections kept open), `qps`
+    and `burst` the rate (0: unbounded); a call beyond them waits, the most urgent first
+    (`admission`). The session is made on first use, on the running event loop.
+    """
 
     def __init__(
-        self, api: client.ApiClient, *, workers: int = 20, timeout: float = REQUEST_TIMEOUT
+        self,
+        api: client.ApiClient,
+        *,
+        connections: int = 20,
+        qps: float = 0.0,
+        burst: int = 0,
+        timeout: float = REQUEST_TIMEOUT,
     ) -> None:
-        self.api = api
-        self._timeout = (CONNECT_TIMEOUT, timeout)
+        self.configuration = api.configuration
+        self._host = str(self.configuration.host).rstrip("/")
+        self._timeout = aiohttp.ClientTimeout(
+            total=timeout, sock_connect=CONNECT_TIMEOUT, connect=CONNECT_TIMEOUT
+        )
+        self._connections = connections
         # Whether writes may still be sent (the leader's local deadline); None: always.
         self.fence: Callable[[], bool] | None = None
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kube")
-        self._batch = client.BatchV1Api(api)
-        self._core = client.CoreV1Api(api)
-        self._apps = client.AppsV1Api(api)
-        self._custom = client.CustomObjectsApi(api)
-        self._coordination = client.CoordinationV1Api(api)
-        self._authentication = client.AuthenticationV1Api(api)
-        self._authorization = client.AuthorizationV1Api(api)
+        self._session: aiohttp.ClientSession | None = None
+        self._admission = Admission(connections=connections, qps=qps, burst=burst)
+        self._ssl = _ssl_context(self.configuration)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Close the session (from the loop it runs on, or after that loop is gone)."""
+        session, self._session = self._session, None
+        if session is None or session.closed:
+            return
+        with contextlib.suppress(RuntimeError):  # no running loop: nothing left to close
+            asyncio.get_running_loop().create_task(session.close())
 
-    async def _call(
-        self, fn: Callable[..., Any], *args: Any, fenced: bool = False, **kwargs: Any
+    async def aclose(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+    def _open(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=self._connections, ssl=self._ssl)
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=self._timeout,
+                json_serialize=_dumps,
+                skip_auto_headers=("User-Agent",),
+                headers={"User-Agent": f"{FIELD_MANAGER}/python-aiohttp"},
+            )
+        return self._session
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, str | int | None] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+        fenced: bool = False,
+        urgency: Urgency = Urgency.READ,
     ) -> Any:
-        def run() -> Any:
-            # Checked again on the worker thread, right before the request leaves: a write
-            # that waited in the pool (or in a paused process) past the leader's deadline
-            # is not sent.
+        """One call; its JSON answer (None when empty), or the domain error.
+
+        It waits its turn by `urgency` (see `admission`) for a connection and the QPS
+        budget.
+        """
+        data = None
+        if body is not None:
+            try:
+                data = _dumps(body).encode()
+            except (TypeError, ValueError) as error:
+                # Not JSON (a value of the wrong type): the object is at fault.
+                raise Invalid(f"the request body cannot be sent: {error}") from error
+        params = {key: str(value) for key, value in (query or {}).items() if value is not None}
+        session = self._open()
+        await self._admission.acquire(urgency)
+        try:
+            # Checked right before the request leaves, after any wait for a free
+            # connection: a write that waited (or a paused process) past the leader's
+            # deadline is not sent.
             if fenced and self.fence is not None and not self.fence():
                 raise Fenced("not sent: this replica may no longer write")
+            headers = {"Accept": "application/json", **self._auth()}
+            if data is not None:
+                headers["Content-Type"] = content_type
             try:
-                response = fn(
-                    *args, _preload_content=False, _request_timeout=self._timeout, **kwargs
-                )
-            except ApiException as error:
-                raise _translate(error) from error
-            except (HTTPError, OSError) as error:
-                raise ApiUnavailable(f"API server unreachable: {error}") from error
-            except (ValueError, TypeError) as error:
-                # The client library refuses the request before sending it (a body it
-                # cannot encode, a value of the wrong type): the object is at fault.
-                raise Invalid(f"the Kubernetes client refuses the request: {error}") from error
-            data = response.data
-            return json.loads(data) if data else None
+                async with session.request(
+                    method, self._host + path, params=params, data=data, headers=headers
+                ) as response:
+                    text = await response.read()
+                    status = response.status
+                    fallback = response.reason or f"HTTP {status}"
+            except (aiohttp.ClientError, OSError, TimeoutError) as error:
+                raise ApiUnavailable(f"API server unreachable: {error!r}") from error
+        finally:
+            self._admission.release()
+        if status >= 400:
+            raise _error_for(status, *_message(text, fallback))
+        return json.loads(text) if text else None
 
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, run)
+    def _auth(self) -> dict[str, str]:
+        """The Authorization header, refreshed as the configuration says (service account
+        tokens are re-read when they expire)."""
+        bearer = self.configuration.auth_settings().get("BearerToken")
+        if bearer and bearer.get("value"):
+            return {"Authorization": str(bearer["value"])}
+        return {}
 
-    async def _list(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Listing:
+    async def _list(self, path: str, **query: str | None) -> Listing:
         """All items of a list call, following `continue`, and the list's resourceVersion."""
         items: list[dict[str, Any]] = []
         token: str | None = None
         while True:
-            page = await self._call(fn, *args, limit=_PAGE, _continue=token, **kwargs)
+            page = await self._request(
+                "GET", path, query={**query, "limit": _PAGE, "continue": token}
+            )
             items.extend(page.get("items") or [])
             metadata = page.get("metadata") or {}
             token = metadata.get("continue") or None
             if token is None:
                 return Listing(items=items, resource_version=str(metadata.get("resourceVersion")))
 
-    async def _maybe(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    async def _maybe(self, path: str) -> Any:
         try:
-            return await self._call(fn, *args, **kwargs)
+            return await self._request("GET", path)
         except NotFound:
             return None
 
     # -- triggers ------------------------------------------------------------------------
 
     async def read_trigger(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return await self._maybe(  # type: ignore[no-any-return]
-            self._custom.get_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, name
-        )
+        return await self._maybe(_triggers(namespace, name))  # type: ignore[no-any-return]
 
     async def patch_trigger_status(
         self, namespace: str, name: str, *, resource_version: str, status: dict[str, Any]
@@ -241,67 +321,51 @@ class KubeGateway:
         A stale writer gets `Conflict` and must re-read: the cursor never moves back.
         """
         body = {"metadata": {"resourceVersion": resource_version}, "status": status}
-        return await self._call(  # type: ignore[no-any-return]
-            self._custom.patch_namespaced_custom_object_status,
-            GROUP,
-            VERSION,
-            namespace,
-            PLURAL,
-            name,
-            body,
-            field_manager=FIELD_MANAGER,
-            _content_type="application/merge-patch+json",
+        return await self._request(  # type: ignore[no-any-return]
+            "PATCH",
+            _triggers(namespace, name) + "/status",
+            query={"fieldManager": FIELD_MANAGER},
+            body=body,
+            content_type=MERGE_PATCH,
             fenced=True,
+            urgency=Urgency.RECORD,
         )
 
     async def list_triggers(self, namespace: str | None) -> Listing:
         """Every trigger in `namespace` (None: every namespace), page by page."""
-        if namespace is None:
-            return await self._list(self._custom.list_cluster_custom_object, GROUP, VERSION, PLURAL)
-        return await self._list(
-            self._custom.list_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL
-        )
+        return await self._list(_triggers(namespace))
 
     # -- jobs ----------------------------------------------------------------------------
 
     async def list_jobs(self, namespace: str | None, label_selector: str) -> Listing:
         """The Jobs `label_selector` selects, in `namespace` (None: every namespace)."""
-        if namespace is None:
-            return await self._list(
-                self._batch.list_job_for_all_namespaces, label_selector=label_selector
-            )
-        return await self._list(
-            self._batch.list_namespaced_job, namespace, label_selector=label_selector
-        )
+        return await self._list(_jobs(namespace), labelSelector=label_selector)
 
     async def create_job(self, body: dict[str, Any]) -> dict[str, Any]:
         """Create a Job; `AlreadyExists` when its name is taken, `Invalid` when too large."""
         _check_job_size(body)
-        namespace = body["metadata"]["namespace"]
-        return await self._call(  # type: ignore[no-any-return]
-            self._batch.create_namespaced_job,
-            namespace,
-            body,
-            field_manager=FIELD_MANAGER,
+        return await self._request(  # type: ignore[no-any-return]
+            "POST",
+            _jobs(body["metadata"]["namespace"]),
+            query={"fieldManager": FIELD_MANAGER},
+            body=body,
             fenced=True,
+            urgency=Urgency.DISPATCH,
         )
 
     async def dry_run_job(self, body: dict[str, Any]) -> None:
         """Ask the API server whether it would accept this Job; `Invalid` says why not."""
         _check_job_size(body)
-        namespace = body["metadata"]["namespace"]
-        await self._call(
-            self._batch.create_namespaced_job,
-            namespace,
-            body,
-            dry_run="All",
-            field_manager=FIELD_MANAGER,
+        await self._request(
+            "POST",
+            _jobs(body["metadata"]["namespace"]),
+            query={"dryRun": "All", "fieldManager": FIELD_MANAGER},
+            body=body,
+            urgency=Urgency.BACKGROUND,
         )
 
     async def read_job(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return await self._maybe(  # type: ignore[no-any-return]
-            self._batch.read_namespaced_job, name, namespace
-        )
+        return await self._maybe(_jobs(namespace, name))  # type: ignore[no-any-return]
 
     async def delete_job(self, namespace: str, name: str, *, uid: str) -> bool:
         """Delete a Job and its pods; False if gone already.
@@ -313,8 +377,8 @@ class KubeGateway:
         """
         body = {"propagationPolicy": "Foreground", "preconditions": {"uid": uid}}
         try:
-            await self._call(
-                self._batch.delete_namespaced_job, name, namespace, body=body, fenced=True
+            await self._request(
+                "DELETE", _jobs(namespace, name), body=body, fenced=True, urgency=Urgency.DISPATCH
             )
         except (NotFound, Conflict):
             return False
@@ -335,14 +399,14 @@ class KubeGateway:
             {"op": "remove", "path": f"/metadata/finalizers/{index}"},
         ]
         try:
-            await self._call(
-                self._batch.patch_namespaced_job,
-                name,
-                namespace,
-                patch,
-                field_manager=FIELD_MANAGER,
-                _content_type="application/json-patch+json",
+            await self._request(
+                "PATCH",
+                _jobs(namespace, name),
+                query={"fieldManager": FIELD_MANAGER},
+                body=patch,
+                content_type=JSON_PATCH,
                 fenced=True,
+                urgency=Urgency.DISPATCH,
             )
         except NotFound:
             return False
@@ -357,7 +421,12 @@ class KubeGateway:
             "kind": "TokenReview",
             "spec": {"token": token, "audiences": audiences},
         }
-        review = await self._call(self._authentication.create_token_review, body)
+        review = await self._request(
+            "POST",
+            "/apis/authentication.k8s.io/v1/tokenreviews",
+            body=body,
+            urgency=Urgency.BACKGROUND,
+        )
         return dict(review.get("status") or {})
 
     async def review_access(
@@ -374,7 +443,12 @@ class KubeGateway:
                 "nonResourceAttributes": {"path": path, "verb": verb},
             },
         }
-        review = await self._call(self._authorization.create_subject_access_review, body)
+        review = await self._request(
+            "POST",
+            "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+            body=body,
+            urgency=Urgency.BACKGROUND,
+        )
         return bool((review.get("status") or {}).get("allowed"))
 
     # -- events --------------------------------------------------------------------------
@@ -416,42 +490,82 @@ class KubeGateway:
             "reportingInstance": FIELD_MANAGER,
         }
         with contextlib.suppress(KubeError):
-            await self._call(self._core.create_namespaced_event, namespace, body)
+            await self._request(
+                "POST",
+                f"/api/v1/namespaces/{_q(namespace)}/events",
+                body=body,
+                urgency=Urgency.BACKGROUND,
+            )
 
     # -- pods, replica sets, leases (leadership) --------------------------------------------
 
     async def served_resources(self, group: str, version: str) -> set[str]:
         """The resources the API server's discovery lists under group/version (none: empty)."""
-        found = await self._maybe(self._custom.get_api_resources, group, version)
+        found = await self._maybe(f"/apis/{_q(group)}/{_q(version)}")
         return {str(item.get("name")) for item in (found or {}).get("resources") or []}
 
     async def read_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
         return await self._maybe(  # type: ignore[no-any-return]
-            self._core.read_namespaced_pod, name, namespace
+            f"/api/v1/namespaces/{_q(namespace)}/pods/{_q(name)}"
         )
 
     async def read_replica_set(self, namespace: str, name: str) -> dict[str, Any] | None:
         return await self._maybe(  # type: ignore[no-any-return]
-            self._apps.read_namespaced_replica_set, name, namespace
+            f"/apis/apps/v1/namespaces/{_q(namespace)}/replicasets/{_q(name)}"
         )
 
     async def read_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return await self._maybe(  # type: ignore[no-any-return]
-            self._coordination.read_namespaced_lease, name, namespace
-        )
+        return await self._maybe(_leases(namespace, name))  # type: ignore[no-any-return]
 
     async def create_lease(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
-        return await self._call(  # type: ignore[no-any-return]
-            self._coordination.create_namespaced_lease, namespace, body
-        )
+        return await self._request("POST", _leases(namespace), body=body)  # type: ignore[no-any-return]
 
     async def replace_lease(
         self, namespace: str, name: str, body: dict[str, Any]
     ) -> dict[str, Any]:
         """Replace a Lease; `body.metadata.resourceVersion` makes it conditional (409 if stale)."""
-        return await self._call(  # type: ignore[no-any-return]
-            self._coordination.replace_namespaced_lease, name, namespace, body
-        )
+        return await self._request("PUT", _leases(namespace, name), body=body)  # type: ignore[no-any-return]
+
+
+MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+
+
+def _q(part: str) -> str:
+    return quote(part, safe="")
+
+
+def _path(prefix: str, plural: str, namespace: str | None, name: str | None) -> str:
+    where = f"{prefix}/namespaces/{_q(namespace)}" if namespace is not None else prefix
+    return f"{where}/{plural}" + (f"/{_q(name)}" if name is not None else "")
+
+
+def _triggers(namespace: str | None, name: str | None = None) -> str:
+    return _path(f"/apis/{GROUP}/{VERSION}", PLURAL, namespace, name)
+
+
+def _jobs(namespace: str | None, name: str | None = None) -> str:
+    return _path("/apis/batch/v1", "jobs", namespace, name)
+
+
+def _leases(namespace: str, name: str | None = None) -> str:
+    return _path("/apis/coordination.k8s.io/v1", "leases", namespace, name)
+
+
+def _dumps(body: Any) -> str:
+    return json.dumps(body, separators=(",", ":"), allow_nan=False)
+
+
+def _ssl_context(configuration: client.Configuration) -> ssl.SSLContext | bool:
+    """TLS as the configuration says: its CA, its client certificate, or no check."""
+    if not str(configuration.host).startswith("https"):
+        return False
+    if not configuration.verify_ssl:
+        return False
+    context = ssl.create_default_context(cafile=configuration.ssl_ca_cert or None)
+    if configuration.cert_file:
+        context.load_cert_chain(configuration.cert_file, configuration.key_file or None)
+    return context
 
 
 def request_run_now(api: client.ApiClient, namespace: str, name: str, value: str) -> None:

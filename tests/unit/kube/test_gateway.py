@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from kubernetes import client
@@ -69,7 +70,7 @@ async def test_a_job_larger_than_the_api_server_stores_is_invalid_before_it_is_s
             with pytest.raises(Invalid, match="more than the 1000000 the operator sends"):
                 await send(body)
     finally:
-        gateway.close()
+        await gateway.aclose()
 
 
 async def test_a_write_is_not_sent_once_the_fence_closes_but_reads_still_are() -> None:
@@ -94,14 +95,15 @@ async def test_a_write_is_not_sent_once_the_fence_closes_but_reads_still_are() -
         with pytest.raises(ApiUnavailable):
             await gateway.create_job(body)
     finally:
-        gateway.close()
+        await gateway.aclose()
 
 
-async def test_a_body_the_client_library_refuses_before_sending_is_invalid() -> None:
+@pytest.mark.parametrize("value", [float("nan"), {1, 2}, b"bytes"])
+async def test_a_body_that_cannot_be_sent_as_json_is_invalid_before_it_is_sent(value: Any) -> None:
     gateway = KubeGateway(client.ApiClient(client.Configuration(host="http://127.0.0.1:9")))
-    body = {"metadata": {"name": "run", "namespace": "team-a"}, "spec": {}}  # no template
+    body = {"metadata": {"name": "run", "namespace": "team-a"}, "spec": {"x": value}}
     try:
-        with pytest.raises(Invalid, match="the Kubernetes client refuses the request"):
+        with pytest.raises(Invalid, match="the request body cannot be sent"):
             await gateway.create_job(body)
     finally:
-        gateway.close()
+        await gateway.aclose()
