@@ -322,10 +322,14 @@ class _Parts:
 async def _build(settings: Settings, *, clock: Clock, registry: CollectorRegistry) -> _Parts:
     """Every part, wired together; nothing runs yet except the ledger's writer thread."""
     identity = default_identity(settings)
-    workers = settings.dispatch_concurrency + 4
-    gateway = KubeGateway(load_api_client(connections=workers), workers=workers)
-    # The Lease has a client and threads of its own: a dispatch burst never delays a renew.
-    lease_gateway = KubeGateway(load_api_client(connections=2), workers=2)
+    gateway = KubeGateway(
+        load_api_client(),
+        connections=settings.api_connections,
+        qps=settings.api_qps,
+        burst=settings.api_burst,
+    )
+    # The Lease has connections of its own: a dispatch burst never delays a renew.
+    lease_gateway = KubeGateway(load_api_client(), connections=2)
     metrics = Metrics.create(registry)
     revision, source = await discover_revision(gateway, settings)
     writer = LeaderIdentity(identity=identity, revision=revision)
@@ -506,5 +510,5 @@ async def _shut_down(
     await parts.ledger.aclose()
     if health is not None:
         await health.cleanup()
-    parts.gateway.close()
-    parts.lease_gateway.close()
+    await parts.gateway.aclose()
+    await parts.lease_gateway.aclose()

@@ -30,7 +30,16 @@ class Settings(BaseSettings):
     revision: int | None = None
     identity: str | None = None
 
-    dispatch_concurrency: int = Field(default=16, ge=1)
+    # Passes over triggers at once. Most of a pass is waiting for the API, so this is
+    # high: during a burst every due trigger's Job create is queued at once, and the
+    # creates go out before the status patches (kube/admission.py).
+    dispatch_concurrency: int = Field(default=512, ge=1)
+    # The API budget of the scheduler's client: calls a second, the most saved for a
+    # burst, and connections at once. Sized so that a burst of due runs uses the API
+    # server's capacity without starving its other clients (docs/benchmarks.md).
+    api_qps: float = Field(default=300.0, ge=0)
+    api_burst: int = Field(default=600, ge=1)
+    api_connections: int = Field(default=32, ge=1)
     # How often every replica lists all triggers and their Jobs to drop what a watch
     # relist missed; the first listing happens before the replica may lead.
     resync_interval_seconds: float = Field(default=600.0, gt=0)
