@@ -19,14 +19,15 @@ import heapq
 import itertools
 import logging
 from collections.abc import Coroutine, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from trigger_operator.clock import Clock
 from trigger_operator.jobs.builder import LABEL_TRIGGER_UID
 from trigger_operator.jobs.state import ObservedJob, RunResult
 from trigger_operator.kube.gateway import Forbidden
-from trigger_operator.scheduler.cache import TriggerCache
+from trigger_operator.models.instants import parse_api_time
+from trigger_operator.scheduler.cache import TriggerCache, TriggerEntry
 from trigger_operator.scheduler.gate import Gate
 from trigger_operator.scheduler.ports import SchedulerGateway
 from trigger_operator.scheduler.reconcile import Reconciler
@@ -34,9 +35,27 @@ from trigger_operator.scheduler.recorder import RunRecorder
 
 log = logging.getLogger(__name__)
 
+
+def _urgency(entry: TriggerEntry, now: datetime) -> datetime:
+    """When a dirty trigger's pass matters: its next run as status shows it.
+
+    Only an order among waiting passes (none is held back by it): the most overdue
+    first; a trigger new to the operator or edited since its status (maybe due now)
+    with the due ones; one whose next run is hours away after those, and one with
+    nothing scheduled (suspended, completed, invalid) last.
+    """
+    status = entry.body.get("status")
+    if not isinstance(status, dict) or status.get("observedGeneration") != entry.generation:
+        return now
+    upcoming = parse_api_time(status.get("nextRunAt"))
+    return upcoming if upcoming is not None else now + _NOTHING_SCHEDULED
+
+
 # The longest the loop sleeps without a reason to wake: a safety net against a lost
 # wake-up, not a polling tick (nothing is scanned when it expires).
 _MAX_SLEEP = 60.0
+# Where a trigger with nothing scheduled stands among the waiting passes: after the rest.
+_NOTHING_SCHEDULED = timedelta(days=3650)
 
 
 class Scheduler:
@@ -62,9 +81,12 @@ class Scheduler:
         self._heap: list[tuple[datetime, int, str]] = []
         self._seq = itertools.count()
         self._dirty: dict[str, None] = {}
+        # Dirty triggers waiting for a free slot, most urgent first (see `_urgency`).
+        self._ready: list[tuple[datetime, int, str]] = []
+        self._queued: set[str] = set()
         self._running: set[str] = set()
         self._wake = asyncio.Event()
-        self._slots = asyncio.Semaphore(concurrency)
+        self._concurrency = concurrency
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._lister = lister
@@ -230,32 +252,53 @@ class Scheduler:
             heapq.heappop(self._heap)
 
     def _dispatch_ready(self) -> None:
+        """Queue what is due or dirty, then start passes, most urgent first, in free slots.
+
+        A pass never waits behind a less urgent one: after a takeover or a cold start,
+        with every trigger to look at, those due now go first and the back-fill of the
+        others (status, validation) takes the slots they leave.
+        """
         now = self.clock.now()
         while self._heap and self._heap[0][0] <= now:
             due, _, uid = heapq.heappop(self._heap)
             entry = self.cache.triggers.get(uid)
             if entry is not None and entry.due_at == due:
                 entry.due_at = None
-                self._dirty[uid] = None
+                self._queue(uid, due)
         for uid in list(self._dirty):
             if uid in self._running:
                 continue  # picked up again when the running task finishes
             del self._dirty[uid]
+            entry = self.cache.triggers.get(uid)
+            if entry is not None:
+                self._queue(uid, _urgency(entry, now))
+        while self._ready and len(self._running) < self._concurrency:
+            _, _, uid = heapq.heappop(self._ready)
+            self._queued.discard(uid)
             if uid not in self.cache.triggers:
+                continue
+            if uid in self._running:
+                self._dirty[uid] = None
                 continue
             self._running.add(uid)
             self._spawn(self._reconcile(uid), name=f"reconcile-{uid}")
 
+    def _queue(self, uid: str, urgency: datetime) -> None:
+        if uid in self._running:
+            self._dirty[uid] = None
+        elif uid not in self._queued:
+            self._queued.add(uid)
+            heapq.heappush(self._ready, (urgency, next(self._seq), uid))
+
     async def _reconcile(self, uid: str) -> None:
         try:
-            async with self._slots:
-                entry = self.cache.triggers.get(uid)
-                if entry is None or self._stopping or not self.gate.may_write():
-                    return
-                due_at = await self.reconciler.reconcile(entry)
-                if due_at is not None and uid in self.cache.triggers:
-                    entry.due_at = due_at
-                    heapq.heappush(self._heap, (due_at, next(self._seq), uid))
+            entry = self.cache.triggers.get(uid)
+            if entry is None or self._stopping or not self.gate.may_write():
+                return
+            due_at = await self.reconciler.reconcile(entry)
+            if due_at is not None and uid in self.cache.triggers:
+                entry.due_at = due_at
+                heapq.heappush(self._heap, (due_at, next(self._seq), uid))
         except Exception:
             log.exception("reconcile failed; retrying shortly", extra={"trigger_uid": uid})
             entry = self.cache.triggers.get(uid)

@@ -225,6 +225,38 @@ async def test_a_standby_dispatches_nothing_then_leading_looks_at_every_trigger(
         standby.ledger.close()
 
 
+async def test_a_new_leader_looks_at_the_due_triggers_before_the_others() -> None:
+    standby = Loop(leading=False)
+    task = asyncio.create_task(standby.scheduler.run())
+    tomorrow = {"observedGeneration": 1, "nextRunAt": "2026-11-27T02:00:00Z"}
+    try:
+        for index in range(30):
+            name = f"daily-{index:02d}"
+            standby.add(name=name, uid=f"uid-daily-{index:02d}", schedule="0 2 * * *")
+            standby.gateway.edit_trigger("team-a", name, lambda body: body.update(status=tomorrow))
+        standby.add(name="every-5", schedule="*/5 * * * *")
+        standby.gateway.edit_trigger(
+            "team-a",
+            "every-5",
+            lambda body: body.update(status={**tomorrow, "nextRunAt": "2026-11-26T02:25:00Z"}),
+        )
+        standby.add(name="new", uid="uid-new", schedule="0 3 * * *")  # no status yet
+        await settle()
+
+        standby.gate.set_leading(True)
+        await settle()
+
+        # The overdue one first, then the one without status (it may be due); the
+        # thirty due tomorrow after them, and each looked at once.
+        assert standby.passes[:2] == ["every-5", "new"]
+        assert sorted(standby.passes[2:]) == [f"daily-{index:02d}" for index in range(30)]
+        assert standby.most_in_flight <= 4
+    finally:
+        await standby.scheduler.stop()
+        task.cancel()
+        standby.ledger.close()
+
+
 async def test_losing_leadership_pauses_dispatch_until_it_comes_back(loop: Loop) -> None:
     loop.add(schedule="*/5 * * * *")
     await settle()
