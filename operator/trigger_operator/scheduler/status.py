@@ -134,6 +134,17 @@ def invalid_status(
     )
 
 
+def ready_at(status: TriggerStatus, generation: int) -> bool:
+    """Whether `status` shows this generation valid and scheduled (Ready=True)."""
+    ready = next((c for c in status.conditions if c.type == READY), None)
+    return (
+        ready is not None
+        and ready.status == "True"
+        and status.observed_generation == generation
+        and ready.observed_generation in (None, generation)
+    )
+
+
 def shows_problem(status: TriggerStatus, problem: Problem, *, generation: int) -> bool:
     """Whether `status` already reports `problem` for this generation."""
     ready = next((c for c in status.conditions if c.type == READY), None)

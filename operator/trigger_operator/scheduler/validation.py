@@ -2,15 +2,20 @@
 
 What the CRD schema cannot check is checked here: the spec as the models read it, the
 cron grammar and the time zone (compiling the schedule), and the Job template (a
-server-side dry-run create, once per generation). A problem is reported on the trigger
-as Ready=False with a reason and a message naming the field, and with one Warning Event
-per problem and generation: an invalid trigger never runs and is never reported in a
-storm.
+server-side dry-run create, once per generation; not again by a new leader when status
+shows that generation Ready, nor for a template that passed in the same namespace a
+moment ago, as thousands of triggers made from one manifest have). A problem is
+reported on the trigger as Ready=False with a reason and a message naming the field,
+and with one Warning Event per problem and generation: an invalid trigger never runs
+and is never reported in a storm.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+from collections import OrderedDict
 from datetime import datetime
 from typing import Any
 
@@ -29,11 +34,21 @@ from trigger_operator.scheduler.gate import Gate, require_leader
 from trigger_operator.scheduler.ports import SchedulerGateway
 from trigger_operator.scheduler.publish import StatusPublisher
 from trigger_operator.scheduler.recorder import ref_context
-from trigger_operator.scheduler.status import Problem, invalid_status, shows_problem
+from trigger_operator.scheduler.status import (
+    Problem,
+    invalid_status,
+    ready_at,
+    shows_problem,
+    status_of,
+)
 
 log = logging.getLogger(__name__)
 
 INVALID_JOB_TEMPLATE = "InvalidJobTemplate"
+
+TEMPLATE_PASS_TTL = 600.0
+"""Seconds a passed dry run of one template stands for other triggers in its namespace."""
+TEMPLATE_PASS_LIMIT = 10_000
 
 
 def load_spec(body: dict[str, Any]) -> tuple[TriggerSpec | None, Problem | None]:
@@ -68,6 +83,8 @@ class Validator:
         self.gate = gate
         self.clock = clock
         self.publisher = publisher
+        # (namespace, template key) → when its dry run last passed (monotonic seconds).
+        self._passed: OrderedDict[tuple[str, str], float] = OrderedDict()
 
     async def check(self, entry: TriggerEntry) -> tuple[TriggerSpec | None, Problem | None]:
         """The spec, and the problem that keeps it from running (None when it can run)."""
@@ -117,6 +134,18 @@ class Validator:
             return None
         if entry.template_error is not None and entry.template_error[0] == generation:
             return Problem(INVALID_JOB_TEMPLATE, entry.template_error[1])
+        if ready_at(status_of(entry.body), generation):
+            # A leader (this one before a restart, or its predecessor) ran this very
+            # generation: its template passed then. A new leader does not ask again.
+            entry.template_ok_generation = generation
+            return None
+        key = (entry.namespace, _template_key(spec))
+        passed = self._passed.get(key)
+        if passed is not None and self.clock.monotonic() - passed < TEMPLATE_PASS_TTL:
+            # The same template in the same namespace passed a moment ago (thousands of
+            # triggers made from one manifest): the answer would be the same.
+            entry.template_ok_generation = generation
+            return None
         body = build_job(
             entry.ref,
             spec.job_template.model_dump(mode="json", by_alias=True),
@@ -133,4 +162,20 @@ class Validator:
             return Problem(INVALID_JOB_TEMPLATE, message)
         entry.template_ok_generation = generation
         entry.template_error = None
+        self._remember(key)
         return None
+
+    def _remember(self, key: tuple[str, str]) -> None:
+        self._passed[key] = self.clock.monotonic()
+        self._passed.move_to_end(key)
+        while len(self._passed) > TEMPLATE_PASS_LIMIT:
+            self._passed.popitem(last=False)
+
+
+def _template_key(spec: TriggerSpec) -> str:
+    """What the dry run of a trigger's Job depends on, besides names and the namespace."""
+    shape = {
+        "jobTemplate": spec.job_template.model_dump(mode="json", by_alias=True),
+        "payload": spec.payload,
+    }
+    return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()
