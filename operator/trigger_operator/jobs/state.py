@@ -28,7 +28,7 @@ from trigger_operator.models.status import RunResult as RunResult
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ObservedJob:
     """One owned Job, reduced to what the trigger's status and the ledger need."""
 

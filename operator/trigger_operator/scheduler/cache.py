@@ -15,7 +15,7 @@ from trigger_operator.jobs.state import ObservedJob, observe_job
 from trigger_operator.kube.gateway import Listing
 
 
-@dataclass
+@dataclass(slots=True)
 class TriggerEntry:
     """One trigger as last seen, with the runs it owns and the scheduler's notes on it."""
 
@@ -55,6 +55,27 @@ class TriggerEntry:
         return int(self.body["metadata"].get("generation") or 0)
 
 
+# What no decision reads and a body can carry in bulk: server-side apply's bookkeeping,
+# and kubectl's copy of the whole last-applied manifest.
+_LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def compact(body: dict[str, Any]) -> dict[str, Any]:
+    """`body` without what the scheduler never reads (managedFields, last-applied copy).
+
+    A body from a watch can be several times the size of its spec; ten thousand of them
+    are most of the cache's memory.
+    """
+    metadata = body.get("metadata") or {}
+    annotations = metadata.get("annotations") or {}
+    if "managedFields" not in metadata and _LAST_APPLIED not in annotations:
+        return body
+    slim = {key: value for key, value in metadata.items() if key != "managedFields"}
+    if _LAST_APPLIED in annotations:
+        slim["annotations"] = {k: v for k, v in annotations.items() if k != _LAST_APPLIED}
+    return {**body, "metadata": slim}
+
+
 class TriggerCache:
     """Triggers by uid, and Jobs by their owner's uid (which may arrive before the owner)."""
 
@@ -63,6 +84,7 @@ class TriggerCache:
         self._orphan_jobs: dict[str, dict[str, ObservedJob]] = {}
 
     def upsert_trigger(self, body: dict[str, Any]) -> TriggerEntry:
+        body = compact(body)
         uid = str(body["metadata"]["uid"])
         entry = self.triggers.get(uid)
         if entry is None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from trigger_operator.models.status import TriggerStatus
-from trigger_operator.scheduler.cache import TriggerEntry
+from trigger_operator.scheduler.cache import TriggerEntry, compact
 from trigger_operator.scheduler.gate import Gate, require_leader
 from trigger_operator.scheduler.ports import SchedulerGateway
 
@@ -39,7 +39,7 @@ class StatusPublisher:
             status=after,
         )
         if updated["metadata"]["uid"] == entry.uid:
-            entry.body = updated
+            entry.body = compact(updated)
 
     async def warn(self, entry: TriggerEntry, *, reason: str, message: str, now: datetime) -> None:
         """A Warning Event about the trigger (best effort; only while leading)."""

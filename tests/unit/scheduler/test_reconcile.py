@@ -437,6 +437,52 @@ async def test_an_invalid_job_template_is_reported_once_and_checked_once(world: 
     assert world.gateway.calls.count("patch_trigger_status") == 1
 
 
+async def test_a_new_leader_does_not_dry_run_a_generation_status_shows_ready(
+    world: World,
+) -> None:
+    entry = world.trigger(schedule="30 2 * * *")
+    await world.run(entry)
+    assert world.gateway.calls.count("dry_run_job") == 1
+    successor = Reconciler(
+        gateway=world.gateway,
+        gate=world.gate,
+        clock=world.clock,
+        recorder=world.reconciler.recorder,
+    )
+    fresh = TriggerCache().upsert_trigger(world.gateway.triggers[(NAMESPACE, NAME)])
+    world.at(at(2, 30))
+
+    await successor.reconcile(fresh)
+
+    assert world.gateway.calls.count("dry_run_job") == 1
+    assert world.job_times() == ["2026-11-26T02:30:00Z"]
+
+
+async def test_one_template_in_one_namespace_is_dry_run_once_for_many_triggers(
+    world: World,
+) -> None:
+    spec = {"schedule": "30 2 * * *", "jobTemplate": TEMPLATE}
+    entries = []
+    for index, namespace in enumerate(["team-a", "team-a", "team-a", "team-b"]):
+        body = world.gateway.add_trigger(
+            spec, name=f"t{index}", namespace=namespace, uid=f"uid-{index}", created=CREATED
+        )
+        entries.append(world.cache.upsert_trigger(body))
+    other = world.gateway.add_trigger(
+        {**spec, "payload": {"other": True}}, name="t4", uid="uid-4", created=CREATED
+    )
+    entries.append(world.cache.upsert_trigger(other))
+
+    for entry in entries:
+        await world.reconciler.reconcile(entry)
+
+    # team-a's template once, team-b's once, and the other payload once.
+    assert world.gateway.calls.count("dry_run_job") == 3
+    assert all(
+        world.gateway.triggers[(e.namespace, e.name)]["status"]["nextRunAt"] for e in entries
+    )
+
+
 def _job_at(world: World, instant: datetime) -> dict[str, Any]:
     stamp = format_instant(instant)
     return next(
