@@ -17,16 +17,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import OperationalError
 
 from trigger_operator.ledger.engine import build_engine, database_url, display_url
 from trigger_operator.models.settings import Settings
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+# Alembic is imported where it is used: the operator migrates from its ledger thread,
+# after it has started dispatching, and most processes (the command line) never do.
 
 # Any fixed 64-bit number; it names the lock, and only this code takes it.
 _MIGRATION_LOCK = 0x7472_6967_6C65_6467  # "trigledg"
@@ -59,6 +62,8 @@ def migrations_dir(explicit: Path | None = None) -> Path:
 
 def alembic_config(connection: Connection | None = None, *, scripts: Path | None = None) -> Config:
     """An Alembic configuration for the ledger, bound to `connection` when given."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(migrations_dir(scripts)))
     if connection is not None:
@@ -68,17 +73,23 @@ def alembic_config(connection: Connection | None = None, *, scripts: Path | None
 
 def head_revision(*, scripts: Path | None = None) -> str | None:
     """The newest revision of the scripts."""
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config(scripts=scripts)).get_current_head()
 
 
 def current_revision(engine: Engine) -> str | None:
     """The revision the database is at; None when it was never migrated."""
+    from alembic.runtime.migration import MigrationContext
+
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
 
 
 def upgrade(engine: Engine, revision: str = "head", *, scripts: Path | None = None) -> None:
     """Migrate the database of `engine` up to `revision` (idempotent at the head)."""
+    from alembic import command
+
     with _locked(engine) as connection:
         command.upgrade(alembic_config(connection, scripts=scripts), revision)
         connection.commit()
@@ -86,6 +97,8 @@ def upgrade(engine: Engine, revision: str = "head", *, scripts: Path | None = No
 
 def downgrade(engine: Engine, revision: str, *, scripts: Path | None = None) -> None:
     """Migrate the database of `engine` down to `revision` (`base` drops every table)."""
+    from alembic import command
+
     with _locked(engine) as connection:
         command.downgrade(alembic_config(connection, scripts=scripts), revision)
         connection.commit()
