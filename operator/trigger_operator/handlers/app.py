@@ -15,11 +15,12 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import kopf
 from aiohttp import web
@@ -51,6 +52,7 @@ from trigger_operator.scheduler.reconcile import Reconciler
 from trigger_operator.scheduler.recorder import RunRecorder
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def default_identity(settings: Settings) -> str:
@@ -176,15 +178,44 @@ def _on_event_loop(callback: Callable[[], None]) -> Callable[[], None]:
     return call
 
 
+class LeaseLoop:
+    """The elector's own event loop, on a thread of its own.
+
+    A renew is a few milliseconds of work that must happen on time; on the scheduler's
+    loop it waited behind whatever else was ready (thousands of watch events and passes
+    when a new leader starts with ten thousand triggers) and a busy leader fenced itself.
+    On a thread of its own it gets the interpreter every few milliseconds, however busy
+    the other loop is.
+    """
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="lease", daemon=True)
+        self._thread.start()
+
+    async def call(self, work: Coroutine[Any, Any, T]) -> T:
+        """Run `work` on the lease loop; await it from another loop."""
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(work, self.loop))
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(5)
+
+
 async def _lead_after_sync(
-    scheduler: Scheduler, elector: LeaseElector, clock: Clock, interval: float
+    scheduler: Scheduler,
+    elector: LeaseElector,
+    clock: Clock,
+    interval: float,
+    home: asyncio.AbstractEventLoop,
 ) -> None:
-    """List the world until it succeeds, then run the elector and resync now and again.
+    """List the world until it succeeds, then run the elector (on `home`) and resync now
+    and again.
 
     Returns when the elector stops; raises what stopped it (`LeaseUnusable`).
     """
     await _resync(scheduler, clock)
-    election = asyncio.create_task(elector.run(), name="election")
+    election = asyncio.create_task(elector.run_on(home), name="election")
     ended = asyncio.Event()
     election.add_done_callback(lambda _: ended.set())
     try:
@@ -313,6 +344,7 @@ class _Parts:
 
     gateway: KubeGateway
     lease_gateway: KubeGateway
+    lease_loop: LeaseLoop
     ledger: LedgerWriter
     lease: LeaseSettings
     elector: LeaseElector
@@ -383,6 +415,7 @@ async def _build(settings: Settings, *, clock: Clock, registry: CollectorRegistr
     return _Parts(
         gateway=gateway,
         lease_gateway=lease_gateway,
+        lease_loop=LeaseLoop(),
         ledger=ledger,
         lease=lease,
         elector=elector,
@@ -429,7 +462,11 @@ async def run_operator(
         # Job: a leader that dispatched from a half-filled cache would miss runs and rows.
         asyncio.create_task(
             _lead_after_sync(
-                parts.scheduler, parts.elector, clock, settings.resync_interval_seconds
+                parts.scheduler,
+                parts.elector,
+                clock,
+                settings.resync_interval_seconds,
+                parts.lease_loop.loop,
             ),
             name="elector",
         ),
@@ -511,4 +548,5 @@ async def _shut_down(
     if health is not None:
         await health.cleanup()
     await parts.gateway.aclose()
-    await parts.lease_gateway.aclose()
+    await parts.lease_loop.call(parts.lease_gateway.aclose())
+    parts.lease_loop.stop()

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -141,6 +142,13 @@ class LeaseElector:
         self._changed = asyncio.Event()
         self._poke = asyncio.Event()
         self._step_lock = asyncio.Lock()
+        # The elector may run on a loop (and thread) of its own, so that a busy scheduler
+        # loop never delays a renew (`run_on`): then `_home` is its loop, `_consumer` the
+        # loop whose tasks wait on the gate's events, and `_state` guards the fields both
+        # threads change (no await is ever made while holding it).
+        self._home: asyncio.AbstractEventLoop | None = None
+        self._consumer: asyncio.AbstractEventLoop | None = None
+        self._state = threading.RLock()
         self._stopping = False
         # Consecutive failed Lease calls: they back off, and are logged once per outage.
         self._failures = 0
@@ -151,7 +159,9 @@ class LeaseElector:
 
     def may_write(self) -> bool:
         if self._leading and self.clock.monotonic() >= self._deadline:
-            self._lose("deadline", None)
+            with self._state:
+                if self._leading and self.clock.monotonic() >= self._deadline:
+                    self._lose("deadline", None)
         return self._leading
 
     def holds(self) -> bool:
@@ -179,6 +189,9 @@ class LeaseElector:
 
     def observe(self, lease: dict[str, Any]) -> None:
         """A watch event of our Lease: note the change, and react now if it matters."""
+        if self._home is not None and not _running_on(self._home):
+            self._home.call_soon_threadsafe(self.observe, lease)
+            return
         version = _resource_version(lease)
         newest = self._newest_version
         if version is not None and newest is not None and version < newest:
@@ -187,7 +200,8 @@ class LeaseElector:
         holder = holder_of(lease)
         if self._leading:
             if not still_ours(holder, my_identity=self._writer.identity):
-                self._lose("holder", holder)
+                with self._state:
+                    self._lose("holder", holder)
                 self._poke.set()
             return
         if self._stopping:
@@ -202,6 +216,16 @@ class LeaseElector:
             self._poke.set()  # released, or held by an older revision: act now
 
     # -- the loop --------------------------------------------------------------------------
+
+    async def run_on(self, home: asyncio.AbstractEventLoop) -> None:
+        """`run` on the loop `home` (another thread's); this loop waits on the gate."""
+        self._home = home
+        self._consumer = asyncio.get_running_loop()
+        future = asyncio.run_coroutine_threadsafe(self.run(), home)
+        try:
+            await asyncio.wrap_future(future)
+        finally:
+            future.cancel()  # cancels the task on `home` too
 
     async def run(self) -> None:
         log.info(
@@ -275,14 +299,21 @@ class LeaseElector:
 
     async def release(self) -> None:
         """Give the Lease up (graceful shutdown) so a successor takes it at once."""
+        if self._home is not None and not _running_on(self._home):
+            with self._state:
+                self._leading = False  # stop writing at once, before the hop
+            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self.release(), self._home))
+            self._signal(self._changed)
+            return
         if self._stopping:
             return
         self._stopping = True
         self._poke.set()
-        was_leading = self._leading
-        # Stop writing before anything else: the scheduler checks the gate per write.
-        self._leading = False
-        self._changed.set()
+        with self._state:
+            was_leading = self._leading or self._deadline > self.clock.monotonic()
+            # Stop writing before anything else: the scheduler checks the gate per write.
+            self._leading = False
+        self._signal(self._changed)
         async with self._step_lock:  # let an in-flight renew or acquire finish first
             for _ in range(_RELEASE_ATTEMPTS):
                 try:
@@ -346,10 +377,11 @@ class LeaseElector:
             self._poke.set()  # someone else moved first: look again at once
             return
         self._note(written)
-        self._deadline = write_deadline(started, self.lease.duration_seconds)
-        self._leading = True
-        self._became_leader.set()
-        self._changed.set()
+        with self._state:
+            self._deadline = write_deadline(started, self.lease.duration_seconds)
+            self._leading = True
+        self._signal(self._became_leader)
+        self._signal(self._changed)
         previous = holder.identity if holder else None
         log.info(
             "lease acquired",
@@ -370,7 +402,8 @@ class LeaseElector:
         if current is None or not still_ours(holder, my_identity=self._writer.identity):
             if current is not None:
                 self._note(current)
-            self._lose("holder", holder)
+            with self._state:
+                self._lose("holder", holder)
             return
         try:
             written = await self._api(
@@ -383,8 +416,9 @@ class LeaseElector:
             self._poke.set()
             return
         self._note(written)
-        if self.may_write():
-            self._deadline = write_deadline(started, self.lease.duration_seconds)
+        with self._state:
+            if self.may_write():
+                self._deadline = write_deadline(started, self.lease.duration_seconds)
 
     async def _api(self, call: Awaitable[T]) -> T:
         # A call that hangs must not hold the loop past the next renew; fencing does not
@@ -453,7 +487,7 @@ class LeaseElector:
         if not self._leading:
             return
         self._leading = False
-        self._changed.set()
+        self._signal(self._changed)
         superseded = other is not None and other.revision > self._writer.revision
         event = LeadershipEvent.SUPERSEDED if superseded else LeadershipEvent.LOST
         identity = other.identity if other else None
@@ -470,5 +504,23 @@ class LeaseElector:
         self._notify(event, identity)
 
     def _notify(self, event: LeadershipEvent, other: str | None) -> None:
-        if self.on_change is not None:
+        if self.on_change is None:
+            return
+        if self._consumer is not None and not _running_on(self._consumer):
+            self._consumer.call_soon_threadsafe(self.on_change, event, other)
+        else:
             self.on_change(event, other)
+
+    def _signal(self, event: asyncio.Event) -> None:
+        """Set one of the gate's events, on the loop whose tasks wait on it."""
+        if self._consumer is not None and not _running_on(self._consumer):
+            self._consumer.call_soon_threadsafe(event.set)
+        else:
+            event.set()
+
+
+def _running_on(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
