@@ -32,6 +32,7 @@ from trigger_operator.scheduler.gate import Gate
 from trigger_operator.scheduler.ports import SchedulerGateway
 from trigger_operator.scheduler.reconcile import Reconciler
 from trigger_operator.scheduler.recorder import RunRecorder
+from trigger_operator.scheduler.status import status_of
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,9 @@ def _urgency(entry: TriggerEntry, now: datetime) -> datetime:
 # The longest the loop sleeps without a reason to wake: a safety net against a lost
 # wake-up, not a polling tick (nothing is scanned when it expires).
 _MAX_SLEEP = 60.0
+# Long loops over every trigger (a listing, a ledger reconciliation) let other work run
+# after this many.
+_YIELD_EVERY = 256
 # Where a trigger with nothing scheduled stands among the waiting passes: after the rest.
 _NOTHING_SCHEDULED = timedelta(days=3650)
 
@@ -137,6 +141,26 @@ class Scheduler:
         """
         self.recorder.reconcile(list(self.cache.triggers.values()))
 
+    async def _reconcile_ledger_gradually(self) -> None:
+        """`reconcile_ledger`, a few hundred triggers at a time, letting passes run between."""
+        kept = self.recorder.begin_reconcile()
+        if kept is None:
+            return
+        triggers = records = 0
+        for entry in list(self.cache.triggers.values()):
+            if entry.body["metadata"].get("deletionTimestamp"):
+                continue
+            triggers += 1
+            records += self.recorder.sync_once(entry, status_of(entry.body))
+            if triggers % _YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+                if not self.gate.may_write():
+                    return
+        log.info(
+            "ledger reconciled with the cluster",
+            extra={"triggers": triggers, "records": records, "seen_while_standing_by": kept},
+        )
+
     def _deletion_requested(self, job: ObservedJob) -> None:
         """A Job kept by the run-record finalizer: its trigger's pass decides when it may go.
 
@@ -180,10 +204,14 @@ class Scheduler:
                     extra={"namespace": namespace, "error": str(error)},
                 )
                 continue
-            for body in triggers.items:
+            for count, body in enumerate(triggers.items, start=1):
                 self.on_trigger_event(None, body)
-            for body in jobs.items:
+                if count % _YIELD_EVERY == 0:
+                    await asyncio.sleep(0)  # a long listing never holds the loop for long
+            for count, body in enumerate(jobs.items, start=1):
                 self.on_job_event(None, body)
+                if count % _YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
             gone, vanished = self.cache.drop_unlisted(triggers, jobs, namespace=namespace)
             for entry in gone:
                 self._dirty.pop(entry.uid, None)
@@ -217,8 +245,9 @@ class Scheduler:
                 was_leading = True
                 for uid in list(self.cache.triggers):
                     self._dirty[uid] = None
-                # Job events seen while another replica led went unrecorded here.
-                self.reconcile_ledger()
+                # Job events seen while another replica led went unrecorded here; the
+                # ledger learns them beside the due passes, not before them.
+                self._spawn(self._reconcile_ledger_gradually(), name="ledger-reconcile")
                 self._release_orphans()
             self._wake.clear()
             leadership.clear()

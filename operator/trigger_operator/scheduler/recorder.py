@@ -232,11 +232,9 @@ class RunRecorder:
         rebuilt from the Jobs and the trigger status (see `evidence`). Triggers that reach
         the cache later are reconciled on their first pass (`sync_once`).
         """
-        self._synced.clear()
-        if not self.gate.may_write():
+        kept = self.begin_reconcile()
+        if kept is None:
             return
-        kept = self.ledger.reconcile(self._unwritten)
-        self._unwritten.clear()
         triggers = records = 0
         for entry in entries:
             if not entry.body["metadata"].get("deletionTimestamp"):
@@ -247,10 +245,22 @@ class RunRecorder:
             extra={"triggers": triggers, "records": records, "seen_while_standing_by": kept},
         )
 
-    def sync_once(self, entry: TriggerEntry, status: TriggerStatus) -> None:
+    def begin_reconcile(self) -> int | None:
+        """Start a reconciliation: forget which triggers were synced, and write what this
+        replica kept while standing by. Returns how many records that was (None when
+        not leading). The triggers follow one by one (`sync_once`)."""
+        self._synced.clear()
+        if not self.gate.may_write():
+            return None
+        kept = self.ledger.reconcile(self._unwritten)
+        self._unwritten.clear()
+        return kept
+
+    def sync_once(self, entry: TriggerEntry, status: TriggerStatus) -> int:
         """Reconcile one trigger's runs, unless done since the last `reconcile`."""
         if entry.uid not in self._synced:
-            self._sync(entry, status)
+            return self._sync(entry, status)
+        return 0
 
     def _sync(self, entry: TriggerEntry, status: TriggerStatus) -> int:
         if not self.gate.may_write():
