@@ -15,6 +15,24 @@ from trigger_operator.jobs.builder import LABEL_TRIGGER_UID
 from trigger_operator.models.api import GROUP, PLURAL, VERSION
 
 
+class NoDiffBase(kopf.DiffBaseStorage):
+    """A diff base of nothing: the operator has no create/update handlers to diff for.
+
+    kopf builds an object's "essence" (a deep copy of the body, stripped) on every event
+    for such handlers. With only event handlers it is never read, and at ten thousand
+    triggers the copies were a fifth of the operator's CPU.
+    """
+
+    def build(self, *, body: Any, extra_fields: Any = None) -> Any:
+        return {}
+
+    def fetch(self, *, body: Any) -> Any:
+        return None
+
+    def store(self, *, body: Any, patch: Any, essence: Any) -> None:
+        return None
+
+
 class Feed(Protocol):
     """What the handlers hand events to."""
 
@@ -51,6 +69,7 @@ def build_registry(
         settings.watching.connect_timeout = 10
         settings.networking.request_timeout = 30
         settings.execution.max_workers = 4
+        settings.persistence.diffbase_storage = NoDiffBase()
         # kopf keeps a worker per object while its events keep coming; ours only hand
         # the event on, so a worker need not wait 5 s for more: at ten thousand objects
         # listed at once, fewer live workers is less memory.
