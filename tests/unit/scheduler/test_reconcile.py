@@ -384,10 +384,11 @@ async def test_failed_jobs_beyond_the_history_limit_are_pruned_oldest_first(
         world.observe(entry)
     world.at(at(2, 35))
 
+    world.ledger.written()  # 02:10, pruned at 02:30, has its final row now
     world.ledger.sink.available.clear()
     again = await world.run(entry)
-    # Pruned, they wait (marked for deletion) until the ledger has their final rows.
-    assert len(world.job_times()) == 3
+    # 02:10 went; 02:20, pruned now, waits (marked for deletion) for its final row.
+    assert world.job_times() == ["2026-11-26T02:20:00Z", "2026-11-26T02:30:00Z"]
     assert again == at(2, 35, 2)
     world.ledger.sink.available.set()
     world.ledger.written()
