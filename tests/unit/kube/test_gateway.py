@@ -98,7 +98,7 @@ async def test_a_write_is_not_sent_once_the_fence_closes_but_reads_still_are() -
         await gateway.aclose()
 
 
-@pytest.mark.parametrize("value", [float("nan"), {1, 2}, b"bytes"])
+@pytest.mark.parametrize("value", [{1, 2}, b"bytes", object()])
 async def test_a_body_that_cannot_be_sent_as_json_is_invalid_before_it_is_sent(value: Any) -> None:
     gateway = KubeGateway(client.ApiClient(client.Configuration(host="http://127.0.0.1:9")))
     body = {"metadata": {"name": "run", "namespace": "team-a"}, "spec": {"x": value}}
