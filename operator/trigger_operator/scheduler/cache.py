@@ -6,53 +6,116 @@ within a second of acquiring the lease instead of listing the world first.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import zlib
 from datetime import datetime, timedelta
 from typing import Any
+
+import orjson
 
 from trigger_operator.jobs.builder import LABEL_TRIGGER_UID, TriggerRef
 from trigger_operator.jobs.state import ObservedJob, observe_job
 from trigger_operator.kube.gateway import Listing
 
 
-@dataclass(slots=True)
 class TriggerEntry:
-    """One trigger as last seen, with the runs it owns and the scheduler's notes on it."""
+    """One trigger as last seen, with the runs it owns and the scheduler's notes on it.
 
-    uid: str
-    body: dict[str, Any]
-    jobs: dict[str, ObservedJob] = field(default_factory=dict)
-    # When the scheduler must look at this trigger again (None: only on a change).
-    due_at: Any = None
-    # The generation whose Job template passed the server-side dry run, and the last
-    # problem reported, so that an invalid trigger is reported once, not in a storm.
-    template_ok_generation: int | None = None
-    template_error: tuple[int, str] | None = None
-    reported_problem: tuple[int, str, str] | None = None
-    # How long the last failed pass (403, a refused Job, an unexpected error) made the
-    # scheduler wait before looking again; None after a pass that succeeded.
-    backoff: timedelta | None = None
-    # An edit of the schedule a pass noticed, (fingerprint, when): the epoch it dates
-    # stays the same when the status patch that would record it fails.
-    noticed_edit: tuple[str, datetime] | None = None
-    # A Job create the API server refused: (generation, message, when to try again).
-    refused: tuple[int, str, datetime] | None = None
+    The body is kept as its JSON, compressed, and decoded while a pass or a reconciliation
+    uses it (`body`; `release_body` lets the decoded copy go): a decoded body takes five
+    times the memory of its JSON, and at ten thousand triggers those copies were most of
+    the operator's memory. What the loop reads of every trigger without a pass (names,
+    resourceVersion, generation, the next run) is kept decoded beside it.
+    """
+
+    __slots__ = (
+        "_decoded",
+        "_raw",
+        "backoff",
+        "deleting",
+        "due_at",
+        "generation",
+        "jobs",
+        "name",
+        "namespace",
+        "next_run_at",
+        "noticed_edit",
+        "observed_generation",
+        "refused",
+        "reported_problem",
+        "resource_version",
+        "template_error",
+        "template_ok_generation",
+        "uid",
+    )
+    _decoded: dict[str, Any] | None
+    _raw: bytes
+    namespace: str
+    name: str
+    resource_version: Any
+    generation: int
+    deleting: bool
+    observed_generation: Any
+    next_run_at: Any
+
+    def __init__(
+        self,
+        *,
+        uid: str,
+        body: dict[str, Any],
+        jobs: dict[str, ObservedJob] | None = None,
+    ) -> None:
+        self.uid = uid
+        self.jobs: dict[str, ObservedJob] = jobs if jobs is not None else {}
+        # When the scheduler must look at this trigger again (None: only on a change).
+        self.due_at: Any = None
+        # The generation whose Job template passed the server-side dry run, and the last
+        # problem reported, so that an invalid trigger is reported once, not in a storm.
+        self.template_ok_generation: int | None = None
+        self.template_error: tuple[int, str] | None = None
+        self.reported_problem: tuple[int, str, str] | None = None
+        # How long the last failed pass (403, a refused Job, an unexpected error) made the
+        # scheduler wait before looking again; None after a pass that succeeded.
+        self.backoff: timedelta | None = None
+        # An edit of the schedule a pass noticed, (fingerprint, when): the epoch it dates
+        # stays the same when the status patch that would record it fails.
+        self.noticed_edit: tuple[str, datetime] | None = None
+        # A Job create the API server refused: (generation, message, when to try again).
+        self.refused: tuple[int, str, datetime] | None = None
+        self.body = body
 
     @property
-    def namespace(self) -> str:
-        return str(self.body["metadata"]["namespace"])
+    def body(self) -> dict[str, Any]:
+        """The trigger as last seen (decoded on first use after `release_body`)."""
+        if self._decoded is None:
+            decoded: dict[str, Any] = orjson.loads(zlib.decompress(self._raw))
+            self._decoded = decoded
+            return decoded
+        return self._decoded
 
-    @property
-    def name(self) -> str:
-        return str(self.body["metadata"]["name"])
+    @body.setter
+    def body(self, body: dict[str, Any]) -> None:
+        metadata = body["metadata"]
+        status = body.get("status")
+        status = status if isinstance(status, dict) else {}
+        self.namespace = str(metadata["namespace"])
+        self.name = str(metadata["name"])
+        self.resource_version = metadata.get("resourceVersion")
+        self.generation = int(metadata.get("generation") or 0)
+        self.deleting = bool(metadata.get("deletionTimestamp"))
+        self.observed_generation = status.get("observedGeneration")
+        self.next_run_at = status.get("nextRunAt")
+        # Compressed: smaller still, and a copy of exactly its size (orjson's output keeps
+        # the buffer it grew, several times the JSON).
+        self._raw = zlib.compress(orjson.dumps(body), 1)
+        self._decoded = body
+
+    def release_body(self) -> None:
+        """Let the decoded body go; the JSON stays (changes made to the copy are lost)."""
+        self._decoded = None
 
     @property
     def ref(self) -> TriggerRef:
         return TriggerRef(namespace=self.namespace, name=self.name, uid=self.uid)
-
-    @property
-    def generation(self) -> int:
-        return int(self.body["metadata"].get("generation") or 0)
 
 
 # What no decision reads and a body can carry in bulk: server-side apply's bookkeeping,
@@ -90,7 +153,7 @@ class TriggerCache:
         if entry is None:
             entry = TriggerEntry(uid=uid, body=body, jobs=self._orphan_jobs.pop(uid, {}))
             self.triggers[uid] = entry
-        elif _newer(body, entry.body):
+        elif _newer(body["metadata"].get("resourceVersion"), entry.resource_version):
             entry.body = body
         return entry
 
@@ -133,7 +196,7 @@ class TriggerCache:
             for uid, entry in self.triggers.items()
             if uid not in listed
             and namespace in (None, entry.namespace)
-            and not _after(entry.body["metadata"].get("resourceVersion"), triggers.resource_version)
+            and not _after(entry.resource_version, triggers.resource_version)
         ]
         for entry in gone:
             del self.triggers[entry.uid]
@@ -167,12 +230,10 @@ def _after(version: Any, listing: str) -> bool:
         return False
 
 
-def _newer(candidate: dict[str, Any], current: dict[str, Any]) -> bool:
+def _newer(candidate: Any, current: Any) -> bool:
     # resourceVersions are opaque, but etcd's are increasing integers; when they are
     # not integers, trust the order of arrival.
     try:
-        return int(candidate["metadata"]["resourceVersion"]) >= int(
-            current["metadata"]["resourceVersion"]
-        )
-    except (KeyError, TypeError, ValueError):
+        return int(candidate) >= int(current)
+    except (TypeError, ValueError):
         return True

@@ -45,10 +45,9 @@ def _urgency(entry: TriggerEntry, now: datetime) -> datetime:
     with the due ones; one whose next run is hours away after those, and one with
     nothing scheduled (suspended, completed, invalid) last.
     """
-    status = entry.body.get("status")
-    if not isinstance(status, dict) or status.get("observedGeneration") != entry.generation:
+    if entry.observed_generation != entry.generation:
         return now
-    upcoming = parse_api_time(status.get("nextRunAt"))
+    upcoming = parse_api_time(entry.next_run_at)
     return upcoming if upcoming is not None else now + _NOTHING_SCHEDULED
 
 
@@ -110,9 +109,11 @@ class Scheduler:
             self._dirty.pop(uid, None)
             return
         entry = self.cache.triggers.get(uid)
-        seen = entry.body["metadata"].get("resourceVersion") if entry is not None else None
+        seen = entry.resource_version if entry is not None else None
         entry = self.cache.upsert_trigger(body)
-        if seen is None or entry.body["metadata"].get("resourceVersion") != seen:
+        if entry.body is not body:
+            entry.release_body()  # kept as JSON until a pass needs it
+        if seen is None or entry.resource_version != seen:
             self.mark_dirty(uid)
 
     def on_job_event(self, event_type: str | None, body: dict[str, Any]) -> None:
@@ -148,10 +149,12 @@ class Scheduler:
             return
         triggers = records = 0
         for entry in list(self.cache.triggers.values()):
-            if entry.body["metadata"].get("deletionTimestamp"):
+            if entry.deleting:
                 continue
             triggers += 1
             records += self.recorder.sync_once(entry, status_of(entry.body))
+            if entry.uid not in self._running:
+                entry.release_body()
             if triggers % _YIELD_EVERY == 0:
                 await asyncio.sleep(0)
                 if not self.gate.may_write():
@@ -324,7 +327,10 @@ class Scheduler:
             entry = self.cache.triggers.get(uid)
             if entry is None or self._stopping or not self.gate.may_write():
                 return
-            due_at = await self.reconciler.reconcile(entry)
+            try:
+                due_at = await self.reconciler.reconcile(entry)
+            finally:
+                entry.release_body()
             if due_at is not None and uid in self.cache.triggers:
                 entry.due_at = due_at
                 heapq.heappush(self._heap, (due_at, next(self._seq), uid))
