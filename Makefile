@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .PHONY: help setup venv control-plane postgres promtool argocd-cm argocd-samples lint fmt test test-unit test-integration \
-        run cluster-up cluster-down cluster-status crd clean chaos chaos-short
+        run cluster-up cluster-down cluster-status crd clean chaos chaos-short bench-scale
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -88,6 +88,11 @@ chaos: setup  ## the long fault-injection profile (>= 300 faults; 20-40 minutes)
 
 chaos-short: setup  ## the short fault-injection profile (a few faults of each kind; minutes)
 	CHAOS_PROFILE=short $(BIN)/pytest tests/chaos -s $(PYTEST_ARGS)
+
+# The scale benchmark (bench/scale.py): N = 1,000 and 10,000 resident triggers, the
+# CronJob controller beside it; BENCH_ARGS passes options (e.g. --full, --profile).
+bench-scale: setup  ## the scale benchmark: bursts, cold start, memory, rollout, against CronJob
+	$(BIN)/python bench/scale.py $(BENCH_ARGS)
 
 cluster-up: venv control-plane  ## start the dev cluster (kubeconfig in .dev/kubeconfig)
 	$(BIN)/trigger-operator dev-cluster up --dev-dir $(DEV)
