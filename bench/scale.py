@@ -62,9 +62,9 @@ from bench.cronjob_comparison import (
     cpu_seconds,
     in_parallel,
     memory_kib,
+    parse_time,
     percentiles,
     private_cluster,
-    parse_time,
     say,
 )
 from trigger_operator.jobs.builder import ANNOTATION_SCHEDULED_FOR
