@@ -288,15 +288,25 @@ class KubeGateway:
             return {"Authorization": str(bearer["value"])}
         return {}
 
-    async def _list(self, path: str, **query: str | None) -> Listing:
-        """All items of a list call, following `continue`, and the list's resourceVersion."""
+    async def _list(
+        self, path: str, each: Callable[[dict[str, Any]], None] | None = None, **query: str | None
+    ) -> Listing:
+        """All items of a list call, following `continue`, and the list's resourceVersion.
+
+        With `each`, every item is handed to it as its page arrives and none is kept
+        (`Listing.items` is empty): ten thousand bodies are never in memory at once.
+        """
         items: list[dict[str, Any]] = []
         token: str | None = None
         while True:
             page = await self._request(
                 "GET", path, query={**query, "limit": _PAGE, "continue": token}
             )
-            items.extend(page.get("items") or [])
+            if each is None:
+                items.extend(page.get("items") or [])
+            else:
+                for item in page.get("items") or []:
+                    each(item)
             metadata = page.get("metadata") or {}
             token = metadata.get("continue") or None
             if token is None:
@@ -331,15 +341,23 @@ class KubeGateway:
             urgency=Urgency.RECORD,
         )
 
-    async def list_triggers(self, namespace: str | None) -> Listing:
-        """Every trigger in `namespace` (None: every namespace), page by page."""
-        return await self._list(_triggers(namespace))
+    async def list_triggers(
+        self, namespace: str | None, *, each: Callable[[dict[str, Any]], None] | None = None
+    ) -> Listing:
+        """Every trigger in `namespace` (None: every namespace), page by page (`_list`)."""
+        return await self._list(_triggers(namespace), each)
 
     # -- jobs ----------------------------------------------------------------------------
 
-    async def list_jobs(self, namespace: str | None, label_selector: str) -> Listing:
+    async def list_jobs(
+        self,
+        namespace: str | None,
+        label_selector: str,
+        *,
+        each: Callable[[dict[str, Any]], None] | None = None,
+    ) -> Listing:
         """The Jobs `label_selector` selects, in `namespace` (None: every namespace)."""
-        return await self._list(_jobs(namespace), labelSelector=label_selector)
+        return await self._list(_jobs(namespace), each, labelSelector=label_selector)
 
     async def create_job(self, body: dict[str, Any]) -> dict[str, Any]:
         """Create a Job; `AlreadyExists` when its name is taken, `Invalid` when too large."""

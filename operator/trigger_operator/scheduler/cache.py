@@ -14,7 +14,6 @@ import orjson
 
 from trigger_operator.jobs.builder import LABEL_TRIGGER_UID, TriggerRef
 from trigger_operator.jobs.state import ObservedJob, observe_job
-from trigger_operator.kube.gateway import Listing
 
 
 class TriggerEntry:
@@ -180,37 +179,40 @@ class TriggerCache:
         return [job for owned in self._orphan_jobs.values() for job in owned.values()]
 
     def drop_unlisted(
-        self, triggers: Listing, jobs: Listing, *, namespace: str | None = None
+        self,
+        *,
+        trigger_uids: set[str],
+        triggers_version: str,
+        job_keys: set[tuple[str, str]],
+        jobs_version: str,
+        namespace: str | None = None,
     ) -> tuple[list[TriggerEntry], list[ObservedJob]]:
         """Remove what full listings of the triggers and their Jobs show to be gone.
 
-        A cached object that its listing lacks was deleted, unless the cache holds a copy
-        newer than the listing (it arrived by watch after the list was read). Returns what
-        was dropped: after a watch relist kopf reports nothing for objects deleted
-        meanwhile, and without this they would stay as ghosts. `namespace` is the one
-        the listings cover (None: every namespace).
+        The listings are given as what they held: the triggers' uids and the Jobs'
+        (namespace, name), each with the resourceVersion it was read at. A cached object
+        that its listing lacks was deleted, unless the cache holds a copy newer than the
+        listing (it arrived by watch after the list was read). Returns what was dropped:
+        after a watch relist kopf reports nothing for objects deleted meanwhile, and
+        without this they would stay as ghosts. `namespace` is the one the listings
+        cover (None: every namespace).
         """
-        listed = {str(body["metadata"]["uid"]) for body in triggers.items}
         gone = [
             entry
             for uid, entry in self.triggers.items()
-            if uid not in listed
+            if uid not in trigger_uids
             and namespace in (None, entry.namespace)
-            and not _after(entry.resource_version, triggers.resource_version)
+            and not _after(entry.resource_version, triggers_version)
         ]
         for entry in gone:
             del self.triggers[entry.uid]
-        listed_jobs = {
-            (str(body["metadata"]["namespace"]), str(body["metadata"]["name"]))
-            for body in jobs.items
-        }
         vanished: list[ObservedJob] = []
         for owned in [*(e.jobs for e in self.triggers.values()), *self._orphan_jobs.values()]:
             for name, state in list(owned.items()):
                 if (
                     namespace in (None, state.namespace)
-                    and (state.namespace, name) not in listed_jobs
-                    and not _after(state.resource_version, jobs.resource_version)
+                    and (state.namespace, name) not in job_keys
+                    and not _after(state.resource_version, jobs_version)
                 ):
                     vanished.append(owned.pop(name))
         return gone, vanished

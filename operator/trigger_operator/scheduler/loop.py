@@ -18,7 +18,7 @@ import asyncio
 import heapq
 import itertools
 import logging
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -59,6 +59,29 @@ _MAX_SLEEP = 60.0
 _YIELD_EVERY = 256
 # Where a trigger with nothing scheduled stands among the waiting passes: after the rest.
 _NOTHING_SCHEDULED = timedelta(days=3650)
+
+
+class _Seen:
+    """What a resync's listings held: fed to the scheduler item by item, as pages come."""
+
+    def __init__(self) -> None:
+        self.triggers: set[str] = set()
+        self.jobs: set[tuple[str, str]] = set()
+
+    def trigger(self, scheduler: Scheduler) -> Callable[[dict[str, Any]], None]:
+        def take(body: dict[str, Any]) -> None:
+            self.triggers.add(str(body["metadata"]["uid"]))
+            scheduler.on_trigger_event(None, body)
+
+        return take
+
+    def job(self, scheduler: Scheduler) -> Callable[[dict[str, Any]], None]:
+        def take(body: dict[str, Any]) -> None:
+            metadata = body["metadata"]
+            self.jobs.add((str(metadata["namespace"]), str(metadata["name"])))
+            scheduler.on_job_event(None, body)
+
+        return take
 
 
 class Scheduler:
@@ -194,9 +217,12 @@ class Scheduler:
         """
         assert self._lister is not None, "resync needs a lister"
         for namespace in self._namespaces:
+            seen = _Seen()
             try:
-                triggers = await self._lister.list_triggers(namespace)
-                jobs = await self._lister.list_jobs(namespace, LABEL_TRIGGER_UID)
+                triggers = await self._lister.list_triggers(namespace, each=seen.trigger(self))
+                jobs = await self._lister.list_jobs(
+                    namespace, LABEL_TRIGGER_UID, each=seen.job(self)
+                )
             except Forbidden as error:
                 if namespace is None:
                     raise  # nothing can be listed: the caller retries and says so
@@ -207,15 +233,13 @@ class Scheduler:
                     extra={"namespace": namespace, "error": str(error)},
                 )
                 continue
-            for count, body in enumerate(triggers.items, start=1):
-                self.on_trigger_event(None, body)
-                if count % _YIELD_EVERY == 0:
-                    await asyncio.sleep(0)  # a long listing never holds the loop for long
-            for count, body in enumerate(jobs.items, start=1):
-                self.on_job_event(None, body)
-                if count % _YIELD_EVERY == 0:
-                    await asyncio.sleep(0)
-            gone, vanished = self.cache.drop_unlisted(triggers, jobs, namespace=namespace)
+            gone, vanished = self.cache.drop_unlisted(
+                trigger_uids=seen.triggers,
+                triggers_version=triggers.resource_version,
+                job_keys=seen.jobs,
+                jobs_version=jobs.resource_version,
+                namespace=namespace,
+            )
             for entry in gone:
                 self._dirty.pop(entry.uid, None)
                 self.recorder.trigger_deleted(entry)

@@ -7,7 +7,7 @@ preconditions on delete). Errors are the gateway's domain errors (`kube.gateway`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -23,9 +23,17 @@ class SchedulerGateway(Protocol):
         self, namespace: str, name: str, *, resource_version: str, status: dict[str, Any]
     ) -> dict[str, Any]: ...
 
-    async def list_triggers(self, namespace: str | None) -> Listing: ...
+    async def list_triggers(
+        self, namespace: str | None, *, each: Callable[[dict[str, Any]], None] | None = None
+    ) -> Listing: ...
 
-    async def list_jobs(self, namespace: str | None, label_selector: str) -> Listing: ...
+    async def list_jobs(
+        self,
+        namespace: str | None,
+        label_selector: str,
+        *,
+        each: Callable[[dict[str, Any]], None] | None = None,
+    ) -> Listing: ...
 
     async def create_job(self, body: dict[str, Any]) -> dict[str, Any]: ...
 

@@ -165,11 +165,19 @@ class FakeGateway:
         body["status"] = {k: v for k, v in merged.items() if v is not None}
         return self._store_trigger(body)
 
-    async def list_triggers(self, namespace: str | None) -> Listing:
+    async def list_triggers(
+        self, namespace: str | None, *, each: Callable[[dict[str, Any]], None] | None = None
+    ) -> Listing:
         await self._enter("list_triggers")
-        return self._listing(self.triggers, namespace, lambda body: True)
+        return _handed(self._listing(self.triggers, namespace, lambda body: True), each)
 
-    async def list_jobs(self, namespace: str | None, label_selector: str) -> Listing:
+    async def list_jobs(
+        self,
+        namespace: str | None,
+        label_selector: str,
+        *,
+        each: Callable[[dict[str, Any]], None] | None = None,
+    ) -> Listing:
         """Selectors as the scheduler writes them: `key` (has the label) or `key=value`."""
         await self._enter("list_jobs")
         label, equals, value = label_selector.partition("=")
@@ -178,7 +186,7 @@ class FakeGateway:
             labels = body["metadata"]["labels"]
             return labels.get(label) == value if equals else label in labels
 
-        return self._listing(self.jobs, namespace, selected)
+        return _handed(self._listing(self.jobs, namespace, selected), each)
 
     async def create_job(self, body: dict[str, Any]) -> dict[str, Any]:
         await self._enter("create_job")
@@ -294,6 +302,15 @@ class FakeGateway:
             snapshot = copy.deepcopy(body)
             feed = self.feed
             asyncio.get_running_loop().call_soon(feed.on_job_event, event_type, snapshot)
+
+
+def _handed(listing: Listing, each: Callable[[dict[str, Any]], None] | None) -> Listing:
+    """As the gateway does with `each`: the items go to it, the listing keeps none."""
+    if each is None:
+        return listing
+    for item in listing.items:
+        each(item)
+    return Listing(items=[], resource_version=listing.resource_version)
 
 
 class FakeGate:

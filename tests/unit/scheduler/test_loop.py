@@ -311,7 +311,12 @@ async def test_a_resync_keeps_what_the_watch_delivered_after_the_listing(loop: L
     loop.add(schedule="*/5 * * * *")
     await settle()
 
-    gone, vanished = loop.scheduler.cache.drop_unlisted(listing, jobs)
+    gone, vanished = loop.scheduler.cache.drop_unlisted(
+        trigger_uids={body["metadata"]["uid"] for body in listing.items},
+        triggers_version=listing.resource_version,
+        job_keys={(b["metadata"]["namespace"], b["metadata"]["name"]) for b in jobs.items},
+        jobs_version=jobs.resource_version,
+    )
 
     assert (gone, vanished) == ([], [])
     assert list(loop.scheduler.cache.triggers) == [UID]
