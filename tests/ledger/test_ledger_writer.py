@@ -25,7 +25,7 @@ from trigger_operator.ledger.records import (
     attempts_for,
 )
 from trigger_operator.ledger.store import LedgerStore, RunQuery
-from trigger_operator.ledger.writer import LedgerWriter, open_ledger
+from trigger_operator.ledger.writer import LedgerWriter, StoreOnFirstUse, open_ledger
 from trigger_operator.models.settings import Settings
 
 MakeWriter = Callable[..., LedgerWriter]
@@ -220,8 +220,11 @@ def test_open_ledger_retries_failed_writes_with_the_back_off_of_the_settings(
 
 
 def writer_store(writer: LedgerWriter) -> LedgerStore:
-    assert isinstance(writer.store, LedgerStore)
-    return writer.store
+    store = writer.store
+    if isinstance(store, StoreOnFirstUse):  # open_ledger's: built by the writer thread
+        store = store.store
+    assert isinstance(store, LedgerStore)
+    return store
 
 
 @pytest.mark.postgres

@@ -6,31 +6,48 @@ it with `await writer.aclose()`. `trigger-operator history` reads it through `Le
 `trigger-operator migrate` runs `upgrade`.
 """
 
-from trigger_operator.ledger.engine import build_engine, database_url
-from trigger_operator.ledger.migrate import (
-    MigrationFailed,
-    current_revision,
-    downgrade,
-    head_revision,
-    migrate_database,
-    upgrade,
-)
-from trigger_operator.ledger.records import (
-    LeadershipEvent,
-    LeadershipRecord,
-    LedgerStatus,
-    RunKey,
-    RunKind,
-    RunRecord,
-    RunRef,
-    attempts_for,
-    manual_run_key,
-    moves_forward,
-    scheduled_run_key,
-)
-from trigger_operator.ledger.store import LedgerStore, PruneResult, RunQuery
-from trigger_operator.ledger.tables import LeadershipChange, Run
-from trigger_operator.ledger.writer import LedgerMetrics, LedgerSink, LedgerWriter, open_ledger
+import importlib
+from typing import Any
+
+# Loaded on first use (PEP 562): the operator's start imports the writer and the records
+# only, and SQLAlchemy comes with the store, in the writer's thread.
+_WHERE = {
+    "LeadershipChange": "trigger_operator.ledger.tables",
+    "LeadershipEvent": "trigger_operator.ledger.records",
+    "LeadershipRecord": "trigger_operator.ledger.records",
+    "LedgerMetrics": "trigger_operator.ledger.writer",
+    "LedgerSink": "trigger_operator.ledger.writer",
+    "LedgerStatus": "trigger_operator.ledger.records",
+    "LedgerStore": "trigger_operator.ledger.store",
+    "LedgerWriter": "trigger_operator.ledger.writer",
+    "MigrationFailed": "trigger_operator.ledger.migrate",
+    "PruneResult": "trigger_operator.ledger.store",
+    "Run": "trigger_operator.ledger.tables",
+    "RunKey": "trigger_operator.ledger.records",
+    "RunKind": "trigger_operator.ledger.records",
+    "RunQuery": "trigger_operator.ledger.store",
+    "RunRecord": "trigger_operator.ledger.records",
+    "RunRef": "trigger_operator.ledger.records",
+    "attempts_for": "trigger_operator.ledger.records",
+    "build_engine": "trigger_operator.ledger.engine",
+    "current_revision": "trigger_operator.ledger.migrate",
+    "database_url": "trigger_operator.ledger.engine",
+    "downgrade": "trigger_operator.ledger.migrate",
+    "head_revision": "trigger_operator.ledger.migrate",
+    "manual_run_key": "trigger_operator.ledger.records",
+    "migrate_database": "trigger_operator.ledger.migrate",
+    "moves_forward": "trigger_operator.ledger.records",
+    "open_ledger": "trigger_operator.ledger.writer",
+    "scheduled_run_key": "trigger_operator.ledger.records",
+    "upgrade": "trigger_operator.ledger.migrate",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_WHERE[name]), name)
+
 
 __all__ = [
     "LeadershipChange",
