@@ -48,6 +48,8 @@ RUN pip=$(echo /tmp/wheels/pip-*.whl)/pip \
  && /opt/app/bin/trigger-operator --version
 
 FROM ${BASE_IMAGE}
+ARG BASE_IMAGE
+LABEL org.opencontainers.image.base.name=${BASE_IMAGE}
 # Numeric ids, so that the kubelet can verify runAsNonRoot; an entry in passwd, so that
 # libraries that look the user up (libpq does) find one. Written by hand: the Debian
 # stand-in has no useradd.
