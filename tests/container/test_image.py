@@ -13,7 +13,6 @@ from __future__ import annotations
 import time
 from collections import Counter
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -61,18 +60,23 @@ def _pods(cluster: KubeCluster, installation: Install, revision: str, count: int
     """The `count` live pods of the Deployment's ReplicaSet of `revision`."""
 
     def exactly() -> list[Any] | None:
+        replica_sets: list[Any] = (
+            cluster.apps().list_namespaced_replica_set(installation.namespace).items
+        )
         owners = {
             rs.metadata.name
-            for rs in cluster.apps().list_namespaced_replica_set(installation.namespace).items
+            for rs in replica_sets
             if (rs.metadata.annotations or {}).get(REVISION) == revision
         }
+        selector = "app.kubernetes.io/component=operator"
+        listed: list[Any] = (
+            cluster.core()
+            .list_namespaced_pod(installation.namespace, label_selector=selector)
+            .items
+        )
         pods = [
             pod
-            for pod in cluster.core()
-            .list_namespaced_pod(
-                installation.namespace, label_selector="app.kubernetes.io/component=operator"
-            )
-            .items
+            for pod in listed
             if pod.metadata.deletion_timestamp is None
             and any(ref.name in owners for ref in pod.metadata.owner_references or [])
         ]
@@ -83,7 +87,7 @@ def _pods(cluster: KubeCluster, installation: Install, revision: str, count: int
 
 def _holder(cluster: KubeCluster, namespace: str) -> str | None:
     try:
-        lease = cluster.coordination().read_namespaced_lease(LEASE, namespace)
+        lease: Any = cluster.coordination().read_namespaced_lease(LEASE, namespace)
     except ApiException as error:
         if error.status == 404:
             return None
@@ -91,7 +95,7 @@ def _holder(cluster: KubeCluster, namespace: str) -> str | None:
     return lease.spec.holder_identity or None
 
 
-def _wait_holder(cluster: KubeCluster, namespace: str, identity: str | None, timeout: float) -> float:
+def _wait_holder(cluster: KubeCluster, namespace: str, identity: str, timeout: float) -> float:
     began = time.monotonic()
     wait_for(
         lambda: _holder(cluster, namespace) == identity,
@@ -136,7 +140,7 @@ def test_image_is_within_its_size_budget(image: str) -> None:
     def size(name: str) -> int:
         return int(docker("image", "inspect", "--format={{.Size}}", name).strip())
 
-    label = "{{index .Config.Labels \"org.opencontainers.image.base.name\"}}"
+    label = '{{index .Config.Labels "org.opencontainers.image.base.name"}}'
     base = docker("image", "inspect", f"--format={label}", image).strip()
     total, added = size(image), size(image) - size(base)
     print(f"\nimage {image}: {total / 1e6:.0f} MB, {added / 1e6:.0f} MB above {base}")
@@ -183,9 +187,136 @@ def test_image_as_the_deployment_runs_it_leads_dispatches_records_and_releases_o
     ledger = container.run.volumes["ledger"] / "ledger.db"
     rows, changes = _ledger_rows(f"sqlite:///{ledger}")
     jobs = {j.metadata.name for j in runs.jobs("tick")}
-    assert {row.job_name for row in rows if row.trigger_name == "tick"} >= jobs - {None}
+    assert jobs <= {row.job_name for row in rows if row.trigger_name == "tick"}
+    assert "succeeded" in {row.status for row in rows}, "a finished run recorded as such"
     assert {row.leader_identity for row in rows} == {pod.metadata.name}
     assert [(c.event, c.identity) for c in changes] == [
         ("acquired", pod.metadata.name),
         ("released", pod.metadata.name),
     ]
+
+
+def test_image_writes_the_postgresql_ledger_and_a_second_sigterm_while_stopping_is_no_error(
+    cluster: KubeCluster,
+    deployment: Install,
+    containers: StartContainer,
+    more_namespaces: Any,
+    postgres_url: str,
+) -> None:
+    team = more_namespaces("team")
+    runs = Triggers(cluster, team)
+    runs.create(_ticking("tick"))
+    # The Secret the Deployment's TRIGGER_OPERATOR_DATABASE_URL refers to (docs/deploy.md).
+    cluster.core().create_namespaced_secret(
+        deployment.namespace,
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(name="trigger-operator-db"),
+            string_data={"url": postgres_url},
+        ),
+    )
+    grace = _deployment(cluster, deployment).spec.template.spec.termination_grace_period_seconds
+    (pod, _) = _pods(cluster, deployment, "1", 2)
+
+    container = containers(pod, namespaces=[team])
+
+    _wait_holder(cluster, deployment.namespace, pod.metadata.name, timeout=60)
+    wait_for(lambda: len(runs.jobs("tick")) >= 2, timeout=30, message="two Jobs of tick")
+    container.signal("TERM")
+    wait_for(
+        lambda: "signal received: stopping" in container.logs(),
+        timeout=10,
+        interval=0.02,
+        message="the first SIGTERM handled",
+    )
+    container.signal("TERM")  # during the graceful stop, as an impatient supervisor would
+    code = container.wait(timeout=grace)
+
+    assert code == 0
+    assert container.logs().count("signal received: stopping") == 2
+    _assert_clean_exit(container)
+    assert _holder(cluster, deployment.namespace) is None
+    rows, changes = _ledger_rows(postgres_url)
+    jobs = {j.metadata.name for j in runs.jobs("tick")}
+    assert jobs and jobs <= {row.job_name for row in rows}
+    assert not (container.run.volumes["ledger"] / "ledger.db").exists(), "no SQLite beside it"
+    assert [c.event for c in changes] == ["acquired", "released"]
+
+
+def test_rollout_restart_containers_of_the_new_pods_supersede_the_old_with_no_missed_slot(
+    cluster: KubeCluster,
+    deployment: Install,
+    containers: StartContainer,
+    more_namespaces: Any,
+) -> None:
+    team = more_namespaces("team")
+    runs = Triggers(cluster, team)
+    runs.create(_ticking("tick"))
+    namespace = deployment.namespace
+    grace = _deployment(cluster, deployment).spec.template.spec.termination_grace_period_seconds
+    old = {
+        pod.metadata.name: containers(pod, namespaces=[team])
+        for pod in _pods(cluster, deployment, "1", 2)
+    }
+    wait_for(lambda: _holder(cluster, namespace) in old, timeout=60, message="an old pod leads")
+    wait_for(lambda: len(runs.jobs("tick")) >= 2, timeout=30, message="two Jobs of tick")
+
+    cluster.kubectl(
+        "rollout", "restart", f"deployment/{deployment.name('trigger-operator')}", "-n", namespace
+    )
+    new_pods = _pods(cluster, deployment, "2", 2)
+    new = {pod.metadata.name: containers(pod, namespaces=[team]) for pod in new_pods}
+    took = _wait_holder_among(cluster, namespace, set(new), timeout=60)
+    print(f"\nnew revision leads {took:.1f} s after its containers started")
+    # The old pods are gone: the kubelet would stop their containers now.
+    for container in old.values():
+        code, _ = container.stop(grace=grace)
+        assert code == 0
+        assert "Traceback" not in container.logs(), container.logs()[-6000:]
+    leader = _holder(cluster, namespace)
+    handed_over = max(
+        parse_instant(j.metadata.annotations["triggers.dev/scheduled-for"])
+        for j in runs.jobs("tick")
+        if j.metadata.annotations["triggers.dev/revision"] == "1"
+    )
+    wait_for(
+        lambda: (
+            sum(j.metadata.annotations["triggers.dev/leader"] == leader for j in runs.jobs("tick"))
+            >= 3
+        ),
+        timeout=30,
+        message=f"three Jobs of the new leader {leader}",
+    )
+
+    jobs = runs.jobs("tick")
+    times = Counter(
+        parse_instant(j.metadata.annotations["triggers.dev/scheduled-for"]) for j in jobs
+    )
+    assert max(times.values()) == 1, "a slot run twice"
+    first, last = min(times), max(times)
+    slots = {first + PERIOD * i for i in range(int((last - first) / PERIOD) + 1)}
+    assert set(times) == slots, f"missed: {sorted(str(t) for t in slots - set(times))}"
+    after = {
+        (
+            j.metadata.annotations["triggers.dev/leader"],
+            j.metadata.annotations["triggers.dev/revision"],
+        )
+        for j in jobs
+        if parse_instant(j.metadata.annotations["triggers.dev/scheduled-for"]) > handed_over
+    }
+    assert after == {(leader, "2")}
+    assert not runs.status("tick").get("missedRuns")
+
+
+def _wait_holder_among(
+    cluster: KubeCluster, namespace: str, identities: set[str], timeout: float
+) -> float:
+    began = time.monotonic()
+    wait_for(
+        lambda: _holder(cluster, namespace) in identities,
+        timeout=timeout,
+        interval=0.1,
+        message=lambda: (
+            f"Lease held by one of {identities} (holder: {_holder(cluster, namespace)})"
+        ),
+    )
+    return time.monotonic() - began

@@ -162,7 +162,9 @@ def _resolve_env(cluster: KubeCluster, env: list[Any], pod: Any) -> dict[str, st
         elif source.secret_key_ref is not None:
             ref = source.secret_key_ref
             try:
-                secret = cluster.core().read_namespaced_secret(ref.name, pod.metadata.namespace)
+                secret: Any = cluster.core().read_namespaced_secret(
+                    ref.name, pod.metadata.namespace
+                )
             except ApiException as error:
                 if error.status == 404 and ref.optional:
                     continue
