@@ -208,8 +208,8 @@ class OperatorContainer:
         docker("stop", f"--time={grace}", self.name, timeout=grace + 30)
         return self.exit_code(), time.monotonic() - began
 
-    def signal(self, name: str) -> None:
-        docker("kill", f"--signal={name}", self.name)
+    def exec(self, *command: str) -> str:
+        return docker("exec", self.name, *command)
 
     def wait(self, timeout: float) -> int:
         return int(docker("wait", self.name, timeout=timeout).strip())
