@@ -49,7 +49,7 @@ docker:  ## make sure a Docker engine answers (installs and starts one as root)
 # No network inside the build: the host's pip fetches the locked wheels into build/image/.
 # BASE_IMAGE=... picks the base; left unset, python:3.11-slim, or where it cannot be
 # pulled, a stand-in made from Debian's packages (scripts/make-base-image.sh).
-image: venv docker  ## build the operator image $(IMAGE) from the lock files, offline
+image: venv docker  ## build the operator image (IMAGE, default trigger-operator:dev) from the lock files, offline
 	@IMAGE=$(IMAGE) PIP=$(BIN)/pip bash scripts/build-image.sh
 
 image-if-docker: venv
