@@ -27,8 +27,9 @@ if ! command -v dockerd >/dev/null 2>&1 || ! command -v docker >/dev/null 2>&1; 
 fi
 
 if [ "$(id -u)" -ne 0 ]; then
-  echo "dockerd is installed but not running, and starting it needs root." >&2
-  echo "Run: sudo dockerd >/var/log/dockerd.log 2>&1 &  (or start the docker service)" >&2
+  echo "No Docker engine answers this user: dockerd is not running (starting it needs" >&2
+  echo "root: sudo systemctl start docker), or its socket is not open to this user (add" >&2
+  echo "the user to the docker group)." >&2
   exit 1
 fi
 

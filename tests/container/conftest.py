@@ -51,7 +51,7 @@ def image() -> str:
 
 
 @pytest.fixture
-def deployment(cluster: KubeCluster, install: InstallFactory, image: str) -> Install:
+def deployment(image: str, cluster: KubeCluster, install: InstallFactory) -> Install:
     """manifests/base installed in the test's namespace, its two kwok pods up."""
     installation = install()
     installation.apply()
@@ -60,9 +60,9 @@ def deployment(cluster: KubeCluster, install: InstallFactory, image: str) -> Ins
 
 @pytest.fixture
 def containers(
+    image: str,
     cluster: KubeCluster,
     deployment: Install,
-    image: str,
     tmp_path: Path,
     request: pytest.FixtureRequest,
 ) -> Iterator[StartContainer]:

@@ -39,6 +39,11 @@ ADDED_BUDGET_MB = 190
 TOTAL_BUDGET_MB = 320
 
 
+@pytest.fixture(autouse=True)
+def _docker_first(image: str) -> None:
+    """Where no Docker engine answers, skip before the cluster is started for nothing."""
+
+
 def _ticking(name: str) -> dict[str, Any]:
     return manifest(
         name,
