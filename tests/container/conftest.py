@@ -9,6 +9,7 @@ run takes seconds.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import subprocess
@@ -80,7 +81,7 @@ def containers(
             workdir=tmp_path / pod.metadata.name,
             extra_env={
                 "TRIGGER_OPERATOR_METRICS_PORT": str(port),
-                "TRIGGER_OPERATOR_NAMESPACES": str(namespaces).replace("'", '"'),
+                "TRIGGER_OPERATOR_NAMESPACES": json.dumps(namespaces),
                 **env,
             },
         )
