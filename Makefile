@@ -8,8 +8,11 @@ BIN := $(VENV)/bin
 DEV := .dev
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# The image `make image` builds and the container tier (tests/container) runs.
+IMAGE ?= trigger-operator:dev
 
-.PHONY: help setup venv control-plane postgres promtool argocd-cm argocd-samples lint fmt test test-unit test-integration \
+.PHONY: help setup venv control-plane postgres promtool docker image image-if-docker lock argocd-cm argocd-samples \
+        lint fmt test test-unit test-integration test-container \
         run cluster-up cluster-down cluster-status crd clean chaos chaos-short bench-scale
 
 help:  ## list the targets
@@ -37,6 +40,30 @@ postgres:  ## make sure Debian's PostgreSQL server binaries are installed
 promtool:  ## make sure promtool (Debian's prometheus package) is installed, for the alert tests
 	@bash scripts/ensure-promtool.sh || \
 	  echo "promtool unavailable: tests/monitoring/test_alerts.py will be skipped" >&2
+
+# Docker for `make image` and the container tier: installs Debian's docker.io and starts
+# dockerd as root when missing; otherwise it says why not, and the tier is skipped.
+docker:  ## make sure a Docker engine answers (installs and starts one as root)
+	@bash scripts/ensure-docker.sh
+
+# No network inside the build: the host's pip fetches the locked wheels into build/image/.
+# BASE_IMAGE=... picks the base; left unset, python:3.11-slim, or where it cannot be
+# pulled, a stand-in made from Debian's packages (scripts/make-base-image.sh).
+image: venv docker  ## build the operator image (IMAGE, default trigger-operator:dev) from the lock files, offline
+	@IMAGE=$(IMAGE) PIP=$(BIN)/pip bash scripts/build-image.sh
+
+image-if-docker: venv
+	@if bash scripts/ensure-docker.sh; then \
+	  $(MAKE) --no-print-directory image; \
+	else echo "no Docker engine: the image is not built, tests/container will be skipped" >&2; fi
+
+LOCK := $(BIN)/pip-compile --quiet --generate-hashes --strip-extras --no-emit-index-url \
+        --no-emit-find-links
+# LOCK_ARGS=--upgrade moves every pin to the newest release the constraints allow.
+lock: venv  ## regenerate the hashed lock files of the image (requirements/*.txt)
+	$(LOCK) $(LOCK_ARGS) --output-file requirements/runtime.txt pyproject.toml
+	$(LOCK) $(LOCK_ARGS) --allow-unsafe --output-file requirements/installer.txt \
+	  requirements/installer.in
 
 argocd-cm: venv  ## regenerate deploy/argocd/argocd-cm.yaml from the Argo CD Lua files
 	$(BIN)/python hack/argocd_cm.py
@@ -67,19 +94,22 @@ endef
 # Lint and the unit tier first: they need no cluster, so a mistake shows in seconds, before
 # the control-plane build and the PostgreSQL and promtool set-up. Then every other tier,
 # once each: ledger, Argo CD (Lua in gopher-lua, the argocd-cm patch), monitoring
-# (promtool, the dashboard), integration, e2e, and the short fault-injection profile
-# (tests/chaos: a few faults of each kind, about two minutes); `make chaos` runs the long
-# one.
-test: lint  ## lint and the unit tier, then the ledger, Argo CD, monitoring, integration, e2e and chaos tiers
+# (promtool, the dashboard), integration, container (the image, where Docker runs), e2e,
+# and the short fault-injection profile (tests/chaos: a few faults of each kind, about two
+# minutes); `make chaos` runs the long one.
+test: lint  ## lint and the unit tier, then the ledger, Argo CD, monitoring, integration, container, e2e and chaos tiers
 	@$(call pytest_tier,tests/unit)
-	@$(MAKE) --no-print-directory control-plane postgres promtool
-	@$(call pytest_tier,tests --ignore=tests/unit)
+	@$(MAKE) --no-print-directory control-plane postgres promtool image-if-docker
+	@export TRIGGER_OPERATOR_IMAGE=$(IMAGE); $(call pytest_tier,tests --ignore=tests/unit)
 
 test-unit: venv  ## the unit tier alone (no cluster)
 	@$(call pytest_tier,tests/unit)
 
 test-integration: setup  ## the integration tier alone
 	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
+
+test-container: setup image  ## the container tier alone: the image as the Deployment runs it
+	TRIGGER_OPERATOR_IMAGE=$(IMAGE) $(BIN)/pytest tests/container $(PYTEST_ARGS)
 
 # The fault-injection suite (tests/chaos): CHAOS_FAULTS faults (default 300) at random
 # moments; CHAOS_SEED=N replays one run.

@@ -307,7 +307,8 @@ class OperatorLoop(asyncio.SelectorEventLoop):
     """An event loop on which our stop-signal handler survives kopf installing its own.
 
     kopf replaces SIGINT/SIGTERM handlers when it starts; here its handler is chained
-    with ours, so the scheduler stops dispatching the moment a signal arrives.
+    with ours, so the scheduler stops dispatching the moment a signal arrives. A second
+    signal during the stop runs ours again (it is idempotent) and is no error of kopf's.
     """
 
     on_stop_signal: Callable[[signal.Signals], None] | None = None
@@ -322,7 +323,11 @@ class OperatorLoop(asyncio.SelectorEventLoop):
 
         def both(*given: Any) -> None:
             hook(signal.Signals(sig))
-            callback(*given)
+            # kopf's handler sets the result of one future for SIGINT and SIGTERM alike;
+            # a second signal during the stop finds it set. kopf is stopping already,
+            # and ours has run: nothing is lost.
+            with contextlib.suppress(asyncio.InvalidStateError):
+                callback(*given)
 
         super().add_signal_handler(sig, both, *args)
 
