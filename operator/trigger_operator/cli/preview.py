@@ -9,7 +9,7 @@ overridden by flags given explicitly. Every bad input ends the command with exit
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import IO, Any
 
@@ -23,6 +23,7 @@ from trigger_operator.schedule.preview import (
     PreviewRequest,
     preview_schedule,
     trigger_spec,
+    trigger_uid,
 )
 from trigger_operator.schedule.times import upcoming
 
@@ -65,6 +66,9 @@ class _OneLineErrors(click.Command):
 @click.option(
     "-f", "--filename", type=click.File("r"), help="A ScheduledTrigger manifest ('-': stdin)."
 )
+@click.option(
+    "--uid", metavar="UID", help="The trigger's uid, which H hashes (default: the manifest's)."
+)
 def preview(
     schedule: str | None,
     time_zone: str | None,
@@ -74,11 +78,15 @@ def preview(
     repeated_times: str | None,
     output: str,
     filename: IO[str] | None,
+    uid: str | None,
 ) -> None:
     """Print the next fire times of a schedule in UTC, one RFC 3339 instant per line."""
     try:
+        documents = _manifest(filename) if filename is not None else None
+        source = getattr(filename, "name", "manifest")
         request = PreviewRequest(
-            spec=_manifest_spec(filename) if filename is not None else {},
+            spec=trigger_spec(documents, source=source) if documents is not None else {},
+            uid=uid or (trigger_uid(documents, source=source) if documents is not None else None),
             schedule=schedule,
             time_zone=time_zone,
             skipped_times=skipped_times,
@@ -108,11 +116,10 @@ def _after(text: str | None) -> datetime:
         raise BadPreviewInput(f"--after: {error}") from None
 
 
-def _manifest_spec(stream: IO[str]) -> Mapping[str, Any]:
+def _manifest(stream: IO[str]) -> list[Any]:
     source = getattr(stream, "name", "manifest")
     try:
-        documents = list(yaml.safe_load_all(stream))
+        return list(yaml.safe_load_all(stream))
     except yaml.YAMLError as error:
         problem = " ".join(str(error).split())
         raise PreviewError(f"{source}: not valid YAML: {problem}") from None
-    return trigger_spec(documents, source=source)

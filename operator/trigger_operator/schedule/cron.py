@@ -4,12 +4,32 @@ Five fields, `minute hour day-of-month month day-of-week`, or six with seconds f
 Each field is a comma list of `*`, `N`, `N-M`, any of those with `/step`, and for the
 month and day-of-week fields names (JAN..DEC, SUN..SAT, any case); day-of-week 7 is
 Sunday. `N/step` means `N-max/step`. The macros @yearly @annually @monthly @weekly @daily
-@midnight @hourly stand for their five-field forms.
+@midnight @hourly stand for their five-field forms. Beyond that:
+
+- `L` in day-of-month: the last day of the month;
+- `5L` (or croniter's `L5`) in day-of-week: the last Friday of the month; `2#2`: the
+  second Tuesday (`#1` to `#5`); these cannot be mixed with plain days in one field;
+- `?` as a whole day field: the same as `*` (Quartz writes it in the unused day field);
+- `H`, `H(a-b)`, `H/n`, `H(a-b)/n` in any field: a value hashed from the trigger's uid
+  (`hash_key`), stable across restarts and replicas, so triggers that share `H H * * *`
+  spread over the day. `H` in day-of-month hashes into 1-28, so that it fires every month.
+
+croniter expands the fields (ranges, steps, names, `L`, `#`); this module checks each list
+item first, for messages that name the field and the item, and to bridge where croniter
+reads the same text differently from this grammar: croniter expands an equal range
+(`5-5`) to the whole field and a reversed one (`5-2`) by wrapping around, and accepts
+`W`, `R`, a seventh (year) field, and `?` anywhere in a field; here `5-5` is 5, a reversed
+range is an error except for `FRI-SUN` (Sunday as 7), and the rest is refused. `H` is
+expanded here, not by croniter: croniter hashes every field from one CRC-32, whose
+minute and hour values are correlated (a thousand `H H * * *` triggers would share about
+240 of the day's 1440 minutes), and rewrites the macros into hashed forms when given a
+key. Matching and walking stay ours (walltime.py, times.py), with our daylight-saving
+rules: croniter's iteration is not used.
 
 Day-of-month and day-of-week combine as in Vixie cron: a field counts as restricted
-unless its text starts with `*`; when both are restricted a day matches if either
-matches, otherwise it must match both (the unrestricted one matches every day anyway,
-except for a `*/n` step, which still narrows the days).
+unless its text starts with `*` (or is `?`); when both are restricted a day matches if
+either matches, otherwise it must match both (the unrestricted one matches every day
+anyway, except for a `*/n` step, which still narrows the days).
 
 A schedule whose day-of-month can never fall in its months (`0 0 30 2 *`) is rejected
 as never firing, so that no caller searches for a time that does not exist.
@@ -17,10 +37,14 @@ as never firing, so that no caller searches for a time that does not exist.
 
 from __future__ import annotations
 
+import calendar
+import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+
+from croniter import CroniterError, croniter
 
 from trigger_operator.schedule.errors import InvalidSchedule
 
@@ -39,7 +63,10 @@ _DAY_NAMES = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
 # The longest each month can be (February in a leap year), for the never-fires check.
 _LONGEST_MONTH = dict(enumerate((31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31), start=1))
 _NUMBER = re.compile(r"[0-9]+")
-_INTERVAL = re.compile(r"\*(/[0-9]+)?")
+_INTERVAL = re.compile(r"\*(/[0-9]+)?|H/[0-9]+", re.IGNORECASE)
+_HASH = re.compile(r"H(?:\((?P<low>[0-9]+)-(?P<high>[0-9]+)\))?(?:/(?P<step>[0-9]+))?")
+_LAST_WEEKDAY = re.compile(r"(?P<day>[0-9]+|[A-Z]{3})L|L(?P<croniter_day>[0-9]+|[A-Z]{3})")
+_NTH_WEEKDAY = re.compile(r"(?P<day>[0-9]+|[A-Z]{3})#(?P<nth>[0-9]+)")
 
 
 @dataclass(frozen=True)
@@ -50,14 +77,17 @@ class _Field:
     # `*` and `N/step` stop here: day-of-week 7 is only an alias of 0 for explicit ranges.
     star_high: int
     names: Mapping[str, int]
+    # Where `H` draws from (day-of-month: 1-28, a day every month has).
+    hash_high: int
 
 
-_SECOND = _Field("second", 0, 59, 59, {})
-_MINUTE = _Field("minute", 0, 59, 59, {})
-_HOUR = _Field("hour", 0, 23, 23, {})
-_DAY_OF_MONTH = _Field("day-of-month", 1, 31, 31, {})
-_MONTH = _Field("month", 1, 12, 12, {name: i + 1 for i, name in enumerate(_MONTH_NAMES)})
-_DAY_OF_WEEK = _Field("day-of-week", 0, 7, 6, {name: i for i, name in enumerate(_DAY_NAMES)})
+_SECOND = _Field("second", 0, 59, 59, {}, 59)
+_MINUTE = _Field("minute", 0, 59, 59, {}, 59)
+_HOUR = _Field("hour", 0, 23, 23, {}, 23)
+_DAY_OF_MONTH = _Field("day-of-month", 1, 31, 31, {}, 28)
+_MONTH = _Field("month", 1, 12, 12, {name: i + 1 for i, name in enumerate(_MONTH_NAMES)}, 12)
+_DAY_OF_WEEK = _Field("day-of-week", 0, 7, 6, {name: i for i, name in enumerate(_DAY_NAMES)}, 6)
+_FIELDS = (_SECOND, _MINUTE, _HOUR, _DAY_OF_MONTH, _MONTH, _DAY_OF_WEEK)
 
 
 @dataclass(frozen=True)
@@ -75,7 +105,14 @@ class CronExpression:
     days_restricted: bool
     weekdays_restricted: bool
     interval_hours: bool
-    """The hour field is `*` or `*/n`: a repeated wall-clock hour is a distinct interval."""
+    """The hour field is `*`, `*/n` or `H/n`: a repeated wall-clock hour is a distinct
+    interval."""
+    last_day: bool = False
+    """`L` in day-of-month: the last day of each month matches."""
+    nth_weekdays: frozenset[tuple[int, int]] = frozenset()
+    """(weekday, n) from `weekday#n`: the n-th such weekday of the month matches."""
+    last_weekdays: frozenset[int] = frozenset()
+    """From `weekdayL`: the last such weekday of the month matches."""
 
     @property
     def times_per_day(self) -> int:
@@ -86,8 +123,14 @@ class CronExpression:
         """Whether the month, day-of-month and day-of-week fields allow `day`."""
         if day.month not in self.months:
             return False
-        in_days = day.day in self.days
-        in_weekdays = day.isoweekday() % 7 in self.weekdays
+        month_length = calendar.monthrange(day.year, day.month)[1]
+        in_days = day.day in self.days or (self.last_day and day.day == month_length)
+        weekday = day.isoweekday() % 7
+        in_weekdays = (
+            weekday in self.weekdays
+            or (weekday, (day.day - 1) // 7 + 1) in self.nth_weekdays
+            or (weekday in self.last_weekdays and day.day + 7 > month_length)
+        )
         if self.days_restricted and self.weekdays_restricted:
             return in_days or in_weekdays
         return in_days and in_weekdays
@@ -103,8 +146,42 @@ class CronExpression:
         )
 
 
-def parse_cron(text: str) -> CronExpression:
-    """Read a cron expression; raise InvalidSchedule naming the field and the problem."""
+def parse_cron(text: str, *, hash_key: str | None = None) -> CronExpression:
+    """Read a cron expression; raise InvalidSchedule naming the field and the problem.
+
+    `hash_key` (the trigger's uid) is what `H` hashes; without one, `H` is an error.
+    """
+    fields = _split(text)
+    prepared = [
+        _prepare_field(value, field, hash_key=hash_key)
+        for value, field in zip(fields, _FIELDS, strict=True)
+    ]
+    expanded, nth = _expand(prepared)
+    _, _, hour, day, month, weekday = fields
+    day_values = _values(expanded[2], _DAY_OF_MONTH)
+    weekday_values = {v % 7 for v in _values(expanded[4], _DAY_OF_WEEK)} - set(nth)
+    expression = CronExpression(
+        text=text.strip(),
+        seconds=tuple(sorted(_values(expanded[5], _SECOND))),
+        minutes=tuple(sorted(_values(expanded[0], _MINUTE))),
+        hours=tuple(sorted(_values(expanded[1], _HOUR))),
+        days=frozenset(day_values),
+        months=frozenset(_values(expanded[3], _MONTH)),
+        weekdays=frozenset(weekday_values),
+        days_restricted=not _unrestricted(day),
+        weekdays_restricted=not _unrestricted(weekday),
+        interval_hours=_INTERVAL.fullmatch(hour) is not None,
+        last_day="l" in expanded[2],
+        nth_weekdays=frozenset(
+            (int(wd) % 7, int(n)) for wd, ns in nth.items() for n in ns if n != "l"
+        ),
+        last_weekdays=frozenset(int(wd) % 7 for wd, ns in nth.items() if "l" in ns),
+    )
+    _check_fires(expression, day_text=day, month_text=month)
+    return expression
+
+
+def _split(text: str) -> list[str]:
     source = text.strip()
     if not source:
         raise InvalidSchedule("is empty")
@@ -116,56 +193,131 @@ def parse_cron(text: str) -> CronExpression:
     else:
         fields = source.split()
     if len(fields) == 5:
-        fields = ["0", *fields]
-    elif len(fields) != 6:
+        return ["0", *fields]
+    if len(fields) != 6:
         raise InvalidSchedule(
             "expected 5 fields (minute hour day-of-month month day-of-week) "
             f"or 6 with seconds first, got {len(fields)}"
         )
-    second, minute, hour, day, month, weekday = fields
-    expression = CronExpression(
-        text=source,
-        seconds=tuple(sorted(_parse_field(second, _SECOND))),
-        minutes=tuple(sorted(_parse_field(minute, _MINUTE))),
-        hours=tuple(sorted(_parse_field(hour, _HOUR))),
-        days=frozenset(_parse_field(day, _DAY_OF_MONTH)),
-        months=frozenset(_parse_field(month, _MONTH)),
-        weekdays=frozenset(v % 7 for v in _parse_field(weekday, _DAY_OF_WEEK)),
-        days_restricted=not day.startswith("*"),
-        weekdays_restricted=not weekday.startswith("*"),
-        interval_hours=_INTERVAL.fullmatch(hour) is not None,
-    )
-    _check_fires(expression, day_text=day, month_text=month)
-    return expression
+    return fields
 
 
-def _parse_field(text: str, field: _Field) -> set[int]:
-    values: set[int] = set()
-    for item in text.split(","):
+def _unrestricted(text: str) -> bool:
+    return text.startswith("*") or text == "?"
+
+
+def _prepare_field(text: str, field: _Field, *, hash_key: str | None) -> str:
+    """Check each list item of a field and rewrite it into the text croniter expands."""
+    if text == "?":
+        if field not in (_DAY_OF_MONTH, _DAY_OF_WEEK):
+            raise InvalidSchedule(f"{field.name} field '?': '?' is only for the day fields")
+        return "*"
+    items = text.split(",")
+    special = 0
+    for index, item in enumerate(items):
         if not item:
             raise InvalidSchedule(f"{field.name} field '{text}' has an empty list item")
-        base, slash, step_text = item.partition("/")
-        step = 1
-        if slash:
-            step = _number(step_text, field, item)
-            if step < 1:
-                raise InvalidSchedule(f"{field.name} field '{item}': step must be at least 1")
-        if base == "*":
-            low, high = field.low, field.star_high
-        elif "-" in base:
-            start_text, _, end_text = base.partition("-")
-            low, high = _value(start_text, field, item), _value(end_text, field, item)
-            if field is _DAY_OF_WEEK and high == 0 and low > 0:
-                high = 7  # FRI-SUN: Sunday as the end of a range is day 7.
-            if low > high:
-                raise InvalidSchedule(
-                    f"{field.name} field '{item}': range start {low} is after its end {high}"
-                )
+        upper = item.upper()
+        if upper.startswith("H"):
+            items[index] = _hashed(upper, field, hash_key=hash_key, index=index)
+        elif field is _DAY_OF_MONTH and upper == "L":
+            items[index] = "L"
+        elif field is _DAY_OF_WEEK and (rewritten := _special_weekday(upper, item)) is not None:
+            items[index] = rewritten
+            special += 1
         else:
-            low = _value(base, field, item)
-            high = field.star_high if slash else low
-        values.update(range(low, high + 1, step))
-    return values
+            items[index] = _plain_item(item, field)
+    if special and special != len(items):
+        raise InvalidSchedule(
+            f"{field.name} field '{text}': last (L) and nth (#) days cannot be mixed "
+            "with plain days in one field"
+        )
+    return ",".join(items)
+
+
+def _special_weekday(upper: str, item: str) -> str | None:
+    """`5L`/`L5` and `2#2` in day-of-week, as croniter spells them; None for other items."""
+    last = _LAST_WEEKDAY.fullmatch(upper)
+    if last is not None:
+        day = _value(last["day"] or last["croniter_day"], _DAY_OF_WEEK, item) % 7
+        return f"L{day}"
+    nth = _NTH_WEEKDAY.fullmatch(upper)
+    if nth is not None:
+        day = _value(nth["day"], _DAY_OF_WEEK, item) % 7
+        if not 1 <= int(nth["nth"]) <= 5:
+            raise InvalidSchedule(f"day-of-week field '{item}': '#' takes 1 to 5")
+        return f"{day}#{int(nth['nth'])}"
+    if "#" in upper or "L" in upper:  # no day name has an L
+        raise InvalidSchedule(
+            f"day-of-week field '{item}': write the last Friday as 5L and the second Tuesday as 2#2"
+        )
+    return None
+
+
+def _plain_item(item: str, field: _Field) -> str:
+    """`*`, `N`, `N-M`, with an optional `/step`, checked and made unambiguous."""
+    base, slash, step_text = item.partition("/")
+    if slash:
+        if _NUMBER.fullmatch(step_text) is None:
+            raise InvalidSchedule(
+                f"{field.name} field '{item}': step '{step_text}' is not a number"
+            )
+        if int(step_text) < 1:
+            raise InvalidSchedule(f"{field.name} field '{item}': step must be at least 1")
+    if base == "*":
+        return item
+    if "-" in base:
+        start_text, _, end_text = base.partition("-")
+        low, high = _value(start_text, field, item), _value(end_text, field, item)
+        if field is _DAY_OF_WEEK and high == 0 and low > 0:
+            high = 7  # FRI-SUN: Sunday as the end of a range is day 7.
+        if low > high:
+            raise InvalidSchedule(
+                f"{field.name} field '{item}': range start {low} is after its end {high}"
+            )
+        # croniter reads an equal range as the whole field: here it is the one value.
+        rewritten = str(low) if low == high else f"{low}-{high}"
+        return rewritten + (f"/{step_text}" if slash and low != high else "")
+    low = _value(base, field, item)
+    return f"{low}/{step_text}" if slash else str(low)
+
+
+def _hashed(upper: str, field: _Field, *, hash_key: str | None, index: int) -> str:
+    """`H`, `H(a-b)`, `H/n`, `H(a-b)/n`: the value or stepped range, hashed from the key."""
+    match = _HASH.fullmatch(upper)
+    if match is None:
+        raise InvalidSchedule(
+            f"{field.name} field '{upper}': write H, H(a-b), H/n or H(a-b)/n "
+            "('R', random, is not supported: a schedule must be stable)"
+        )
+    if hash_key is None:
+        raise InvalidSchedule(
+            f"{field.name} field '{upper}': H is hashed from the trigger's uid; "
+            "to preview it, give the uid (--uid, or metadata.uid in the manifest)"
+        )
+    low, high = field.low, field.hash_high
+    if match["low"] is not None:
+        low, high = int(match["low"]), int(match["high"])
+        for bound in (low, high):
+            if not field.low <= bound <= field.star_high:
+                raise InvalidSchedule(
+                    f"{field.name} field '{upper}': {bound} out of range "
+                    f"{field.low}-{field.star_high}"
+                )
+        if low > high:
+            raise InvalidSchedule(
+                f"{field.name} field '{upper}': range start {low} is after its end {high}"
+            )
+    step = int(match["step"]) if match["step"] is not None else None
+    if step is not None and step < 1:
+        raise InvalidSchedule(f"{field.name} field '{upper}': step must be at least 1")
+    # A step draws the phase from the first period; without one, the value from the range.
+    draw_high = min(high, low + step - 1) if step is not None else high
+    digest = hashlib.sha256(f"{hash_key}\x00{field.name}\x00{index}".encode()).digest()
+    value = low + int.from_bytes(digest[:8], "big") % (draw_high - low + 1)
+    if step is None or value == high:
+        return str(value)
+    return f"{value}-{high}/{step}"
 
 
 def _value(token: str, field: _Field, item: str) -> int:
@@ -183,10 +335,22 @@ def _value(token: str, field: _Field, item: str) -> int:
     return value
 
 
-def _number(token: str, field: _Field, item: str) -> int:
-    if _NUMBER.fullmatch(token) is None:
-        raise InvalidSchedule(f"{field.name} field '{item}': step '{token}' is not a number")
-    return int(token)
+def _expand(prepared: Sequence[str]) -> tuple[list[list[int | str]], dict[int, set[int | str]]]:
+    """croniter's expansion of checked fields (seconds first), as (fields, nth weekdays).
+
+    croniter returns the fields in its own order: minute hour day month weekday second.
+    """
+    try:
+        expanded, nth = croniter.expand(" ".join(prepared), second_at_beginning=True)
+    except CroniterError as error:  # the checks above should leave nothing to refuse
+        raise InvalidSchedule(f"not accepted: {error}") from None
+    return expanded, nth
+
+
+def _values(expanded: list[int | str], field: _Field) -> set[int]:
+    if "*" in expanded:
+        return set(range(field.low, field.star_high + 1))
+    return {int(value) for value in expanded if value != "l"}
 
 
 def _check_fires(expression: CronExpression, *, day_text: str, month_text: str) -> None:
@@ -194,6 +358,8 @@ def _check_fires(expression: CronExpression, *, day_text: str, month_text: str) 
     # day-of-month-and-month combination can be impossible. Within 400 years every
     # possible date falls on every weekday, so anything that passes here does fire.
     if expression.days_restricted and expression.weekdays_restricted:
+        return
+    if expression.last_day:
         return
     if any(day <= _LONGEST_MONTH[month] for month in expression.months for day in expression.days):
         return

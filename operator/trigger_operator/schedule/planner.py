@@ -101,12 +101,14 @@ def plan(
     jitter: timedelta = timedelta(0),
     upcoming_count: int = 1,
     existing: Collection[datetime] = (),
+    hash_key: str | None = None,
 ) -> Plan:
     """Plan the trigger at `now`; raise a ScheduleError when its schedule is invalid.
 
-    `existing` are the scheduled times that already have a Job.
+    `existing` are the scheduled times that already have a Job; `hash_key` (the
+    trigger's uid) is what `H` in its cron fields hashes.
     """
-    schedule = schedule_of(spec)
+    schedule = schedule_of(spec, hash_key=hash_key)
     if spec.suspend:
         return Plan(cursor=progress.cursor, completed=progress.completed)
     if isinstance(schedule, OneTimeSchedule):

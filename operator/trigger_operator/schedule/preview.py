@@ -28,6 +28,8 @@ class PreviewRequest:
     """What to preview: a manifest's spec (empty without one) and the values given over it."""
 
     spec: Mapping[str, Any] = field(default_factory=dict)
+    uid: str | None = None
+    """The trigger's uid, which `H` in a cron field hashes (--uid, else metadata.uid)."""
     schedule: str | None = None
     time_zone: str | None = None
     skipped_times: str | None = None
@@ -36,10 +38,21 @@ class PreviewRequest:
 
 def trigger_spec(documents: Sequence[object], *, source: str) -> Mapping[str, Any]:
     """The spec of the first ScheduledTrigger among a manifest's YAML documents."""
+    return _mapping(_first_trigger(documents, source=source).get("spec"), "spec")
+
+
+def trigger_uid(documents: Sequence[object], *, source: str) -> str | None:
+    """metadata.uid of the first ScheduledTrigger (a manifest read back from the cluster)."""
+    metadata = _mapping(_first_trigger(documents, source=source).get("metadata"), "metadata")
+    uid = metadata.get("uid")
+    return str(uid) if uid else None
+
+
+def _first_trigger(documents: Sequence[object], *, source: str) -> Mapping[str, Any]:
     triggers = [d for d in documents if isinstance(d, Mapping) and d.get("kind") == KIND]
     if not triggers:
         raise PreviewError(f"{source}: no ScheduledTrigger in the manifest")
-    return _mapping(triggers[0].get("spec"), "spec")
+    return triggers[0]
 
 
 def preview_schedule(request: PreviewRequest) -> Schedule:
@@ -74,6 +87,7 @@ def preview_schedule(request: PreviewRequest) -> Schedule:
             run_at=run_at,
             time_zone=request.time_zone or _text(spec, "timeZone") or "UTC",
             daylight_saving=daylight_saving,
+            hash_key=request.uid,
         )
     except ScheduleError as error:
         raise PreviewError(str(error)) from None

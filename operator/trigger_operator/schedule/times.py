@@ -149,19 +149,26 @@ def compile_schedule(
     run_at: str | None,
     time_zone: str = "UTC",
     daylight_saving: DaylightSaving | None = None,
+    hash_key: str | None = None,
 ) -> Schedule:
-    """Compile the time fields of a spec; raise a ScheduleError naming the bad field."""
+    """Compile the time fields of a spec; raise a ScheduleError naming the bad field.
+
+    `hash_key` (the trigger's uid) is what `H` in a cron field hashes.
+    """
     rules = daylight_saving or DaylightSaving()
-    return _compile(schedule, run_at, time_zone, rules.skipped_times, rules.repeated_times)
+    # Only an expression with H depends on the key: others share one cache entry.
+    key = hash_key if schedule is not None and "H" in schedule.upper() else None
+    return _compile(schedule, run_at, time_zone, rules.skipped_times, rules.repeated_times, key)
 
 
-def schedule_of(spec: TriggerSpec) -> Schedule:
+def schedule_of(spec: TriggerSpec, *, hash_key: str | None = None) -> Schedule:
     """The compiled schedule of a spec (cached); raise a ScheduleError when it is invalid."""
     return compile_schedule(
         schedule=spec.schedule,
         run_at=spec.run_at,
         time_zone=spec.time_zone,
         daylight_saving=spec.daylight_saving,
+        hash_key=hash_key,
     )
 
 
@@ -182,6 +189,7 @@ def _compile(
     time_zone: str,
     skipped_times: SkippedTimes,
     repeated_times: RepeatedTimes,
+    hash_key: str | None,
 ) -> Schedule:
     if (schedule is None) == (run_at is None):
         raise ScheduleError("spec", "exactly one of schedule and runAt must be set")
@@ -193,7 +201,7 @@ def _compile(
             raise InvalidRunAt(str(error)) from None
     assert schedule is not None
     return CronSchedule(
-        expression=parse_cron(schedule),
+        expression=parse_cron(schedule, hash_key=hash_key),
         zone=zone,
         skipped_times=skipped_times,
         repeated_times=repeated_times,

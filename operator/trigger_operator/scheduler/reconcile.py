@@ -232,6 +232,7 @@ class Reconciler:
             jitter=work.jitter,
             upcoming_count=self.upcoming_count,
             existing=existing,
+            hash_key=work.entry.uid,
         )
 
     async def _start_scheduled(self, work: _Pass, scheduled_for: datetime, kind: RunKind) -> None:

@@ -62,7 +62,7 @@ def load_spec(body: dict[str, Any]) -> tuple[TriggerSpec | None, Problem | None]
         return None, Problem("InvalidSpec", f"{field}: {first['msg']}")
     try:
         # Compiling the schedule is where grammar and zone errors surface.
-        schedule_of(spec)
+        schedule_of(spec, hash_key=str((body.get("metadata") or {}).get("uid") or "") or None)
     except ScheduleError as error:
         return spec, Problem(error.reason, str(error))
     return spec, None

@@ -232,3 +232,39 @@ def test_a_bad_command_line_exits_2_with_one_line_instead_of_a_usage_block(
     assert result.stderr.startswith("error: ")
     assert names in result.stderr
     assert result.stderr.count("\n") == 1
+
+
+def test_h_is_hashed_from_the_uid_given_and_refused_without_one() -> None:
+    args = ["--schedule", "H H * * *", "--after", "2026-01-01T00:00:00Z", "--count", "2"]
+    first = run(*args, "--uid", "0b6c3c9e-1111-4d7e-9d1a-000000000001")
+    again = run(*args, "--uid", "0b6c3c9e-1111-4d7e-9d1a-000000000001")
+    other = run(*args, "--uid", "0b6c3c9e-1111-4d7e-9d1a-000000000002")
+    assert first.exit_code == 0 and first.stdout == again.stdout
+    assert first.stdout != other.stdout
+    missing = run(*args)
+    assert missing.exit_code == 1
+    assert "H is hashed from the trigger's uid" in missing.stderr
+
+
+def test_h_takes_the_uid_of_a_manifest_read_back_from_the_cluster(tmp_path: Path) -> None:
+    manifest = tmp_path / "trigger.yaml"
+    manifest.write_text(
+        MANIFEST.replace("namespace: team-a}", "namespace: team-a, uid: abc}").replace(
+            '"30 2 * * *"', '"H 2 * * *"'
+        )
+    )
+    from_file = run("-f", str(manifest), "--after", "2026-01-01T00:00:00Z", "--count", "1")
+    given = run(
+        "--schedule",
+        "H 2 * * *",
+        "--time-zone",
+        "America/New_York",
+        "--uid",
+        "abc",
+        "--after",
+        "2026-01-01T00:00:00Z",
+        "--count",
+        "1",
+    )
+    assert from_file.exit_code == 0, from_file.stderr
+    assert from_file.stdout == given.stdout

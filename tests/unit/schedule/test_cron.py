@@ -153,7 +153,7 @@ def test_a_match_needs_every_field_and_a_whole_second() -> None:
         ("0 x * * *", "spec.schedule: hour field 'x' is not a number"),
         ("0 0 * FOO *", "spec.schedule: month field 'FOO' is not a number or a name"),
         ("0 0 * * MONDAY", "spec.schedule: day-of-week field 'MONDAY' is not a number or a name"),
-        ("0 0 * * ?", "spec.schedule: day-of-week field '?' is not a number or a name"),
+        ("0 ? * * *", "spec.schedule: hour field '?': '?' is only for the day fields"),
         ("0 MON * * *", "spec.schedule: hour field 'MON' is not a number"),
         ("1,,2 * * * *", "spec.schedule: minute field '1,,2' has an empty list item"),
         ("-5 * * * *", "spec.schedule: minute field '-5' is missing a number"),
