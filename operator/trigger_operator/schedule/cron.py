@@ -279,6 +279,8 @@ def _plain_item(item: str, field: _Field) -> str:
         rewritten = str(low) if low == high else f"{low}-{high}"
         return rewritten + (f"/{step_text}" if slash and low != high else "")
     low = _value(base, field, item)
+    if slash and field is _DAY_OF_WEEK:
+        low %= 7  # 7/2 steps from Sunday, as 0/2 does (7 is past the end a step runs to)
     return f"{low}/{step_text}" if slash else str(low)
 
 

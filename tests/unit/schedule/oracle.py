@@ -33,6 +33,8 @@ def _item_matches(item: str, value: int, low: int, high: int, *, weekday: bool) 
             end = 7
     else:
         start = _number(base)
+        if weekday and step_text:
+            start %= 7  # Sunday written 7 starts a step as 0 does
         end = high if step_text else start
     candidates = {v for v in range(start, end + 1, step)}
     if weekday:

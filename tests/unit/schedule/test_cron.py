@@ -33,6 +33,8 @@ def wall(
         ("0 0 * * FRI-SUN", "weekdays", frozenset({5, 6, 0})),
         ("0 0 * * */2", "weekdays", frozenset({0, 2, 4, 6})),
         ("0 0 * * 1/2", "weekdays", frozenset({1, 3, 5})),
+        ("0 0 * * 7/2", "weekdays", frozenset({0, 2, 4, 6})),
+        ("5-5 * * * *", "minutes", (5,)),  # croniter alone would read the whole hour
         ("0 0 */10 * *", "days", frozenset({1, 11, 21, 31})),
         ("0 0 * * *", "seconds", (0,)),
         ("*/10 * * * * *", "seconds", (0, 10, 20, 30, 40, 50)),
