@@ -31,6 +31,10 @@ def _rejection(triggers: Triggers, body: dict[str, Any]) -> str:
     [
         ({"schedule": "*/5 * * * *", "runAt": "2027-01-01T00:00:00Z"}, "exactly one of"),
         ({}, "exactly one of"),
+        ({"schedule": "*/5 * * * *", "schedules": ["0 9 * * *"]}, "exactly one of"),
+        ({"schedules": ["0 9 * * *"], "runAt": "2027-01-01T00:00:00Z"}, "exactly one of"),
+        ({"schedules": []}, "spec.schedules"),
+        ({"schedules": ["0 9 * * *"] * 17}, "spec.schedules"),
         ({"schedule": "*/5 * * * *", "catchUp": "Sometimes"}, "spec.catchUp"),
         ({"schedule": "*/5 * * * *", "concurrencyPolicy": "Queue"}, "spec.concurrencyPolicy"),
         (
@@ -49,6 +53,10 @@ def _rejection(triggers: Triggers, body: dict[str, Any]) -> str:
     ids=[
         "both-schedule-and-runAt",
         "neither",
+        "both-schedule-and-schedules",
+        "both-schedules-and-runAt",
+        "empty-schedules",
+        "too-many-schedules",
         "catchUp-enum",
         "concurrencyPolicy-enum",
         "negative-deadline",
@@ -150,3 +158,27 @@ def test_printer_columns_show_schedule_next_run_and_active(
     assert "UTC" in row
     assert "<invalid>" not in row
     assert triggers.status("columns")["nextRunAt"].endswith("Z")
+
+
+def test_a_trigger_with_several_schedules_runs_their_union_and_shows_them(
+    cluster: KubeCluster, triggers: Triggers, operators: Callable[..., OperatorProcess]
+) -> None:
+    # Every 2 s and every 3 s: the times of both, a time both share (every 6 s) once.
+    body = manifest("several")
+    body["spec"]["schedules"] = ["*/2 * * * * *", "*/3 * * * * *"]
+    triggers.create(body)
+    operators()
+    wait_for(lambda: len(triggers.jobs("several")) >= 6, timeout=40, message="six runs")
+
+    times = sorted(
+        job["metadata"]["annotations"]["triggers.dev/scheduled-for"]
+        for job in triggers.jobs("several")
+    )
+    seconds = [int(stamp[17:19]) for stamp in times]
+    assert len(times) == len(set(times)), "a shared time runs once"
+    assert all(s % 2 == 0 or s % 3 == 0 for s in seconds)
+    assert any(s % 6 == 0 for s in seconds) and any(s % 6 in (2, 4) for s in seconds)
+    table = cluster.kubectl("get", "strig", "several", "-n", triggers.namespace)
+    header, row = table.strip().splitlines()[:2]
+    assert "SCHEDULES" in header
+    assert "*/2 * * * * *" in row and "*/3 * * * * *" in row

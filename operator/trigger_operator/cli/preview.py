@@ -50,7 +50,13 @@ class _OneLineErrors(click.Command):
 
 
 @click.command("preview", cls=_OneLineErrors)
-@click.option("--schedule", metavar="EXPR", help="A cron expression (overrides the manifest's).")
+@click.option(
+    "--schedule",
+    "schedules",
+    metavar="EXPR",
+    multiple=True,
+    help="A cron expression (overrides the manifest's); repeat it for a union of several.",
+)
 @click.option(
     "--time-zone", metavar="TZ", help="An IANA time zone (default: the manifest's, else UTC)."
 )
@@ -70,7 +76,7 @@ class _OneLineErrors(click.Command):
     "--uid", metavar="UID", help="The trigger's uid, which H hashes (default: the manifest's)."
 )
 def preview(
-    schedule: str | None,
+    schedules: tuple[str, ...],
     time_zone: str | None,
     after: str | None,
     count: int,
@@ -87,7 +93,7 @@ def preview(
         request = PreviewRequest(
             spec=trigger_spec(documents, source=source) if documents is not None else {},
             uid=uid or (trigger_uid(documents, source=source) if documents is not None else None),
-            schedule=schedule,
+            schedules=schedules,
             time_zone=time_zone,
             skipped_times=skipped_times,
             repeated_times=repeated_times,

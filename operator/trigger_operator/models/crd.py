@@ -31,11 +31,12 @@ from trigger_operator.models.api import (
 from trigger_operator.models.spec import EXACTLY_ONE_MESSAGE, TriggerSpec
 from trigger_operator.models.status import TriggerStatus
 
-# One column cannot show "schedule or runAt": a printer column is a single JSON path.
-# Two columns that read the spec are right the moment a trigger is applied, even before
-# the operator has seen it; exactly one of them shows <none>.
+# One column cannot show "schedule, schedules or runAt": a printer column is one JSON path.
+# Columns that read the spec are right the moment a trigger is applied, even before
+# the operator has seen it; all but one of them show <none>.
 PRINTER_COLUMNS: tuple[dict[str, Any], ...] = (
     {"name": "Schedule", "type": "string", "jsonPath": ".spec.schedule"},
+    {"name": "Schedules", "type": "string", "jsonPath": ".spec.schedules"},
     {"name": "Run At", "type": "string", "jsonPath": ".spec.runAt"},
     {"name": "Timezone", "type": "string", "jsonPath": ".spec.timeZone"},
     {"name": "Suspend", "type": "boolean", "jsonPath": ".spec.suspend"},
@@ -48,7 +49,10 @@ PRINTER_COLUMNS: tuple[dict[str, Any], ...] = (
 
 SPEC_VALIDATIONS: tuple[dict[str, str], ...] = (
     {
-        "rule": "has(self.schedule) != has(self.runAt)",
+        "rule": (
+            "(has(self.schedule) ? 1 : 0) + (has(self.schedules) ? 1 : 0)"
+            " + (has(self.runAt) ? 1 : 0) == 1"
+        ),
         "message": EXACTLY_ONE_MESSAGE,
     },
 )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from enum import StrEnum
-from typing import Any, Self
+from typing import Annotated, Any, Self
 
 from pydantic import ConfigDict, Field, JsonValue, field_validator, model_validator
 
@@ -86,6 +86,11 @@ class JobTemplate(ResourceModel):
     (timeout), podFailurePolicy. Checked by the API server with a dry-run create."""
 
 
+# Enough for the shapes people combine (weekdays and weekends, a few fixed times); a
+# union's count lists the first days of each zone segment, so its cost grows with this.
+SCHEDULES_MAX = 16
+
+
 class TriggerSpec(ResourceModel):
     """What the trigger runs and when."""
 
@@ -94,9 +99,17 @@ class TriggerSpec(ResourceModel):
     schedule: str | None = Field(default=None, min_length=1, max_length=256)
     """A cron expression read in `timeZone`: five fields (minute hour day-of-month month
     day-of-week) or six with seconds first; lists, ranges, steps, names (JAN, MON) and the
-    macros @yearly @annually @monthly @weekly @daily @midnight @hourly. When both
-    day-of-month and day-of-week are restricted, a day matches if either does. Exactly
-    one of schedule and runAt is set."""
+    macros @yearly @annually @monthly @weekly @daily @midnight @hourly; L (last day of
+    the month), 5L (last Friday), 2#2 (second Tuesday), H (a value hashed from the
+    trigger's uid). When both day-of-month and day-of-week are restricted, a day matches
+    if either does. Exactly one of schedule, schedules and runAt is set."""
+
+    schedules: list[Annotated[str, Field(min_length=1, max_length=256)]] | None = Field(
+        default=None, min_length=1, max_length=SCHEDULES_MAX
+    )
+    """Several cron expressions, each as in `schedule`: the trigger fires at the union of
+    their times, and a time two of them share runs once. Daylight-saving rules apply to
+    each expression on its own. Exactly one of schedule, schedules and runAt is set."""
 
     run_at: str | None = Field(
         default=None,
@@ -106,7 +119,8 @@ class TriggerSpec(ResourceModel):
     )
     """A one-time run: an RFC 3339 date-time with an offset, e.g. 2026-12-01T09:00:00Z.
     Fires once; a time already past when the trigger is created fires at once unless
-    startingDeadlineSeconds has passed. Exactly one of schedule and runAt is set."""
+    startingDeadlineSeconds has passed. Exactly one of schedule, schedules and runAt is
+    set."""
 
     time_zone: str = Field(default="UTC", min_length=1, max_length=64)
     """The IANA time zone whose wall clock the schedule is read in, e.g. Europe/Berlin."""
@@ -172,12 +186,13 @@ class TriggerSpec(ResourceModel):
 
     @model_validator(mode="after")
     def _exactly_one_time_source(self) -> Self:
-        if (self.schedule is None) == (self.run_at is None):
+        given = (self.schedule, self.schedules, self.run_at)
+        if sum(source is not None for source in given) != 1:
             raise ValueError(EXACTLY_ONE_MESSAGE)
         return self
 
 
-EXACTLY_ONE_MESSAGE = "spec: exactly one of schedule and runAt must be set"
+EXACTLY_ONE_MESSAGE = "spec: exactly one of schedule, schedules and runAt must be set"
 PAYLOAD_MAX_BYTES = 32_768
 PAYLOAD_MAX_DEPTH = 32
 

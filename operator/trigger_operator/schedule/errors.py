@@ -20,10 +20,11 @@ class ScheduleError(ValueError):
 
 
 class InvalidSchedule(ScheduleError):
-    """`spec.schedule` is not a cron expression this operator reads, or never fires."""
+    """A cron expression (`spec.schedule`, an item of `spec.schedules`, a calendar's
+    window) is not one this operator reads, or never fires."""
 
-    def __init__(self, problem: str) -> None:
-        super().__init__("spec.schedule", problem)
+    def __init__(self, problem: str, *, field: str = "spec.schedule") -> None:
+        super().__init__(field, problem)
 
 
 class InvalidTimeZone(ScheduleError):

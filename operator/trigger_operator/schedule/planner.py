@@ -41,8 +41,8 @@ from trigger_operator.models.runs import RunKind
 from trigger_operator.models.spec import CatchUp, TriggerSpec
 from trigger_operator.schedule.progress import Progress
 from trigger_operator.schedule.times import (
-    CronSchedule,
     OneTimeSchedule,
+    RecurringSchedule,
     Schedule,
     schedule_of,
     upcoming,
@@ -137,7 +137,7 @@ def latest_times(schedule: Schedule, after: datetime, until: datetime, n: int) -
 
 
 def _plan_cron(
-    schedule: CronSchedule,
+    schedule: RecurringSchedule,
     spec: TriggerSpec,
     progress: Progress,
     *,

@@ -30,7 +30,8 @@ class PreviewRequest:
     spec: Mapping[str, Any] = field(default_factory=dict)
     uid: str | None = None
     """The trigger's uid, which `H` in a cron field hashes (--uid, else metadata.uid)."""
-    schedule: str | None = None
+    schedules: tuple[str, ...] = ()
+    """Cron expressions given on the command line: one is `schedule`, more are `schedules`."""
     time_zone: str | None = None
     skipped_times: str | None = None
     repeated_times: str | None = None
@@ -58,13 +59,7 @@ def _first_trigger(documents: Sequence[object], *, source: str) -> Mapping[str, 
 def preview_schedule(request: PreviewRequest) -> Schedule:
     """The compiled schedule `request` describes."""
     spec = request.spec
-    run_at = None if request.schedule is not None else _text(spec, "runAt")
-    schedule = request.schedule if request.schedule is not None else _text(spec, "schedule")
-    if schedule is None and run_at is None:
-        raise PreviewError(
-            "spec.schedule: give --schedule, or -f with a manifest that sets "
-            "spec.schedule or spec.runAt"
-        )
+    schedule, schedules, run_at = _time_source(request)
     rules = _mapping(spec.get("daylightSaving"), "spec.daylightSaving")
     defaults = DaylightSaving()
     daylight_saving = DaylightSaving(
@@ -84,6 +79,7 @@ def preview_schedule(request: PreviewRequest) -> Schedule:
     try:
         return compile_schedule(
             schedule=schedule,
+            schedules=schedules,
             run_at=run_at,
             time_zone=request.time_zone or _text(spec, "timeZone") or "UTC",
             daylight_saving=daylight_saving,
@@ -91,6 +87,28 @@ def preview_schedule(request: PreviewRequest) -> Schedule:
         )
     except ScheduleError as error:
         raise PreviewError(str(error)) from None
+
+
+def _time_source(request: PreviewRequest) -> tuple[str | None, list[str] | None, str | None]:
+    """(schedule, schedules, runAt): from the command line when given, else the manifest."""
+    given = request.schedules
+    if len(given) == 1:
+        return given[0], None, None
+    if given:
+        return None, list(given), None
+    spec = request.spec
+    schedules = spec.get("schedules")
+    if schedules is not None and (
+        not isinstance(schedules, list) or not all(isinstance(s, str) for s in schedules)
+    ):
+        raise PreviewError("spec.schedules: must be a list of strings")
+    schedule, run_at = _text(spec, "schedule"), _text(spec, "runAt")
+    if schedule is None and schedules is None and run_at is None:
+        raise PreviewError(
+            "spec.schedule: give --schedule, or -f with a manifest that sets "
+            "spec.schedule, spec.schedules or spec.runAt"
+        )
+    return schedule, schedules, run_at
 
 
 def _mapping(value: object, field: str) -> Mapping[str, Any]:

@@ -39,13 +39,17 @@ class Progress:
 
 def schedule_fingerprint(spec: TriggerSpec) -> str:
     """A short stable digest of the fields whose change is an edit of the schedule."""
-    material = {
+    material: dict[str, object] = {
         "schedule": spec.schedule,
         "runAt": spec.run_at,
         "timeZone": spec.time_zone,
         "daylightSaving": spec.daylight_saving.model_dump(mode="json"),
         "suspend": spec.suspend,
     }
+    # Added only when set, so that the fingerprint of a trigger that does not use them
+    # stays what earlier versions wrote (an upgrade is not an edit).
+    if spec.schedules is not None:
+        material["schedules"] = list(spec.schedules)
     encoded = json.dumps(material, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(encoded).hexdigest()[:16]
 

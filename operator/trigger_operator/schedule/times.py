@@ -24,11 +24,12 @@ datetime is refused rather than read in the host's zone.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import heapq
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from itertools import islice
+from itertools import islice, takewhile
 from zoneinfo import ZoneInfo
 
 from trigger_operator.models.instants import parse_instant
@@ -39,13 +40,19 @@ from trigger_operator.models.spec import (
     TriggerSpec,
 )
 from trigger_operator.schedule.cron import CronExpression, parse_cron
-from trigger_operator.schedule.errors import InvalidRunAt, ScheduleError
-from trigger_operator.schedule.walltime import count_wall_times, first_wall_time, wall_times
+from trigger_operator.schedule.errors import InvalidRunAt, InvalidSchedule, ScheduleError
+from trigger_operator.schedule.walltime import (
+    count_wall_times,
+    first_wall_time,
+    union_times_per_day,
+    wall_times,
+)
 from trigger_operator.schedule.zones import LAST_INSTANT, Segment, load_zone, segments
 
 SEARCH_YEARS = 400
 _SEARCH_SPAN = timedelta(days=366 * SEARCH_YEARS)
 _SECOND = timedelta(seconds=1)
+_DAY = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -125,6 +132,65 @@ class CronSchedule:
 
 
 @dataclass(frozen=True)
+class UnionSchedule:
+    """Several cron schedules of one trigger (spec.schedules): the union of their times.
+
+    An instant two expressions share fires once. Each part keeps its own daylight-saving
+    reading (Auto decides per expression whether a repeated hour fires twice).
+    """
+
+    parts: tuple[CronSchedule, ...]
+
+    def fire_times(self, after: datetime) -> Iterator[datetime]:
+        """The instants strictly after `after`, in order, each once, in UTC."""
+        last: datetime | None = None
+        for instant in heapq.merge(*(part.fire_times(after) for part in self.parts)):
+            if instant != last:
+                last = instant
+                yield instant
+
+    def count(self, after: datetime, until: datetime) -> int:
+        """How many distinct instants lie in (after, until], without listing most of them.
+
+        Within a segment the offset is fixed: whole wall-clock days are counted with the
+        union of the day's time sets of the parts that match the day. The first days of a
+        segment (where a gap fires or a fold cuts) and its last, partial day are listed.
+        """
+        after, until = _aware(after), _aware(until)
+        if until <= after:
+            return 0
+        lower = _floor_second(after) + _SECOND
+        upper = _floor_second(until) + _SECOND
+        zone = self.parts[0].zone
+        total = 0
+        for segment in segments(zone, after, upper):
+            low, high = max(segment.start, lower), min(segment.end, upper)
+            if low >= high:
+                continue
+            offset = segment.offset
+            edge_wall = _wall(low + offset)
+            if segment.entered_by is not None:
+                edge_wall = max(edge_wall, _wall(segment.entered_by.at + segment.entered_by.before))
+            edge_end = min(high, _utc(_midnight(edge_wall) + 2 * _DAY - offset))
+            tail_start = max(edge_end, _utc(_midnight(_wall(high + offset)) - offset))
+            total += self._listed(low, edge_end) + self._listed(tail_start, high)
+            day = _wall(edge_end + offset)
+            while _utc(day - offset) < tail_start:
+                matching = tuple(
+                    p.expression for p in self.parts if p.expression.matches_date(day.date())
+                )
+                total += union_times_per_day(matching) if matching else 0
+                day += _DAY
+        return total
+
+    def _listed(self, low: datetime, high: datetime) -> int:
+        """How many instants lie in [low, high), by listing them (whole seconds)."""
+        if low >= high:
+            return 0
+        return sum(1 for _ in takewhile(lambda t: t < high, self.fire_times(low - _SECOND)))
+
+
+@dataclass(frozen=True)
 class OneTimeSchedule:
     """A single instant, from runAt."""
 
@@ -140,22 +206,46 @@ class OneTimeSchedule:
         return int(after < self.run_at <= until)
 
 
-Schedule = CronSchedule | OneTimeSchedule
+Schedule = CronSchedule | UnionSchedule | OneTimeSchedule
+RecurringSchedule = CronSchedule | UnionSchedule
 
 
 def compile_schedule(
     *,
     schedule: str | None,
     run_at: str | None,
+    schedules: Sequence[str] | None = None,
     time_zone: str = "UTC",
     daylight_saving: DaylightSaving | None = None,
     hash_key: str | None = None,
 ) -> Schedule:
     """Compile the time fields of a spec; raise a ScheduleError naming the bad field.
 
-    `hash_key` (the trigger's uid) is what `H` in a cron field hashes.
+    Exactly one of `schedule`, `schedules` and `run_at` is given. `hash_key` (the
+    trigger's uid) is what `H` in a cron field hashes.
     """
     rules = daylight_saving or DaylightSaving()
+    given = [schedule is not None, schedules is not None, run_at is not None]
+    if given.count(True) != 1:
+        raise ScheduleError("spec", "exactly one of schedule, schedules and runAt must be set")
+    if schedules is not None:
+        if not schedules:
+            raise ScheduleError("spec.schedules", "needs at least one cron expression")
+        parts: list[CronSchedule] = []
+        for index, text in enumerate(schedules):
+            try:
+                compiled = compile_schedule(
+                    schedule=text,
+                    run_at=None,
+                    time_zone=time_zone,
+                    daylight_saving=rules,
+                    hash_key=hash_key,
+                )
+            except InvalidSchedule as error:
+                raise InvalidSchedule(error.problem, field=f"spec.schedules[{index}]") from None
+            assert isinstance(compiled, CronSchedule)
+            parts.append(compiled)
+        return UnionSchedule(parts=tuple(parts)) if len(parts) > 1 else parts[0]
     # Only an expression with H depends on the key: others share one cache entry.
     key = hash_key if schedule is not None and "H" in schedule.upper() else None
     return _compile(schedule, run_at, time_zone, rules.skipped_times, rules.repeated_times, key)
@@ -166,6 +256,7 @@ def schedule_of(spec: TriggerSpec, *, hash_key: str | None = None) -> Schedule:
     return compile_schedule(
         schedule=spec.schedule,
         run_at=spec.run_at,
+        schedules=spec.schedules,
         time_zone=spec.time_zone,
         daylight_saving=spec.daylight_saving,
         hash_key=hash_key,
@@ -191,8 +282,6 @@ def _compile(
     repeated_times: RepeatedTimes,
     hash_key: str | None,
 ) -> Schedule:
-    if (schedule is None) == (run_at is None):
-        raise ScheduleError("spec", "exactly one of schedule and runAt must be set")
     zone = load_zone(time_zone)
     if run_at is not None:
         try:
@@ -227,6 +316,10 @@ def _floor_second(instant: datetime) -> datetime:
 def _wall(instant: datetime) -> datetime:
     """The naive reading of an aware instant already shifted by an offset."""
     return instant.replace(tzinfo=None)
+
+
+def _midnight(wall: datetime) -> datetime:
+    return wall.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def _utc(wall_minus_offset: datetime) -> datetime:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta
+from functools import lru_cache
 
 from trigger_operator.schedule.cron import CronExpression
 
@@ -43,6 +44,21 @@ def count_wall_times(expression: CronExpression, start: datetime, end: datetime)
         low = _second_of_day(first) if day == first.date() else 0
         high = _second_of_day(last) if day == last.date() else _DAY_SECONDS
         total += _count_in_day(expression, low, high)
+    return total
+
+
+@lru_cache(maxsize=256)
+def union_times_per_day(expressions: tuple[CronExpression, ...]) -> int:
+    """How many distinct times a day has on which every one of `expressions` matches.
+
+    Each expression's times of a day are a product (hours x minutes x seconds); the union
+    is counted hour by hour and minute by minute over the expressions that allow them.
+    """
+    total = 0
+    for hour in sorted({h for e in expressions for h in e.hours}):
+        with_hour = [e for e in expressions if hour in e.hours]
+        for minute in sorted({m for e in with_hour for m in e.minutes}):
+            total += len({s for e in with_hour if minute in e.minutes for s in e.seconds})
     return total
 
 

@@ -186,8 +186,8 @@ def test_without_after_the_times_follow_now() -> None:
         (
             [],
             None,
-            "error: spec.schedule: give --schedule, or -f with a manifest that sets spec.schedule "
-            "or spec.runAt\n",
+            "error: spec.schedule: give --schedule, or -f with a manifest that sets spec.schedule, "
+            "spec.schedules or spec.runAt\n",
             1,
         ),
         (
@@ -268,3 +268,26 @@ def test_h_takes_the_uid_of_a_manifest_read_back_from_the_cluster(tmp_path: Path
     )
     assert from_file.exit_code == 0, from_file.stderr
     assert from_file.stdout == given.stdout
+
+
+def test_several_schedules_preview_their_union_each_time_once(tmp_path: Path) -> None:
+    flags = run(
+        "--schedule",
+        "0 9 * * *",
+        "--schedule",
+        "0 9,17 * * MON",
+        "--after",
+        "2026-01-04T00:00:00Z",
+        "--count",
+        "3",
+    )
+    assert flags.exit_code == 0, flags.stderr
+    assert flags.stdout == "2026-01-04T09:00:00Z\n2026-01-05T09:00:00Z\n2026-01-05T17:00:00Z\n"
+    manifest = tmp_path / "trigger.yaml"
+    manifest.write_text(
+        MANIFEST.replace(
+            'schedule: "30 2 * * *"', 'schedules: ["0 9 * * *", "0 9,17 * * MON"]'
+        ).replace("America/New_York", "UTC")
+    )
+    from_file = run("-f", str(manifest), "--after", "2026-01-04T00:00:00Z", "--count", "3")
+    assert from_file.stdout == flags.stdout

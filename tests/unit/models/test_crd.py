@@ -76,6 +76,7 @@ def test_printer_columns() -> None:
     ]
     assert columns == [
         ("SCHEDULE", "string", ".spec.schedule"),
+        ("SCHEDULES", "string", ".spec.schedules"),
         ("RUN AT", "string", ".spec.runAt"),
         ("TIMEZONE", "string", ".spec.timeZone"),
         ("SUSPEND", "boolean", ".spec.suspend"),
@@ -141,11 +142,15 @@ def test_admission_rejects_what_a_schema_can_see() -> None:
     fields = spec["properties"]
     assert spec["x-kubernetes-validations"] == [
         {
-            "rule": "has(self.schedule) != has(self.runAt)",
-            "message": "spec: exactly one of schedule and runAt must be set",
+            "rule": (
+                "(has(self.schedule) ? 1 : 0) + (has(self.schedules) ? 1 : 0)"
+                " + (has(self.runAt) ? 1 : 0) == 1"
+            ),
+            "message": "spec: exactly one of schedule, schedules and runAt must be set",
         }
     ]
     assert spec["required"] == ["jobTemplate"]
+    assert (fields["schedules"]["minItems"], fields["schedules"]["maxItems"]) == (1, 16)
     assert fields["runAt"]["format"] == "date-time"
     assert fields["runAt"]["pattern"] == RFC3339_PATTERN
     assert fields["concurrencyPolicy"]["enum"] == ["Allow", "Forbid", "Replace"]

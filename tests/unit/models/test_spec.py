@@ -82,11 +82,22 @@ def test_fields_are_written_in_camel_case_and_read_by_either_name() -> None:
     [
         {"schedule": None},
         {"runAt": "2026-12-01T09:00:00Z"},
+        {"schedules": ["0 9 * * *"]},
+        {"schedule": None, "schedules": ["0 9 * * *"], "runAt": "2026-12-01T09:00:00Z"},
     ],
 )
-def test_exactly_one_of_schedule_and_run_at(fields: dict[str, Any]) -> None:
-    with pytest.raises(ValidationError, match="exactly one of schedule and runAt"):
+def test_exactly_one_of_schedule_schedules_and_run_at(fields: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError, match="exactly one of schedule, schedules and runAt"):
         spec(**fields)
+
+
+def test_schedules_alone_is_a_list_of_expressions() -> None:
+    parsed = spec(schedule=None, schedules=["0 9 * * MON-FRI", "0 12 * * SAT,SUN"])
+    assert parsed.schedules == ["0 9 * * MON-FRI", "0 12 * * SAT,SUN"]
+    with pytest.raises(ValidationError):
+        spec(schedule=None, schedules=[])
+    with pytest.raises(ValidationError):
+        spec(schedule=None, schedules=[""])
 
 
 def test_run_at_alone_is_a_one_time_trigger() -> None:

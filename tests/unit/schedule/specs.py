@@ -20,6 +20,6 @@ JOB_TEMPLATE: dict[str, Any] = {
 
 def make_spec(**fields: Any) -> TriggerSpec:
     body: dict[str, Any] = {"jobTemplate": JOB_TEMPLATE, **fields}
-    if "schedule" not in body and "runAt" not in body:
+    if not {"schedule", "schedules", "runAt"} & set(body):
         body["schedule"] = "0 * * * *"
     return TriggerSpec.model_validate(body)

@@ -555,7 +555,7 @@ def test_a_one_time_schedule_still_needs_a_real_time_zone() -> None:
 def test_exactly_one_of_schedule_and_run_at_compiles(
     schedule: str | None, run_at: str | None
 ) -> None:
-    with pytest.raises(ScheduleError, match="exactly one of schedule and runAt"):
+    with pytest.raises(ScheduleError, match="exactly one of schedule, schedules and runAt"):
         compile_schedule(schedule=schedule, run_at=run_at)
 
 
