@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from itertools import takewhile
 
 import pytest
@@ -112,7 +112,7 @@ def test_schedules_count_in_the_fingerprint_only_when_set() -> None:
 def test_catch_up_all_starts_each_distinct_time_once() -> None:
     spec = make_spec(schedules=["0 * * * *", "0 */2 * * *"], catchUp=CatchUp.ALL.value)
     progress = Progress(created=utc(2026, 1, 1), cursor=utc(2026, 1, 1))
-    outcome = plan(spec, progress, now=utc(2026, 1, 1, 5, 0, 30))
+    outcome = plan(spec, progress, now=utc(2026, 1, 1, 5) + timedelta(seconds=30))
     assert outcome.start == tuple(utc(2026, 1, 1, h) for h in range(1, 6))
     assert outcome.missed_count == 0
 
