@@ -123,16 +123,22 @@ def namespace(cluster: KubeCluster, request: pytest.FixtureRequest) -> Iterator[
 
 @pytest.fixture(scope="session")
 def crd(cluster: KubeCluster) -> str:
-    """The ScheduledTrigger CRD, applied once per session and Established."""
+    """The ScheduledTrigger CRD (and the ScheduleCalendar one), applied once per session and
+    Established."""
     cluster.kubectl("apply", "--server-side", "-f", str(REPO / "crds"))
     name = "scheduledtriggers.triggers.dev"
 
-    def established() -> bool:
-        status = cluster.apiextensions().read_custom_resource_definition(name).status
+    def established(crd_name: str) -> bool:
+        status = cluster.apiextensions().read_custom_resource_definition(crd_name).status
         conditions = (status.conditions if status else None) or []
         return any(c.type == "Established" and c.status == "True" for c in conditions)
 
-    wait_for(established, timeout=30, message=f"CRD {name} Established")
+    for crd_name in (name, "schedulecalendars.triggers.dev"):
+        wait_for(
+            lambda crd_name=crd_name: established(crd_name),  # type: ignore[misc]
+            timeout=30,
+            message=f"CRD {crd_name} Established",
+        )
     return name
 
 

@@ -208,11 +208,17 @@ main.add_command(preview)
 
 
 @main.command("crd")
-def crd() -> None:
-    """Print the ScheduledTrigger CustomResourceDefinition, generated from the models."""
-    from trigger_operator.models.crd import render_crd
+@click.option(
+    "--kind",
+    type=click.Choice(["ScheduledTrigger", "ScheduleCalendar"]),
+    default="ScheduledTrigger",
+    show_default=True,
+)
+def crd(kind: str) -> None:
+    """Print a CustomResourceDefinition, generated from the models."""
+    from trigger_operator.models.crd import render_calendar_crd, render_crd
 
-    click.echo(render_crd(), nl=False)
+    click.echo(render_calendar_crd() if kind == "ScheduleCalendar" else render_crd(), nl=False)
 
 
 @main.command("run")

@@ -1,5 +1,8 @@
 """`trigger-operator preview`: the next fire times of a schedule, as the scheduler sees them.
 
+Times a calendar excludes (from `--calendar` files, and the manifest's spec.exclude) are
+left out, as they are from status.upcomingRuns.
+
 The schedule comes from `schedule.preview`, which compiles it with the scheduler's own
 functions, so a preview is what will run. Fields come from a manifest (`-f`) and are
 overridden by flags given explicitly. Every bad input ends the command with exit status 1
@@ -11,6 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime
+from itertools import islice
 from typing import IO, Any
 
 import click
@@ -18,14 +22,16 @@ import yaml
 
 from trigger_operator.clock import SystemClock
 from trigger_operator.models.instants import format_instant, parse_instant
+from trigger_operator.schedule.calendars import allowed_times
 from trigger_operator.schedule.preview import (
     PreviewError,
     PreviewRequest,
+    calendar_specs,
+    preview_exclusions,
     preview_schedule,
     trigger_spec,
     trigger_uid,
 )
-from trigger_operator.schedule.times import upcoming
 
 
 class BadPreviewInput(click.ClickException):
@@ -75,6 +81,13 @@ class _OneLineErrors(click.Command):
 @click.option(
     "--uid", metavar="UID", help="The trigger's uid, which H hashes (default: the manifest's)."
 )
+@click.option(
+    "--calendar",
+    "calendar_files",
+    type=click.File("r"),
+    multiple=True,
+    help="A ScheduleCalendar manifest whose exclusions apply (repeatable).",
+)
 def preview(
     schedules: tuple[str, ...],
     time_zone: str | None,
@@ -85,6 +98,7 @@ def preview(
     output: str,
     filename: IO[str] | None,
     uid: str | None,
+    calendar_files: tuple[IO[str], ...],
 ) -> None:
     """Print the next fire times of a schedule in UTC, one RFC 3339 instant per line."""
     try:
@@ -97,11 +111,19 @@ def preview(
             time_zone=time_zone,
             skipped_times=skipped_times,
             repeated_times=repeated_times,
+            calendars={
+                name: body
+                for stream in calendar_files
+                for name, body in calendar_specs(
+                    _manifest(stream), source=getattr(stream, "name", "calendar")
+                ).items()
+            },
         )
         compiled = preview_schedule(request)
+        exclusions = preview_exclusions(request)
     except PreviewError as error:
         raise BadPreviewInput(str(error)) from None
-    times = upcoming(compiled, _after(after), count)
+    times = list(islice(allowed_times(compiled, exclusions, _after(after)), count))
     click.echo(render(times, output=output), nl=False)
 
 

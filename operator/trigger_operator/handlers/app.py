@@ -42,7 +42,7 @@ from trigger_operator.leadership.elector import (
 from trigger_operator.leadership.revision import discover_revision
 from trigger_operator.ledger.writer import LedgerWriter, open_ledger
 from trigger_operator.metrics import Metrics
-from trigger_operator.models.api import GROUP, PLURAL, VERSION
+from trigger_operator.models.api import CALENDAR_PLURAL, GROUP, PLURAL, VERSION
 from trigger_operator.models.leadership import LeadershipEvent
 from trigger_operator.models.settings import Settings
 from trigger_operator.scheduler.cache import TriggerCache
@@ -253,6 +253,7 @@ async def _resync(scheduler: Scheduler, clock: Clock) -> None:
 # no trigger created later, no run-now, no Job completion would ever reach the cache.
 WATCHED_RESOURCES = (
     (GROUP, VERSION, PLURAL),
+    (GROUP, VERSION, CALENDAR_PLURAL),
     ("batch", "v1", "jobs"),
     ("coordination.k8s.io", "v1", "leases"),
     ("apiextensions.k8s.io", "v1", "customresourcedefinitions"),

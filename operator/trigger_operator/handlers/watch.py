@@ -1,4 +1,5 @@
-"""kopf event handlers: every watch event of a trigger or of a trigger's Job feeds the cache.
+"""kopf event handlers: every watch event of a trigger, a trigger's Job or a ScheduleCalendar
+feeds the cache.
 
 Only event handlers are used: they store no progress and no last-handled configuration
 on the trigger, so a GitOps tool never sees an annotation or finalizer it did not write.
@@ -12,7 +13,7 @@ from typing import Any, Protocol
 import kopf
 
 from trigger_operator.jobs.builder import LABEL_TRIGGER_UID
-from trigger_operator.models.api import GROUP, PLURAL, VERSION
+from trigger_operator.models.api import CALENDAR_PLURAL, GROUP, PLURAL, VERSION
 
 
 class NoDiffBase(kopf.DiffBaseStorage):
@@ -39,6 +40,8 @@ class Feed(Protocol):
     def on_trigger_event(self, event_type: str | None, body: dict[str, Any]) -> None: ...
 
     def on_job_event(self, event_type: str | None, body: dict[str, Any]) -> None: ...
+
+    def on_calendar_event(self, event_type: str | None, body: dict[str, Any]) -> None: ...
 
 
 class LeaseObserver(Protocol):
@@ -89,6 +92,10 @@ def build_registry(
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
     async def trigger_event(event: kopf.RawEvent, **_: Any) -> None:
         feed.on_trigger_event(event.get("type"), dict(event["object"]))
+
+    @kopf.on.event(GROUP, VERSION, CALENDAR_PLURAL, registry=registry)
+    async def calendar_event(event: kopf.RawEvent, **_: Any) -> None:
+        feed.on_calendar_event(event.get("type"), dict(event["object"]))
 
     @kopf.on.event(
         "batch", "v1", "jobs", labels={LABEL_TRIGGER_UID: kopf.PRESENT}, registry=registry

@@ -14,3 +14,8 @@ KIND = "ScheduledTrigger"
 PLURAL = "scheduledtriggers"
 SINGULAR = "scheduledtrigger"
 SHORT_NAMES = ("strig",)
+
+CALENDAR_KIND = "ScheduleCalendar"
+CALENDAR_PLURAL = "schedulecalendars"
+CALENDAR_SINGULAR = "schedulecalendar"
+CALENDAR_SHORT_NAMES = ("scal",)

@@ -21,6 +21,10 @@ import yaml
 
 from trigger_operator.models.api import (
     API_VERSION,
+    CALENDAR_KIND,
+    CALENDAR_PLURAL,
+    CALENDAR_SHORT_NAMES,
+    CALENDAR_SINGULAR,
     GROUP,
     KIND,
     PLURAL,
@@ -28,6 +32,7 @@ from trigger_operator.models.api import (
     SINGULAR,
     VERSION,
 )
+from trigger_operator.models.calendar import CalendarSpec
 from trigger_operator.models.spec import EXACTLY_ONE_MESSAGE, TriggerSpec
 from trigger_operator.models.status import TriggerStatus
 
@@ -55,6 +60,12 @@ SPEC_VALIDATIONS: tuple[dict[str, str], ...] = (
         ),
         "message": EXACTLY_ONE_MESSAGE,
     },
+)
+
+CALENDAR_PRINTER_COLUMNS: tuple[dict[str, Any], ...] = (
+    {"name": "Timezone", "type": "string", "jsonPath": ".spec.timeZone"},
+    {"name": "Description", "type": "string", "jsonPath": ".spec.description"},
+    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 )
 
 _COPIED = (
@@ -130,11 +141,66 @@ def build_crd() -> dict[str, Any]:
     }
 
 
+def build_calendar_crd() -> dict[str, Any]:
+    """The ScheduleCalendar CustomResourceDefinition as a dict (no status: nothing to report
+    on a calendar itself; the triggers that use it show its problems)."""
+    spec_json = CalendarSpec.model_json_schema(by_alias=True, mode="validation")
+    spec = _Converter(spec_json, in_status=False).convert(spec_json)
+    schema = {
+        "type": "object",
+        "description": (
+            "A ScheduleCalendar holds dates, date ranges and recurring windows when the "
+            "ScheduledTriggers that reference it (spec.calendars) do not run."
+        ),
+        "properties": {
+            "apiVersion": {"type": "string"},
+            "kind": {"type": "string"},
+            "metadata": {"type": "object"},
+            "spec": spec,
+        },
+    }
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{CALENDAR_PLURAL}.{GROUP}"},
+        "spec": {
+            "group": GROUP,
+            "scope": "Namespaced",
+            "names": {
+                "kind": CALENDAR_KIND,
+                "listKind": f"{CALENDAR_KIND}List",
+                "plural": CALENDAR_PLURAL,
+                "singular": CALENDAR_SINGULAR,
+                "shortNames": list(CALENDAR_SHORT_NAMES),
+            },
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "additionalPrinterColumns": [
+                        dict(column) for column in CALENDAR_PRINTER_COLUMNS
+                    ],
+                    "schema": {"openAPIV3Schema": schema},
+                }
+            ],
+        },
+    }
+
+
+_HEADER = "# Generated from trigger_operator/models by `trigger-operator crd{}`; do not edit.\n"
+
+
 def render_crd() -> str:
     """The CustomResourceDefinition as the YAML committed in crds/scheduledtrigger.yaml."""
-    header = "# Generated from trigger_operator/models by `trigger-operator crd`; do not edit.\n"
     body = yaml.safe_dump(build_crd(), sort_keys=False, width=100, allow_unicode=True)
-    return header + body
+    return _HEADER.format("") + body
+
+
+def render_calendar_crd() -> str:
+    """The ScheduleCalendar CRD as the YAML committed in crds/schedulecalendar.yaml."""
+    body = yaml.safe_dump(build_calendar_crd(), sort_keys=False, width=100, allow_unicode=True)
+    return _HEADER.format(" --kind ScheduleCalendar") + body
 
 
 class _Converter:

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Self
 from pydantic import ConfigDict, Field, JsonValue, field_validator, model_validator
 
 from trigger_operator.models.base import ResourceModel
+from trigger_operator.models.calendar import CalendarName, Exclusions
 from trigger_operator.models.instants import RFC3339_PATTERN
 
 
@@ -124,6 +125,14 @@ class TriggerSpec(ResourceModel):
 
     time_zone: str = Field(default="UTC", min_length=1, max_length=64)
     """The IANA time zone whose wall clock the schedule is read in, e.g. Europe/Berlin."""
+
+    calendars: list[CalendarName] | None = Field(default=None, max_length=16)
+    """Names of ScheduleCalendars in the trigger's namespace whose exclusions apply: a time
+    any of them excludes does not run (ledger: skipped, reason Excluded). While one is
+    missing, the trigger is not ready (reason CalendarNotFound) and does not run."""
+
+    exclude: Exclusions | None = None
+    """Exclusions of this trigger alone, as in a ScheduleCalendar, read in `timeZone`."""
 
     suspend: bool = False
     """Stop starting new runs; running Jobs continue. Times that pass while suspended are

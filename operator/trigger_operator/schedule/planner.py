@@ -24,6 +24,14 @@ with `Schedule.count` (arithmetic per day), and the newest times are found by a 
 on counts before only those are listed, so a plan costs O(days of downtime + listed
 times), not O(missed times).
 
+Exclusions (calendars, spec.exclude) take a due time out before any of that: an excluded
+time is neither started nor missed but `excluded` (the ledger's skipped, reason
+Excluded), and the cursor moves past it like past any handled time. The next due time
+(`next_due`) is the next scheduled time, excluded or not, so that each excluded time is
+handled when it comes; `next_run` and `upcoming` list only times that will run. Of a
+backlog longer than the listed times (keep + MISSED_DETAIL_LIMIT), the older ones are
+counted without being looked at: there an excluded time counts as missed.
+
 A one-time trigger ignores catchUp: its runAt, past or not, is started once it is due,
 unless it is past startingDeadlineSeconds or lies at or before the edit epoch (then it
 is missed); either way the trigger is then completed. A suspended trigger plans nothing.
@@ -35,17 +43,18 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from itertools import takewhile
+from itertools import islice, takewhile
 
 from trigger_operator.models.runs import RunKind
 from trigger_operator.models.spec import CatchUp, TriggerSpec
+from trigger_operator.schedule.calendars import NO_EXCLUSIONS, ExclusionSet, allowed_times
 from trigger_operator.schedule.progress import Progress
 from trigger_operator.schedule.times import (
     OneTimeSchedule,
     RecurringSchedule,
     Schedule,
+    next_after,
     schedule_of,
-    upcoming,
 )
 
 CATCH_UP_NONE_GRACE = timedelta(seconds=60)
@@ -71,6 +80,8 @@ class Plan:
     """The newest missed times (at most MISSED_DETAIL_LIMIT), oldest first."""
     missed_count: int = 0
     """Every missed time, listed or not."""
+    excluded: tuple[tuple[datetime, str], ...] = ()
+    """Due times a calendar excludes, oldest first, each with the calendar that does."""
     cursor: datetime | None = None
     """The newest scheduled time handled once this plan is carried out."""
     completed: bool = False
@@ -102,11 +113,13 @@ def plan(
     upcoming_count: int = 1,
     existing: Collection[datetime] = (),
     hash_key: str | None = None,
+    exclusions: ExclusionSet = NO_EXCLUSIONS,
 ) -> Plan:
     """Plan the trigger at `now`; raise a ScheduleError when its schedule is invalid.
 
     `existing` are the scheduled times that already have a Job; `hash_key` (the
-    trigger's uid) is what `H` in its cron fields hashes.
+    trigger's uid) is what `H` in its cron fields hashes; `exclusions` are the times its
+    calendars keep from running.
     """
     schedule = schedule_of(spec, hash_key=hash_key)
     if spec.suspend:
@@ -124,6 +137,7 @@ def plan(
         jitter=jitter,
         count=upcoming_count,
         existing=frozenset(existing),
+        exclusions=exclusions,
     )
 
 
@@ -145,6 +159,7 @@ def _plan_cron(
     jitter: timedelta,
     count: int,
     existing: frozenset[datetime],
+    exclusions: ExclusionSet,
 ) -> Plan:
     # A time whose run falls due after the epoch (its time plus the jitter) still fires:
     # a resume between a time and its jittered dispatch does not drop it.
@@ -154,32 +169,59 @@ def _plan_cron(
     keep = spec.max_catch_up_runs if spec.catch_up is CatchUp.ALL else 1
     started: list[datetime] = []
     missed: list[datetime] = []
+    excluded: list[tuple[datetime, str]] = []
     missed_count = 0
     cursor = progress.cursor
     total = schedule.count(floor, due_until)
     if total:
         recent = latest_times(schedule, floor, due_until, keep + MISSED_DETAIL_LIMIT)
-        started = [t for t in recent[-keep:] if _may_start(t, spec, now=now, jitter=jitter)]
-        if spec.catch_up is CatchUp.NONE and total > 1:
+        excluded = _excluded(recent, exclusions, existing)
+        left_out = {t for t, _ in excluded}
+        eligible = [t for t in recent if t not in left_out]
+        started = [t for t in eligible[-keep:] if _may_start(t, spec, now=now, jitter=jitter)]
+        if spec.catch_up is CatchUp.NONE and total - len(excluded) > 1:
             # More than one time due at once means the operator was not dispatching
             # (downtime, a long hand-over): None starts none of them.
             started = []
-        ran = {t for t in recent if t in existing and t not in started}
-        missed = [t for t in recent if t not in started and t not in ran][-MISSED_DETAIL_LIMIT:]
-        missed_count = total - len(started) - len(ran)
+        ran = {t for t in eligible if t in existing and t not in started}
+        missed = [t for t in eligible if t not in started and t not in ran][-MISSED_DETAIL_LIMIT:]
+        missed_count = total - len(excluded) - len(started) - len(ran)
         cursor = recent[-1]
-    following = upcoming(schedule, max(floor, due_until), max(count, 1))
-    return _with_next(
+    after = max(floor, due_until)
+    following = list(islice(allowed_times(schedule, exclusions, after), max(count, 1)))
+    outcome = _with_next(
         Plan(
             starts=_runs(started, missed_count, now=now, jitter=jitter),
             missed=tuple(missed),
             missed_count=missed_count,
+            excluded=tuple(excluded),
             cursor=cursor,
         ),
         following,
         jitter=jitter,
         count=count,
     )
+    if exclusions.calendars:
+        # Wake for the next scheduled time even when it is excluded: it is handled (and
+        # recorded) when it comes, and the cursor moves past it.
+        upcoming_any = next_after(schedule, after)
+        outcome = replace(outcome, next_due=upcoming_any + jitter if upcoming_any else None)
+    return outcome
+
+
+def _excluded(
+    recent: list[datetime], exclusions: ExclusionSet, existing: frozenset[datetime]
+) -> list[tuple[datetime, str]]:
+    """The due times a calendar excludes; a time that already has a Job ran (a calendar
+    edited after its Job was created does not take it back)."""
+    if not exclusions.calendars:
+        return []
+    found: list[tuple[datetime, str]] = []
+    for instant in recent:
+        source = exclusions.excluded_by(instant)
+        if source is not None and instant not in existing:
+            found.append((instant, source))
+    return found
 
 
 def _plan_once(

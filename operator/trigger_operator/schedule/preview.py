@@ -11,8 +11,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from trigger_operator.models.api import KIND
+from pydantic import ValidationError
+
+from trigger_operator.models.api import CALENDAR_KIND, KIND
+from trigger_operator.models.calendar import CalendarSpec, Exclusions
 from trigger_operator.models.spec import DaylightSaving, RepeatedTimes, SkippedTimes
+from trigger_operator.schedule.calendars import NO_EXCLUSIONS, ExclusionSet, compile_exclusions
 from trigger_operator.schedule.errors import ScheduleError
 from trigger_operator.schedule.times import Schedule, compile_schedule
 
@@ -35,6 +39,8 @@ class PreviewRequest:
     time_zone: str | None = None
     skipped_times: str | None = None
     repeated_times: str | None = None
+    calendars: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """ScheduleCalendar specs by name, from --calendar files."""
 
 
 def trigger_spec(documents: Sequence[object], *, source: str) -> Mapping[str, Any]:
@@ -47,6 +53,59 @@ def trigger_uid(documents: Sequence[object], *, source: str) -> str | None:
     metadata = _mapping(_first_trigger(documents, source=source).get("metadata"), "metadata")
     uid = metadata.get("uid")
     return str(uid) if uid else None
+
+
+def calendar_specs(documents: Sequence[object], *, source: str) -> dict[str, Mapping[str, Any]]:
+    """The specs of every ScheduleCalendar among a manifest's YAML documents, by name."""
+    found: dict[str, Mapping[str, Any]] = {}
+    for document in documents:
+        if isinstance(document, Mapping) and document.get("kind") == CALENDAR_KIND:
+            metadata = _mapping(document.get("metadata"), "metadata")
+            found[str(metadata.get("name"))] = _mapping(document.get("spec"), "spec")
+    if not found:
+        raise PreviewError(f"{source}: no ScheduleCalendar in the manifest")
+    return found
+
+
+def preview_exclusions(request: PreviewRequest) -> ExclusionSet:
+    """The exclusions `request` describes: the trigger's spec.calendars, found among the
+    --calendar files (all of them when the trigger names none), and its spec.exclude."""
+    spec = request.spec
+    names = spec.get("calendars")
+    if names is None:
+        names = list(request.calendars)
+    if not isinstance(names, list):
+        raise PreviewError("spec.calendars: must be a list of names")
+    named = []
+    for index, name in enumerate(names):
+        body = request.calendars.get(str(name))
+        if body is None:
+            raise PreviewError(
+                f"spec.calendars[{index}]: ScheduleCalendar '{name}' is in no --calendar file"
+            )
+        try:
+            calendar = CalendarSpec.model_validate(body)
+        except ValidationError as error:
+            raise PreviewError(f"ScheduleCalendar {name}: {_first_problem(error)}") from None
+        named.append((str(name), calendar.time_zone, calendar.exclude))
+    try:
+        inline = Exclusions.model_validate(spec["exclude"]) if "exclude" in spec else None
+    except ValidationError as error:
+        raise PreviewError(f"spec.exclude: {_first_problem(error)}") from None
+    if not named and inline is None:
+        return NO_EXCLUSIONS
+    try:
+        return compile_exclusions(
+            named, inline, time_zone=request.time_zone or _text(spec, "timeZone") or "UTC"
+        )
+    except ScheduleError as error:
+        raise PreviewError(str(error)) from None
+
+
+def _first_problem(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"])
+    return f"{where}: {first['msg']}" if where else str(first["msg"])
 
 
 def _first_trigger(documents: Sequence[object], *, source: str) -> Mapping[str, Any]:

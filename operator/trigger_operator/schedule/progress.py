@@ -2,10 +2,11 @@
 
 `Progress` is the scheduler's view of a trigger's bookkeeping in status (cursor,
 scheduleHash, specEpoch, completed). `progress_from_status` notices edits: when the
-fingerprint of the fields that decide the times (schedule, runAt, timeZone,
-daylightSaving, suspend) differs from the one in status, the edit is dated `now`
-(when the operator notices it) and becomes the epoch, so times before it never fire, and
-a completed one-time trigger becomes pending again. Suspending and resuming are edits
+fingerprint of what decides the times (schedule, schedules, runAt, timeZone,
+daylightSaving, suspend, and what its calendars and spec.exclude say) differs from the
+one in status, the edit is dated `now` (when the operator notices it) and becomes the
+epoch, so times before it never fire, and a completed one-time trigger becomes pending
+again. Suspending and resuming are edits
 too, which is how a resume never fires the times that passed while suspended.
 """
 
@@ -37,8 +38,12 @@ class Progress:
     """schedule_fingerprint of the spec this progress belongs to."""
 
 
-def schedule_fingerprint(spec: TriggerSpec) -> str:
-    """A short stable digest of the fields whose change is an edit of the schedule."""
+def schedule_fingerprint(spec: TriggerSpec, *, exclusions: str | None = None) -> str:
+    """A short stable digest of the fields whose change is an edit of the schedule.
+
+    `exclusions` is the digest of what the trigger's calendars and spec.exclude say
+    (`ExclusionSet.digest`): editing a calendar is an edit of every trigger that uses it.
+    """
     material: dict[str, object] = {
         "schedule": spec.schedule,
         "runAt": spec.run_at,
@@ -50,6 +55,8 @@ def schedule_fingerprint(spec: TriggerSpec) -> str:
     # stays what earlier versions wrote (an upgrade is not an edit).
     if spec.schedules is not None:
         material["schedules"] = list(spec.schedules)
+    if spec.calendars or spec.exclude is not None:
+        material["exclusions"] = exclusions
     encoded = json.dumps(material, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(encoded).hexdigest()[:16]
 
@@ -61,6 +68,7 @@ def progress_from_status(
     created: datetime,
     now: datetime,
     noticed: datetime | None = None,
+    exclusions: str | None = None,
 ) -> Progress:
     """The progress to plan with: status as it is, or reset by an edit.
 
@@ -72,7 +80,7 @@ def progress_from_status(
     been invalid since it was created): the fix is dated like any edit, so it never
     fires the times that passed while the trigger could not run.
     """
-    fingerprint = schedule_fingerprint(spec)
+    fingerprint = schedule_fingerprint(spec, exclusions=exclusions)
     first_sight = status.schedule_hash is None and status.observed_generation is None
     if first_sight or status.schedule_hash == fingerprint:
         return Progress(

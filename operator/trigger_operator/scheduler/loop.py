@@ -130,10 +130,13 @@ class Scheduler:
                     if job.held:
                         self._deletion_requested(job)
             self._dirty.pop(uid, None)
+            self.reconciler.calendars.untrack(uid)
             return
         entry = self.cache.triggers.get(uid)
         seen = entry.resource_version if entry is not None else None
         entry = self.cache.upsert_trigger(body)
+        if entry.resource_version == body["metadata"].get("resourceVersion"):
+            self.reconciler.calendars.track(uid, body)
         if entry.body is not body:
             entry.release_body()  # kept as JSON until a pass needs it
         if seen is None or entry.resource_version != seen:
@@ -157,6 +160,13 @@ class Scheduler:
         elif previous.started != state.started or previous.failed_pods != state.failed_pods:
             # Started, or a pod failed and is retried: the ledger's running and attempts.
             self.recorder.job_changed(state, previous)
+
+    def on_calendar_event(self, event_type: str | None, body: dict[str, Any]) -> None:
+        """A ScheduleCalendar changed: every trigger that lists it plans again."""
+        store = self.reconciler.calendars
+        namespace, name = store.remove(body) if event_type == "DELETED" else store.upsert(body)
+        for uid in store.users(namespace, name):
+            self.mark_dirty(uid)
 
     def reconcile_ledger(self) -> None:
         """Rebuild the ledger's view of every cached trigger's runs from the cluster.

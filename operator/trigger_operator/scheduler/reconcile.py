@@ -52,6 +52,8 @@ from trigger_operator.models.instants import parse_api_time
 from trigger_operator.models.runs import RunKind
 from trigger_operator.models.spec import ConcurrencyPolicy, TriggerSpec
 from trigger_operator.models.status import NOT_STARTED_HISTORY_LIMIT, NotStarted, TriggerStatus
+from trigger_operator.schedule.calendars import NO_EXCLUSIONS, ExclusionSet
+from trigger_operator.schedule.errors import ScheduleError
 from trigger_operator.schedule.jitter import jitter_for
 from trigger_operator.schedule.planner import Plan, plan
 from trigger_operator.schedule.progress import (
@@ -60,6 +62,7 @@ from trigger_operator.schedule.progress import (
     schedule_fingerprint,
 )
 from trigger_operator.scheduler.cache import TriggerEntry, compact
+from trigger_operator.scheduler.calendars import CalendarStore
 from trigger_operator.scheduler.evidence import FORBID_REASON, MISSED_REASON
 from trigger_operator.scheduler.gate import Gate, NotLeading
 from trigger_operator.scheduler.ports import SchedulerGateway
@@ -98,6 +101,7 @@ class _Pass:
     jobs: dict[str, ObservedJob]
     progress: Progress | None = None
     jitter: timedelta = timedelta(0)
+    exclusions: ExclusionSet = NO_EXCLUSIONS
     outcome: Plan = field(default_factory=Plan)
     skipped: list[tuple[datetime, RunKind, list[ObservedJob]]] = field(default_factory=list)
 
@@ -120,15 +124,19 @@ class Reconciler:
         recorder: RunRecorder,
         upcoming_count: int = 3,
         crash_at: str | None = None,
+        calendars: CalendarStore | None = None,
     ) -> None:
         self.gateway = gateway
+        self.calendars = calendars or CalendarStore()
         self.gate = gate
         self.clock = clock
         self.recorder = recorder
         self.upcoming_count = upcoming_count
         publisher = StatusPublisher(gateway=gateway, gate=gate)
         self.publisher = publisher
-        self.validator = Validator(gateway=gateway, gate=gate, clock=clock, publisher=publisher)
+        self.validator = Validator(
+            gateway=gateway, gate=gate, clock=clock, publisher=publisher, calendars=self.calendars
+        )
         self.runs = RunDispatcher(gateway=gateway, gate=gate, recorder=recorder, crash_at=crash_at)
 
     async def reconcile(self, entry: TriggerEntry) -> datetime | None:
@@ -195,7 +203,9 @@ class Reconciler:
     async def _plan(self, work: _Pass) -> None:
         """Plan; list the Jobs first when a decision depends on them."""
         entry = work.entry
-        fingerprint = schedule_fingerprint(work.spec)
+        work.exclusions = self.calendars.resolve(entry.namespace, work.spec)
+        digest = work.exclusions.digest
+        fingerprint = schedule_fingerprint(work.spec, exclusions=digest)
         noticed = entry.noticed_edit
         work.progress = progress_from_status(
             work.spec,
@@ -203,6 +213,7 @@ class Reconciler:
             created=_created(entry.body, work.now),
             now=work.now,
             noticed=noticed[1] if noticed is not None and noticed[0] == fingerprint else None,
+            exclusions=digest,
         )
         edited = work.progress.epoch != work.status.spec_epoch
         entry.noticed_edit = (
@@ -233,6 +244,7 @@ class Reconciler:
             upcoming_count=self.upcoming_count,
             existing=existing,
             hash_key=work.entry.uid,
+            exclusions=work.exclusions,
         )
 
     async def _start_scheduled(self, work: _Pass, scheduled_for: datetime, kind: RunKind) -> None:
@@ -340,7 +352,13 @@ class Reconciler:
     async def _report_quietly(self, entry: TriggerEntry, problem: Problem) -> None:
         """Report a problem of a valid trigger (refused, failed): its times are kept."""
         spec, _ = load_spec(entry.body)
-        fingerprint = schedule_fingerprint(spec) if spec is not None else None
+        fingerprint = None
+        if spec is not None:
+            try:
+                digest = self.calendars.resolve(entry.namespace, spec).digest
+                fingerprint = schedule_fingerprint(spec, exclusions=digest)
+            except ScheduleError:
+                pass  # a calendar gone meanwhile: the next pass reports that
         try:
             await self.validator.report(
                 entry, status_of(entry.body), problem, self.clock.now(), fingerprint=fingerprint

@@ -44,6 +44,8 @@ from trigger_operator.scheduler.status import status_of
 
 log = logging.getLogger(__name__)
 
+EXCLUDED_REASON = "Excluded"
+"""The ledger reason of a time a calendar (or spec.exclude) kept from running."""
 UNWRITTEN_LIMIT = 10_000
 """How many records a standby keeps for when it leads (the oldest go first)."""
 
@@ -160,8 +162,31 @@ class RunRecorder:
                 leader_revision=writer.revision,
             )
 
+    def excluded(self, ref: TriggerRef, outcome: Plan) -> None:
+        """The plan's excluded times: skipped, reason Excluded, naming the calendar."""
+        if not outcome.excluded:
+            return
+        self.metrics.runs.labels(result=RunOutcome.SKIPPED).inc(len(outcome.excluded))
+        log.info(
+            "scheduled times excluded by a calendar",
+            extra={**ref_context(ref), "excluded": len(outcome.excluded)},
+        )
+        if not self.gate.may_write():
+            return
+        writer = self.gate.writer
+        for scheduled_for, source in outcome.excluded:
+            self.ledger.record_skipped(
+                _unstarted_ref(ref, scheduled_for, RunKind.SCHEDULED),
+                reason=EXCLUDED_REASON,
+                message=f"excluded by {source}",
+                leader_identity=writer.identity,
+                leader_revision=writer.revision,
+            )
+
     def missed(self, ref: TriggerRef, outcome: Plan) -> None:
-        """The plan's missed times: counted, and the listed ones written."""
+        """The plan's missed times: counted, and the listed ones written; then its excluded
+        times (`excluded`)."""
+        self.excluded(ref, outcome)
         if not outcome.missed_count:
             return
         self.metrics.missed_runs.inc(outcome.missed_count)

@@ -1,7 +1,8 @@
 """Whether a trigger can run, and saying so on the trigger when it cannot.
 
 What the CRD schema cannot check is checked here: the spec as the models read it, the
-cron grammar and the time zone (compiling the schedule), and the Job template (a
+cron grammar and the time zone (compiling the schedule), the calendars it references
+(they exist in its namespace and can be read), and the Job template (a
 server-side dry-run create, once per generation; not again by a new leader when status
 shows that generation Ready, nor for a template that passed in the same namespace a
 moment ago, as thousands of triggers made from one manifest have). A problem is
@@ -30,6 +31,7 @@ from trigger_operator.models.status import TriggerStatus
 from trigger_operator.schedule.errors import ScheduleError
 from trigger_operator.schedule.times import schedule_of
 from trigger_operator.scheduler.cache import TriggerEntry
+from trigger_operator.scheduler.calendars import CalendarStore
 from trigger_operator.scheduler.gate import Gate, require_leader
 from trigger_operator.scheduler.ports import SchedulerGateway
 from trigger_operator.scheduler.publish import StatusPublisher
@@ -78,6 +80,7 @@ class Validator:
         gate: Gate,
         clock: Clock,
         publisher: StatusPublisher,
+        calendars: CalendarStore | None = None,
     ) -> None:
         self.gateway = gateway
         self.gate = gate
@@ -85,11 +88,16 @@ class Validator:
         self.publisher = publisher
         # (namespace, template key) → when its dry run last passed (monotonic seconds).
         self._passed: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self.calendars = calendars or CalendarStore()
 
     async def check(self, entry: TriggerEntry) -> tuple[TriggerSpec | None, Problem | None]:
         """The spec, and the problem that keeps it from running (None when it can run)."""
         spec, problem = load_spec(entry.body)
         if spec is not None and problem is None:
+            try:
+                self.calendars.resolve(entry.namespace, spec)
+            except ScheduleError as error:
+                return spec, Problem(error.reason, str(error))
             problem = await self._check_job_template(entry, spec)
         return spec, problem
 

@@ -291,3 +291,74 @@ def test_several_schedules_preview_their_union_each_time_once(tmp_path: Path) ->
     )
     from_file = run("-f", str(manifest), "--after", "2026-01-04T00:00:00Z", "--count", "3")
     assert from_file.stdout == flags.stdout
+
+
+CALENDAR = """\
+apiVersion: triggers.dev/v1alpha1
+kind: ScheduleCalendar
+metadata: {name: holidays, namespace: team-a}
+spec:
+  timeZone: Europe/Berlin
+  exclude:
+    yearly: ["12-25", "12-26"]
+    windows: [{schedule: "0 23 * * *", duration: 2h}]
+"""
+
+
+def test_a_calendar_file_leaves_its_excluded_times_out(tmp_path: Path) -> None:
+    calendar = tmp_path / "holidays.yaml"
+    calendar.write_text(CALENDAR)
+    args = ["--schedule", "0 0 * * *", "--time-zone", "Europe/Berlin"]
+    args += ["--after", "2026-12-23T12:00:00Z", "--count", "2"]
+    plain = run(*args)
+    assert plain.stdout == "2026-12-23T23:00:00Z\n2026-12-24T23:00:00Z\n"
+    excluded = run(*args, "--calendar", str(calendar))
+    assert excluded.exit_code == 0, excluded.stderr
+    # Midnight is inside the 23:00-01:00 window every night, and 12-25 and 12-26 are
+    # holidays: every time is excluded, and the search ends instead of running forever.
+    assert excluded.stdout == ""
+    hourly = run(
+        "--schedule",
+        "0 9 * * *",
+        "--time-zone",
+        "Europe/Berlin",
+        "--calendar",
+        str(calendar),
+        "--after",
+        "2026-12-24T12:00:00Z",
+        "--count",
+        "2",
+    )
+    assert hourly.stdout == "2026-12-27T08:00:00Z\n2026-12-28T08:00:00Z\n"
+
+
+def test_a_trigger_names_the_calendars_it_uses_and_a_missing_one_is_an_error(
+    tmp_path: Path,
+) -> None:
+    calendar = tmp_path / "holidays.yaml"
+    calendar.write_text(CALENDAR)
+    trigger = tmp_path / "trigger.yaml"
+    trigger.write_text(
+        MANIFEST.replace(
+            "timeZone: America/New_York", "timeZone: Europe/Berlin\n  calendars: [holidays]"
+        )
+        .replace('"30 2 * * *"', '"0 9 * * *"')
+        .replace("daylightSaving: {skippedTimes: Skip}", 'exclude: {dates: ["2026-12-28"]}')
+    )
+    result = run(
+        "-f",
+        str(trigger),
+        "--calendar",
+        str(calendar),
+        "--after",
+        "2026-12-24T12:00:00Z",
+        "--count",
+        "2",
+    )
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "2026-12-27T08:00:00Z\n2026-12-29T08:00:00Z\n"
+    missing = run("-f", str(trigger), "--after", "2026-12-24T12:00:00Z")
+    assert missing.exit_code == 1
+    assert missing.stderr == (
+        "error: spec.calendars[0]: ScheduleCalendar 'holidays' is in no --calendar file\n"
+    )

@@ -12,7 +12,12 @@ from click.testing import CliRunner
 from pydantic import BaseModel
 
 from trigger_operator.cli import main
-from trigger_operator.models.crd import build_crd, render_crd
+from trigger_operator.models.crd import (
+    build_calendar_crd,
+    build_crd,
+    render_calendar_crd,
+    render_crd,
+)
 from trigger_operator.models.instants import RFC3339_PATTERN
 from trigger_operator.models.spec import (
     DaylightSaving,
@@ -210,3 +215,32 @@ def test_status_instants_are_nullable_date_times() -> None:
     assert [
         path for path, node in walk(schema()["properties"]["status"]) if "default" in node
     ] == []
+
+
+def test_the_committed_calendar_crd_is_the_generated_one() -> None:
+    committed = COMMITTED.parent / "schedulecalendar.yaml"
+    assert committed.read_text() == render_calendar_crd(), (
+        "crds/schedulecalendar.yaml is stale: run "
+        "`trigger-operator crd --kind ScheduleCalendar > crds/schedulecalendar.yaml`"
+    )
+    result = CliRunner().invoke(main, ["crd", "--kind", "ScheduleCalendar"])
+    assert result.stdout == render_calendar_crd()
+
+
+def test_the_calendar_crd_checks_shapes_and_shows_its_zone() -> None:
+    crd = build_calendar_crd()
+    (only,) = crd["spec"]["versions"]
+    assert crd["metadata"]["name"] == "schedulecalendars.triggers.dev"
+    assert [c["name"] for c in only["additionalPrinterColumns"]] == [
+        "Timezone",
+        "Description",
+        "Age",
+    ]
+    exclude = only["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["exclude"]
+    fields = exclude["properties"]
+    assert fields["dates"]["items"]["pattern"] == r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+    assert fields["yearly"]["items"]["pattern"] == r"^[0-9]{2}-[0-9]{2}$"
+    assert fields["ranges"]["items"]["x-kubernetes-validations"] == [
+        {"rule": "self.start <= self.end", "message": "end is before start"}
+    ]
+    assert fields["windows"]["items"]["required"] == ["schedule", "duration"]
