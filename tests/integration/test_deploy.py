@@ -283,6 +283,8 @@ def test_service_account_may_do_what_the_operator_does_and_nothing_more(
         *((v, "scheduledtriggers", {**triggers, "namespace": team}) for v in ("get", "list")),
         # Cluster-wide, as kopf lists and watches when it serves every namespace.
         *((v, "scheduledtriggers", triggers) for v in ("list", "watch")),
+        *((v, "schedulecalendars", {**triggers, "namespace": team}) for v in ("get", "list")),
+        *((v, "schedulecalendars", triggers) for v in ("list", "watch")),
         *((v, "jobs", {"group": "batch"}) for v in ("list", "watch")),
         ("patch", "scheduledtriggers", {**triggers, "subresource": "status", "namespace": team}),
         (
@@ -314,6 +316,11 @@ def test_service_account_may_do_what_the_operator_does_and_nothing_more(
         # Never the spec or the lifecycle of a trigger: GitOps owns those.
         *(
             (v, "scheduledtriggers", {**triggers, "namespace": team})
+            for v in ("create", "update", "patch", "delete")
+        ),
+        # Calendars are only read.
+        *(
+            (v, "schedulecalendars", {**triggers, "namespace": team})
             for v in ("create", "update", "patch", "delete")
         ),
         ("update", "jobs", {"group": "batch", "namespace": team}),
