@@ -95,10 +95,14 @@ class NotStarted(ResourceModel):
     """The scheduled time."""
 
     reason: str
-    """Why it did not run: Missed, or ConcurrencyForbid."""
+    """Why it did not run: Missed, ConcurrencyForbid, or Excluded."""
 
     kind: Literal["scheduled", "catch-up"] = "scheduled"
     """The kind of run it would have been."""
+
+    excluded_by: str | None = Field(default=None, max_length=300, exclude_if=lambda v: v is None)
+    """For Excluded: the calendar that excluded it (ScheduleCalendar NAME, or
+    spec.exclude)."""
 
 
 class TriggerStatus(ResourceModel):

@@ -10,9 +10,10 @@ an outage: records the writer had to drop are written again from the world.
 What the world cannot tell, and so a dropped record cannot be rebuilt:
 - a run whose Job is gone (pruned by the history limits, deleted with its trigger) and
   that is not the trigger's `status.lastRun`;
-- `skipped` and `missed` times beyond the newest NOT_STARTED_HISTORY_LIMIT that status
-  remembers (`status.notStarted`, written with the cursor that passes them); a longer
-  outage's missed times are only counted (`status.missedRuns`);
+- `skipped` (Forbid, Excluded) and `missed` times beyond the newest
+  NOT_STARTED_HISTORY_LIMIT that status remembers (`status.notStarted`, written with the
+  cursor that passes them); a longer outage's missed times are only counted
+  (`status.missedRuns`);
 - `cancelled` runs (the Job is deleted);
 - the kind (`scheduled` or `catch-up`) of a run known only from `status.lastRun`; it is
   recorded as `scheduled`.
@@ -32,6 +33,14 @@ MISSED_REASON = "Missed"
 MISSED_MESSAGE = "not started: operator down past the deadline, or left out by catchUp"
 FORBID_REASON = "ConcurrencyForbid"
 FORBID_MESSAGE = "not started: an earlier run was active (concurrencyPolicy Forbid)"
+EXCLUDED_REASON = "Excluded"
+"""A time a calendar (or spec.exclude) kept from running."""
+
+
+def excluded_message(source: str | None) -> str:
+    """The ledger message of an excluded time: which calendar excluded it."""
+    return f"excluded by {source or 'a calendar'}"
+
 
 _FINAL = {
     RunResult.SUCCEEDED: LedgerStatus.SUCCEEDED,
@@ -128,6 +137,8 @@ def _not_started_record(trigger: TriggerRef, record: NotStarted) -> RunRecord:
             ref=ref, status=LedgerStatus.MISSED, reason=MISSED_REASON, message=MISSED_MESSAGE
         )
     message = FORBID_MESSAGE if record.reason == FORBID_REASON else None
+    if record.reason == EXCLUDED_REASON:
+        message = excluded_message(record.excluded_by)
     return RunRecord(ref=ref, status=LedgerStatus.SKIPPED, reason=record.reason, message=message)
 
 

@@ -63,7 +63,7 @@ from trigger_operator.schedule.progress import (
 )
 from trigger_operator.scheduler.cache import TriggerEntry, compact
 from trigger_operator.scheduler.calendars import CalendarStore
-from trigger_operator.scheduler.evidence import FORBID_REASON, MISSED_REASON
+from trigger_operator.scheduler.evidence import EXCLUDED_REASON, FORBID_REASON, MISSED_REASON
 from trigger_operator.scheduler.gate import Gate, NotLeading
 from trigger_operator.scheduler.ports import SchedulerGateway
 from trigger_operator.scheduler.publish import StatusPublisher
@@ -410,6 +410,10 @@ def _not_started(work: _Pass) -> list[NotStarted]:
     passed += [
         NotStarted(scheduled_for=scheduled_for, reason=MISSED_REASON)
         for scheduled_for in work.outcome.missed[-NOT_STARTED_HISTORY_LIMIT:]
+    ]
+    passed += [
+        NotStarted(scheduled_for=scheduled_for, reason=EXCLUDED_REASON, excluded_by=source)
+        for scheduled_for, source in work.outcome.excluded[-NOT_STARTED_HISTORY_LIMIT:]
     ]
     return passed
 

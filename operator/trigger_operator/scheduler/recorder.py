@@ -32,9 +32,11 @@ from trigger_operator.models.status import TriggerStatus
 from trigger_operator.schedule.planner import Plan
 from trigger_operator.scheduler.cache import TriggerEntry
 from trigger_operator.scheduler.evidence import (
+    EXCLUDED_REASON,
     FORBID_REASON,
     MISSED_MESSAGE,
     MISSED_REASON,
+    excluded_message,
     job_record,
     run_ref,
     trigger_evidence,
@@ -44,8 +46,6 @@ from trigger_operator.scheduler.status import status_of
 
 log = logging.getLogger(__name__)
 
-EXCLUDED_REASON = "Excluded"
-"""The ledger reason of a time a calendar (or spec.exclude) kept from running."""
 UNWRITTEN_LIMIT = 10_000
 """How many records a standby keeps for when it leads (the oldest go first)."""
 
@@ -178,7 +178,7 @@ class RunRecorder:
             self.ledger.record_skipped(
                 _unstarted_ref(ref, scheduled_for, RunKind.SCHEDULED),
                 reason=EXCLUDED_REASON,
-                message=f"excluded by {source}",
+                message=excluded_message(source),
                 leader_identity=writer.identity,
                 leader_revision=writer.revision,
             )

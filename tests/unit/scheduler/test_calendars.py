@@ -11,7 +11,9 @@ import pytest
 from tests.unit.scheduler.test_reconcile import NAMESPACE, World, at
 from trigger_operator.ledger.records import LedgerStatus
 from trigger_operator.scheduler.calendars import CalendarStore
+from trigger_operator.scheduler.evidence import trigger_evidence
 from trigger_operator.scheduler.loop import Scheduler
+from trigger_operator.scheduler.status import status_of
 
 
 def calendar(name: str = "maintenance", *, version: int = 1, **exclude: Any) -> dict[str, Any]:
@@ -141,3 +143,28 @@ def test_the_store_compiles_a_calendar_once_for_many_triggers() -> None:
     assert store.resolve(NAMESPACE, spec) is store.resolve(NAMESPACE, spec)
     store.upsert(calendar(version=2, dates=["2026-12-26"]))
     assert store.resolve(NAMESPACE, spec).digest != ""
+
+
+async def test_status_remembers_an_excluded_time_so_a_lost_row_is_rebuilt(world: World) -> None:
+    world.reconciler.calendars.upsert(calendar(dates=["2026-11-26"]))
+    entry = world.trigger(schedule="*/10 * * * *", calendars=["maintenance"])
+    world.at(at(2, 10))
+
+    await world.run(entry)
+
+    remembered = world.status()["notStarted"]
+    assert remembered == [
+        {
+            "scheduledFor": "2026-11-26T02:10:00Z",
+            "reason": "Excluded",
+            "kind": "scheduled",
+            "excludedBy": "ScheduleCalendar maintenance",
+        }
+    ]
+    fresh = world.cache.upsert_trigger(world.gateway.triggers[(NAMESPACE, "nightly")])
+    (record,) = trigger_evidence(fresh, status_of(fresh.body))
+    assert (record.status, record.reason, record.message) == (
+        LedgerStatus.SKIPPED,
+        "Excluded",
+        "excluded by ScheduleCalendar maintenance",
+    )
