@@ -221,11 +221,15 @@ class Reconciler:
         )
         work.jitter = jitter_for(work.entry.uid, work.spec.jitter_seconds)
         work.outcome = self._plan_with(work)
-        # Forbid and Replace decide on what runs now, and a missed time may have a Job from
-        # a leader that crashed before moving the cursor: both need the Jobs as the API
-        # has them, not as a possibly lagging cache. One listing serves the whole pass.
+        # Forbid and Replace decide on what runs now, and a missed (or excluded) time may
+        # have a Job from a leader that crashed before moving the cursor: both need the Jobs
+        # as the API has them, not as a possibly lagging cache. One listing serves the whole pass.
         decides_on_active = work.spec.concurrency_policy is not ConcurrencyPolicy.ALLOW
-        if work.outcome.missed or (work.outcome.starts and decides_on_active):
+        if (
+            work.outcome.missed
+            or work.outcome.excluded
+            or (work.outcome.starts and decides_on_active)
+        ):
             await self.runs.refresh(work.entry, work.jobs)
             work.outcome = self._plan_with(work)
 
