@@ -219,7 +219,7 @@ zones = st.sampled_from(["Europe/Berlin", "America/New_York", "Australia/Lord_Ho
 dates = st.dates(min_value=date(2026, 3, 20), max_value=date(2026, 4, 5))
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(
     zone=zones,
     excluded_dates=st.lists(dates, max_size=4),
