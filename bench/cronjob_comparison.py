@@ -62,7 +62,8 @@ from trigger_operator.models.api import GROUP, PLURAL, VERSION
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
-CRD = REPO / "crds" / "scheduledtrigger.yaml"
+# Every CRD the operator serves (it waits for discovery to list each before it starts).
+CRD = REPO / "crds"
 
 CRONJOB = "CronJob"
 OPERATOR = "trigger-operator"
