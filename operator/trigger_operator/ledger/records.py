@@ -223,6 +223,8 @@ class RunRecord:
     leader_identity: str | None = None
     leader_revision: int | None = None
     observed_at: datetime | None = None
+    payload: str | None = None
+    """The TRIGGER_PAYLOAD the run was given (JSON text); recorded for manual runs."""
 
     def __post_init__(self) -> None:
         if self.attempts < 0:

@@ -8,8 +8,8 @@ SQLite and PostgreSQL, whose update applies the rule of `records.moves_forward` 
 - the status changes only to a later rank, so replays and late or reordered writes never
   move a run back, and the first final status wins;
 - reason and message come with an accepted status (equal or later), and otherwise stay;
-- identity fields (kind, job name and uid, leader), and started/finished times, keep their
-  first value and are only filled in when still empty;
+- identity fields (kind, job name and uid, leader, payload), and started/finished times,
+  keep their first value and are only filled in when still empty;
 - attempts only grow; `updated_at` is the time of the latest observation.
 So writing the same records again, in any order, leaves the same rows.
 """
@@ -212,6 +212,7 @@ def _run_params(record: RunRecord) -> dict[str, Any]:
         "attempts": record.attempts,
         "leader_identity": record.leader_identity,
         "leader_revision": record.leader_revision,
+        "payload": record.payload,
     }
 
 
@@ -276,6 +277,7 @@ def _upsert_statement(dialect: str) -> Insert:
             "job_uid": first("job_uid"),
             "leader_identity": first("leader_identity"),
             "leader_revision": first("leader_revision"),
+            "payload": first("payload"),
             "started_at": first("started_at"),
             "finished_at": first("finished_at"),
             "attempts": case((new.attempts > old.attempts, new.attempts), else_=old.attempts),

@@ -161,13 +161,7 @@ class TriggerSpec(ResourceModel):
         # Beyond this a payload is not a parameter but data: as one environment variable
         # of every container it would meet the kernel's 128 KiB limit on one variable,
         # and, copied into each container of the Job, the API server's object size limit.
-        if payload is None:
-            return payload
-        if _depth(payload) > PAYLOAD_MAX_DEPTH:
-            raise ValueError(f"more than {PAYLOAD_MAX_DEPTH} levels of nesting")
-        size = len(payload_json(payload).encode())
-        if size > PAYLOAD_MAX_BYTES:
-            raise ValueError(f"{size} bytes as JSON, more than {PAYLOAD_MAX_BYTES}")
+        check_payload(payload)
         return payload
 
     @model_validator(mode="after")
@@ -180,6 +174,20 @@ class TriggerSpec(ResourceModel):
 EXACTLY_ONE_MESSAGE = "spec: exactly one of schedule and runAt must be set"
 PAYLOAD_MAX_BYTES = 32_768
 PAYLOAD_MAX_DEPTH = 32
+
+
+def check_payload(payload: JsonValue) -> None:
+    """Raise ValueError, saying why, when `payload` is beyond the bounds of a run's payload.
+
+    The same bounds hold for `spec.payload` and for a run-now's own payload.
+    """
+    if payload is None:
+        return
+    if _depth(payload) > PAYLOAD_MAX_DEPTH:
+        raise ValueError(f"more than {PAYLOAD_MAX_DEPTH} levels of nesting")
+    size = len(payload_json(payload).encode())
+    if size > PAYLOAD_MAX_BYTES:
+        raise ValueError(f"{size} bytes as JSON, more than {PAYLOAD_MAX_BYTES}")
 
 
 def payload_json(payload: JsonValue) -> str:

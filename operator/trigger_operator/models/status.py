@@ -85,7 +85,10 @@ class RunNowRecord(ResourceModel):
     """The annotation value; the same value never starts a second run."""
 
     handled_at: Instant
-    """When the operator started the run for it."""
+    """When the operator started the run for it (or refused it)."""
+
+    refused: str | None = None
+    """Why no run was started for it (its payload annotation could not be used)."""
 
 
 class NotStarted(ResourceModel):
@@ -191,7 +194,10 @@ class TriggerStatus(ResourceModel):
         records = sorted([*self.not_started, *passed], key=lambda record: record.scheduled_for)
         return self.model_copy(update={"not_started": records[-NOT_STARTED_HISTORY_LIMIT:]})
 
-    def with_run_now(self, value: str, *, handled_at: datetime) -> TriggerStatus:
+    def with_run_now(
+        self, value: str, *, handled_at: datetime, refused: str | None = None
+    ) -> TriggerStatus:
         """A copy that remembers `value`, forgetting the oldest beyond the limit."""
-        records = [*self.run_now, RunNowRecord(value=value, handled_at=handled_at)]
+        record = RunNowRecord(value=value, handled_at=handled_at, refused=refused)
+        records = [*self.run_now, record]
         return self.model_copy(update={"run_now": records[-RUN_NOW_HISTORY_LIMIT:]})

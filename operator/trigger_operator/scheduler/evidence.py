@@ -93,6 +93,7 @@ def job_record(job: ObservedJob) -> RunRecord | None:
         attempts=attempts_for(status, failed_pods=job.failed_pods),
         leader_identity=job.leader,
         leader_revision=job.revision,
+        payload=job.payload,
     )
 
 

@@ -37,7 +37,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from trigger_operator.clock import Clock
-from trigger_operator.jobs.builder import ANNOTATION_RUN_NOW, TriggerRef, scheduled_job_name
+from trigger_operator.jobs.builder import TriggerRef, scheduled_job_name
 from trigger_operator.jobs.state import ObservedJob
 from trigger_operator.kube.gateway import (
     ApiUnavailable,
@@ -62,6 +62,7 @@ from trigger_operator.schedule.progress import (
 from trigger_operator.scheduler.cache import TriggerEntry, compact
 from trigger_operator.scheduler.evidence import FORBID_REASON, MISSED_REASON
 from trigger_operator.scheduler.gate import Gate, NotLeading
+from trigger_operator.scheduler.manual import ManualRuns
 from trigger_operator.scheduler.ports import SchedulerGateway
 from trigger_operator.scheduler.publish import StatusPublisher
 from trigger_operator.scheduler.recorder import RunRecorder, ref_context
@@ -130,6 +131,7 @@ class Reconciler:
         self.publisher = publisher
         self.validator = Validator(gateway=gateway, gate=gate, clock=clock, publisher=publisher)
         self.runs = RunDispatcher(gateway=gateway, gate=gate, recorder=recorder, crash_at=crash_at)
+        self.manual = ManualRuns(runs=self.runs, publisher=publisher)
 
     async def reconcile(self, entry: TriggerEntry) -> datetime | None:
         """One pass; the domain errors of the API become a time to look again."""
@@ -259,14 +261,9 @@ class Reconciler:
 
     async def _run_now(self, work: _Pass) -> None:
         """Start one run for a run-now value that status has not seen handled."""
-        value = (work.entry.body["metadata"].get("annotations") or {}).get(ANNOTATION_RUN_NOW)
-        if not value or work.status.handled_run_now(value):
-            return
-        job = await self.runs.start(
-            work.ref, work.spec, work.now, RunKind.MANUAL, due=None, run_now=value
+        work.status = await self.manual.run_now(
+            work.entry, work.spec, work.status, work.jobs, now=work.now
         )
-        _created_here(work, job)
-        work.status = work.status.with_run_now(value, handled_at=work.now)
 
     async def _publish(self, work: _Pass) -> None:
         """Write the new status; then the times not started go to the ledger."""
@@ -280,7 +277,9 @@ class Reconciler:
             generation=work.entry.generation,
             now=work.now,
         ).with_not_started(_not_started(work))
-        await self.publisher.write_status(work.entry, work.status, new_status)
+        # Against the status as read: the pass may have changed work.status already
+        # (a refused run-now value) without anything else changing.
+        await self.publisher.write_status(work.entry, status_of(work.entry.body), new_status)
         work.status = new_status
         for scheduled_for, kind, active in work.skipped:
             self.recorder.skipped(work.ref, scheduled_for, kind, active)

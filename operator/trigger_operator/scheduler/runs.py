@@ -21,7 +21,10 @@ import dataclasses
 import logging
 import os
 from datetime import datetime
-from typing import Any
+from enum import Enum
+from typing import Any, Final
+
+from pydantic import JsonValue
 
 from trigger_operator.jobs.builder import (
     ANNOTATION_RUN_NOW,
@@ -43,6 +46,15 @@ from trigger_operator.scheduler.ports import SchedulerGateway
 from trigger_operator.scheduler.recorder import RunRecorder, ref_context
 
 log = logging.getLogger(__name__)
+
+
+class Unset(Enum):
+    """No payload given: the run gets the trigger's own."""
+
+    UNSET = "unset"
+
+
+UNSET: Final = Unset.UNSET
 
 CRASH_AFTER_JOB_CREATE = "after-job-create"
 """`crash_at` value: exit the process right after a Job create (fault-injection tests)."""
@@ -73,11 +85,12 @@ class RunDispatcher:
         *,
         due: datetime | None,
         run_now: str | None = None,
+        payload: JsonValue | Unset = UNSET,
     ) -> ObservedJob:
         """Create the run's Job, or find it created already; return it as a run.
 
         `due` is when the run was due (its time plus jitter), for the lateness metric;
-        None for a run-now.
+        None for a run-now. `payload` replaces the trigger's own for this run.
         """
         body = build_job(
             ref,
@@ -85,7 +98,7 @@ class RunDispatcher:
             scheduled_for=scheduled_for,
             kind=kind,
             writer=self.gate.writer,
-            payload=spec.payload,
+            payload=spec.payload if isinstance(payload, Unset) else payload,
             run_now_value=run_now,
         )
         require_leader(self.gate)

@@ -32,6 +32,10 @@ from trigger_operator.kube.gateway import ApiUnavailable, Conflict, Invalid, Kub
 from trigger_operator.ledger.records import LedgerStatus
 from trigger_operator.metrics import Metrics
 from trigger_operator.models.instants import format_instant
+from trigger_operator.models.requests import (
+    ANNOTATION_RUN_NOW_PAYLOAD,
+    run_now_payload_annotation,
+)
 from trigger_operator.models.runs import RunKind
 from trigger_operator.models.spec import TriggerSpec
 from trigger_operator.models.status import NOT_STARTED_HISTORY_LIMIT, TriggerStatus
@@ -792,3 +796,62 @@ async def test_status_remembers_only_the_newest_times_passed_without_a_run(world
     }
     times = [record["scheduledFor"] for record in remembered]
     assert times == sorted(times)
+
+
+# -- run-now with a payload of its own -------------------------------------------------------
+
+
+def _payload_env(body: dict[str, Any]) -> str | None:
+    env = body["spec"]["template"]["spec"]["containers"][0]["env"]
+    return next((e["value"] for e in env if e["name"] == "TRIGGER_PAYLOAD"), None)
+
+
+async def test_a_run_now_payload_replaces_the_triggers_own_for_that_run_only(
+    world: World,
+) -> None:
+    asked = run_now_payload_annotation("fix-1", {"day": "2026-11-25"})
+    entry = world.trigger(
+        {ANNOTATION_RUN_NOW: "fix-1", ANNOTATION_RUN_NOW_PAYLOAD: asked},
+        schedule="30 2 * * *",
+        payload={"day": "today"},
+    )
+    world.at(at(2, 30))
+
+    await world.run(entry)
+
+    by_kind = {b["metadata"]["annotations"][ANNOTATION_RUN_KIND]: b for b in world.jobs()}
+    assert _payload_env(by_kind["manual"]) == '{"day": "2026-11-25"}'
+    assert _payload_env(by_kind["scheduled"]) == '{"day": "today"}'
+    assert world.gateway.triggers[(NAMESPACE, NAME)]["spec"]["payload"] == {"day": "today"}
+    world.ledger.writer.flush(5)
+    [manual] = [r for r in world.ledger.sink.runs if r.ref.kind is RunKind.MANUAL]
+    assert manual.payload == '{"day": "2026-11-25"}'
+
+    # The next value, set without a payload of its own, gets the trigger's.
+    entry.body = world.gateway.edit_trigger(
+        NAMESPACE, NAME, lambda b: b["metadata"]["annotations"].update({ANNOTATION_RUN_NOW: "2"})
+    )
+    await world.run(entry)
+    manual_payloads = sorted(
+        str(_payload_env(b))
+        for b in world.jobs()
+        if b["metadata"]["annotations"][ANNOTATION_RUN_KIND] == "manual"
+    )
+    assert manual_payloads == ['{"day": "2026-11-25"}', '{"day": "today"}']
+
+
+async def test_a_run_now_whose_payload_cannot_be_used_starts_nothing_and_says_why_once(
+    world: World,
+) -> None:
+    entry = world.trigger(
+        {ANNOTATION_RUN_NOW: "bad", ANNOTATION_RUN_NOW_PAYLOAD: '{"value": "bad", "payload": '},
+        schedule="30 2 * * *",
+    )
+
+    await world.run(entry)
+    await world.run(entry)
+
+    assert world.jobs() == []
+    [record] = world.status()["runNow"]
+    assert record["value"] == "bad" and "not JSON" in record["refused"]
+    assert [e["reason"] for e in world.gateway.events] == ["InvalidRunNowPayload"]

@@ -1,0 +1,224 @@
+"""Run control on the real control plane: the CLI for people, run-now with a payload,
+suspension after repeated failures, backfill and the Queue policy.
+
+Each test runs a real operator process and the real command line (as a subprocess, the
+way a person runs it) against the dev cluster, and checks what the API server and the
+ledger hold. kwok's pods fail when annotated `triggers.dev/simulate-failure` and run
+for `triggers.dev/simulate-duration`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.harness.operator import OperatorProcess
+from tests.harness.triggers import Triggers, manifest
+from tests.harness.wait import wait_for
+from trigger_operator.ledger.engine import build_engine
+from trigger_operator.ledger.store import LedgerStore, RunQuery
+from trigger_operator.ledger.tables import Run
+
+pytestmark = pytest.mark.integration
+
+Start = Callable[..., OperatorProcess]
+FAIL = {"triggers.dev/simulate-failure": "true"}
+
+
+def cli(
+    triggers: Triggers, tmp_path: Path, *args: str, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """`trigger-operator ARGS` as a person runs it, on the test's cluster and ledger."""
+    result = subprocess.run(
+        [sys.executable, "-m", "trigger_operator", *args],
+        env={
+            **os.environ,
+            "KUBECONFIG": str(triggers.cluster.kubeconfig),
+            "TRIGGER_OPERATOR_SQLITE_PATH": str(tmp_path / "ledger.db"),
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def ledger_runs(tmp_path: Path) -> list[Run]:
+    """Every run in the operator's ledger (its SQLite file), newest first."""
+    store = LedgerStore(build_engine(f"sqlite+pysqlite:///{tmp_path / 'ledger.db'}"))
+    try:
+        return store.runs(RunQuery(limit=None))
+    finally:
+        store.close()
+
+
+def _pod_env(triggers: Triggers, job_name: str) -> dict[str, str]:
+    pods = triggers.cluster.core().list_namespaced_pod(
+        triggers.namespace, label_selector=f"job-name={job_name}"
+    )
+    assert pods.items, f"no pod of {job_name}"
+    pod: Any = pods.items[0]
+    return {str(item.name): str(item.value) for item in pod.spec.containers[0].env or []}
+
+
+# -- the CLI for people --------------------------------------------------------------------
+
+
+def test_get_and_describe_show_real_triggers_as_tables_and_json_also_as_a_kubectl_plugin(
+    triggers: Triggers, operators: Start, tmp_path: Path
+) -> None:
+    triggers.create(manifest("tick", schedule="*/2 * * * * *", payload={"report": "sales"}))
+    triggers.create(manifest("yearly", schedule="0 0 1 1 *", timeZone="Europe/Berlin"))
+    operators()
+    wait_for(
+        lambda: (triggers.status("tick").get("lastRun") or {}).get("result") == "Succeeded",
+        timeout=30,
+        message="a finished run of tick",
+    )
+    wait_for(lambda: triggers.status("yearly").get("nextRunAt"), timeout=30, message="planned")
+
+    table = cli(triggers, tmp_path, "get", "-n", triggers.namespace).stdout.splitlines()
+    assert table[0].split()[:4] == ["NAME", "SCHEDULE", "TIMEZONE", "SUSPEND"]
+    rows = {line.split()[0]: line for line in table[1:]}
+    assert set(rows) == {"tick", "yearly"}
+    assert "Europe/Berlin" in rows["yearly"] and "Scheduled" in rows["yearly"]
+    # It runs every two seconds: its last run may be the next one, already started.
+    assert rows["tick"].split()[10] in ("Running", "Succeeded")
+    assert rows["tick"].count(":") >= 6  # next runs to the second, for a seconds field
+    assert "\x1b[" not in "\n".join(table)  # piped: no colour codes
+
+    listed = json.loads(
+        cli(triggers, tmp_path, "get", "-n", triggers.namespace, "-o", "json").stdout
+    )
+    by_name = {item["name"]: item for item in listed}
+    assert len(by_name["yearly"]["nextRuns"]) == 3
+    assert by_name["yearly"]["nextRuns"][0] == triggers.status("yearly")["nextRunAt"]
+    assert by_name["tick"]["lastRun"]["result"] in ("Running", "Succeeded")
+    everywhere = json.loads(cli(triggers, tmp_path, "get", "-A", "-o", "json").stdout)
+    assert {"tick", "yearly"} <= {
+        i["name"] for i in everywhere if i["namespace"] == triggers.namespace
+    }
+
+    text = cli(triggers, tmp_path, "describe", "tick", "-n", triggers.namespace).stdout
+    assert "Schedule:            */2 * * * * * (UTC)" in text
+    assert 'Payload:             {"report": "sales"}' in text
+    runs_section = text.split("Last runs (ledger):")[1].split("Conditions:")[0]
+    assert "succeeded" in runs_section and "scheduled" in runs_section
+    assert "Ready" in text.split("Conditions:")[1]
+    doc = json.loads(
+        cli(triggers, tmp_path, "describe", "tick", "-n", triggers.namespace, "-o", "json").stdout
+    )
+    assert doc["ledgerError"] is None
+    assert any(run["status"] == "succeeded" for run in doc["lastRuns"])
+    assert [c["type"] for c in doc["conditions"]] == ["Ready"]
+
+    # kubectl finds the plugin as `kubectl-strig` on PATH (the console script's name).
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    plugin = bin_dir / "kubectl-strig"
+    plugin.write_text(
+        f"#!{sys.executable}\nfrom trigger_operator.cli import kubectl_plugin\nkubectl_plugin()\n"
+    )
+    plugin.chmod(plugin.stat().st_mode | stat.S_IXUSR)
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(triggers.cluster.kubeconfig),
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "TRIGGER_OPERATOR_SQLITE_PATH": str(tmp_path / "ledger.db"),
+    }
+    kubectl = triggers.cluster.kubectl_path
+    plugged = subprocess.run(
+        [kubectl, "strig", "get", "-n", triggers.namespace],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert plugged.returncode == 0, plugged.stderr
+    assert plugged.stdout.splitlines()[0].split()[:2] == ["NAME", "SCHEDULE"]
+    helped = subprocess.run(
+        [kubectl, "strig", "--help"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert "Usage: kubectl strig" in helped.stdout
+    assert all(command in helped.stdout for command in ("run-now", "describe"))
+
+
+# -- run now with a payload ----------------------------------------------------------------
+
+
+def test_run_now_with_a_payload_reaches_the_pods_environment_and_the_ledger(
+    triggers: Triggers, operators: Start, tmp_path: Path
+) -> None:
+    triggers.create(manifest("manual", schedule="0 0 1 1 *", payload={"day": "today"}))
+    triggers.create(manifest("broken", schedule="0 0 1 1 *", pod_annotations=FAIL))
+    operators()
+    wait_for(lambda: triggers.status("manual").get("nextRunAt"), timeout=30, message="planned")
+
+    done = cli(
+        triggers,
+        tmp_path,
+        *("run-now", "manual", "-n", triggers.namespace, "--value", "fix-1"),
+        *("--payload", '{"day": "2026-11-25"}', "--wait", "--timeout", "60"),
+    )
+    job_name, outcome = done.stdout.splitlines()
+    assert outcome == f"job/{job_name} succeeded"
+    assert _pod_env(triggers, job_name)["TRIGGER_PAYLOAD"] == '{"day": "2026-11-25"}'
+    assert triggers.get("manual")["spec"]["payload"] == {"day": "today"}
+
+    # A file, and then no payload: the next run gets the trigger's own.
+    payload_file = tmp_path / "payload.json"
+    payload_file.write_text('{"day": "2026-11-24"}')
+    second = cli(
+        triggers,
+        tmp_path,
+        *("run-now", "manual", "-n", triggers.namespace, "--payload-file", str(payload_file)),
+    ).stdout.strip()
+    third = cli(triggers, tmp_path, "run-now", "manual", "-n", triggers.namespace, "--value", "3")
+    third_job = third.stdout.strip()
+    wait_for(lambda: len(triggers.jobs("manual")) == 3, timeout=30, message="three manual runs")
+    wait_for(lambda: _pod_env(triggers, third_job), timeout=30, message="the third run's pod")
+    assert _pod_env(triggers, second)["TRIGGER_PAYLOAD"] == '{"day": "2026-11-24"}'
+    assert _pod_env(triggers, third_job)["TRIGGER_PAYLOAD"] == '{"day": "today"}'
+
+    def recorded() -> dict[str, str | None] | None:
+        rows = {str(run.job_name): run.payload for run in ledger_runs(tmp_path)}
+        return rows if {job_name, second, third_job} <= set(rows) else None
+
+    rows = wait_for(recorded, timeout=30, message="the manual runs in the ledger")
+    assert rows[job_name] == '{"day": "2026-11-25"}'
+    assert rows[third_job] == '{"day": "today"}'
+
+    # A failing run: --wait prints it and exits non-zero.
+    failed = cli(
+        triggers,
+        tmp_path,
+        *("run-now", "broken", "-n", triggers.namespace, "--wait", "--timeout", "60"),
+        check=False,
+    )
+    assert failed.returncode == 1, failed.stderr
+    assert "failed: BackoffLimitExceeded" in failed.stdout.splitlines()[-1]
+
+    # A payload the CLI can see is wrong never reaches the cluster.
+    bad = cli(
+        triggers,
+        tmp_path,
+        "run-now",
+        "manual",
+        "-n",
+        triggers.namespace,
+        "--payload",
+        "{x",
+        check=False,
+    )
+    assert bad.returncode == 2 and "--payload is not JSON" in bad.stderr
+    assert len(triggers.jobs("manual")) == 3
