@@ -14,7 +14,9 @@ import os
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ from tests.harness.wait import wait_for
 from trigger_operator.ledger.engine import build_engine
 from trigger_operator.ledger.store import LedgerStore, RunQuery
 from trigger_operator.ledger.tables import Run
+from trigger_operator.models.instants import parse_instant
 
 pytestmark = pytest.mark.integration
 
@@ -222,3 +225,99 @@ def test_run_now_with_a_payload_reaches_the_pods_environment_and_the_ledger(
     )
     assert bad.returncode == 2 and "--payload is not JSON" in bad.stderr
     assert len(triggers.jobs("manual")) == 3
+
+
+# -- suspension after repeated failures ------------------------------------------------------
+
+
+def _ready_reason(triggers: Triggers, name: str) -> str | None:
+    ready = triggers.ready(name)
+    return None if ready is None else str(ready["reason"])
+
+
+def _no_new_jobs_for(triggers: Triggers, name: str, seconds: float) -> None:
+    """Nothing starts for `seconds` (three times the schedule's period, here)."""
+    before = {job.metadata.name for job in triggers.jobs(name)}
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert {job.metadata.name for job in triggers.jobs(name)} == before
+        time.sleep(0.5)
+
+
+def test_repeated_failures_suspend_the_trigger_until_resume_or_a_spec_edit(
+    triggers: Triggers, operators: Start, tmp_path: Path
+) -> None:
+    body = manifest(
+        "flaky",
+        schedule="*/2 * * * * *",
+        pod_annotations=FAIL,
+        concurrencyPolicy="Forbid",
+        failurePolicy={"suspendAfterConsecutiveFailures": 2},
+        failedRunsHistoryLimit=10,
+    )
+    created = triggers.create(body)
+    operators()
+
+    wait_for(
+        lambda: _ready_reason(triggers, "flaky") == "SuspendedAfterFailures",
+        timeout=60,
+        message="flaky suspended after two failed runs",
+    )
+    status = triggers.status("flaky")
+    assert status.get("nextRunAt") is None
+    assert status["failures"]["consecutive"] >= 2
+    assert triggers.ready("flaky")["status"] == "False"  # type: ignore[index]
+    assert "suspendAfterConsecutiveFailures" in triggers.ready("flaky")["message"]  # type: ignore[index]
+    assert triggers.get("flaky")["spec"] == triggers.get("flaky")["spec"] | created["spec"]
+    wait_for(
+        lambda: all((job.status.failed or 0) >= 1 for job in triggers.jobs("flaky")),
+        timeout=30,
+        message="every started run failed",
+    )
+    _no_new_jobs_for(triggers, "flaky", 6)
+    reasons = [event.reason for event in triggers.events("flaky")]
+    assert reasons.count("SuspendedAfterFailures") == 1
+    described = json.loads(
+        cli(triggers, tmp_path, "describe", "flaky", "-n", triggers.namespace, "-o", "json").stdout
+    )
+    assert described["ready"]["reason"] == "SuspendedAfterFailures"
+
+    # resume: non-retroactive, the next runs are times after it; they fail and suspend again.
+    resumed_at = datetime.now(UTC)
+    before = {job.metadata.name for job in triggers.jobs("flaky")}
+    said = cli(triggers, tmp_path, "resume", "flaky", "-n", triggers.namespace).stdout
+    assert said.startswith("resume requested for flaky")
+    wait_for(
+        lambda: {job.metadata.name for job in triggers.jobs("flaky")} - before,
+        timeout=30,
+        message="a run after the resume",
+    )
+    new_times = [
+        parse_instant(job.metadata.annotations["triggers.dev/scheduled-for"])
+        for job in triggers.jobs("flaky")
+        if job.metadata.name not in before
+    ]
+    assert min(new_times) >= resumed_at.replace(microsecond=0)
+    wait_for(
+        lambda: (
+            _ready_reason(triggers, "flaky") == "SuspendedAfterFailures"
+            and [e.reason for e in triggers.events("flaky")].count("SuspendedAfterFailures") == 2
+        ),
+        timeout=60,
+        message="flaky suspended again, reported again",
+    )
+
+    # Any edit of the spec resumes: here, the fix (pods no longer fail).
+    triggers.patch(
+        "flaky",
+        {"spec": {"jobTemplate": {"spec": {"template": {"metadata": {"annotations": None}}}}}},
+    )
+    wait_for(
+        lambda: (
+            _ready_reason(triggers, "flaky") == "Scheduled"
+            and (triggers.status("flaky").get("lastRun") or {}).get("result") == "Succeeded"
+        ),
+        timeout=60,
+        message="flaky resumed by the edit, and running again",
+    )
+    assert triggers.status("flaky")["failures"]["consecutive"] == 0

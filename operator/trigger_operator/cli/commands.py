@@ -433,3 +433,38 @@ def run_now(
     click.echo(outcome.text)
     if not outcome.ok:
         raise SystemExit(1)
+
+
+@main.command("resume")
+@click.argument("name")
+@click.option("-n", "--namespace", default=None, help="Default: the kubeconfig's namespace.")
+@click.option("--value", default=None, help="The request's key. Default: a new one.")
+def resume(name: str, namespace: str | None, value: str | None) -> None:
+    """Resume trigger NAME after spec.failurePolicy suspended it (sets triggers.dev/resume).
+
+    Times that passed while it was suspended are not run; the next run is the next time.
+    """
+    from trigger_operator.clock import SystemClock
+    from trigger_operator.kube.gateway import KubeError, load_api_client
+    from trigger_operator.kube.requests import annotate_trigger, read_trigger
+    from trigger_operator.models.instants import format_instant
+    from trigger_operator.models.requests import ANNOTATION_RESUME
+
+    where = namespace or _kubeconfig_namespace()
+    api = load_api_client()
+    try:
+        trigger = read_trigger(api, where, name)
+        if (trigger.get("spec") or {}).get("suspend"):
+            raise click.ClickException(
+                f"{name} has spec.suspend: true; that is the spec's to change (edit it), "
+                "not a request's"
+            )
+        failures = (trigger.get("status") or {}).get("failures") or {}
+        if not failures.get("suspendedAt"):
+            click.echo(f"{name} is not suspended after failures; nothing to resume", err=True)
+            return
+        value = value or f"cli-{format_instant(SystemClock().now())}"
+        annotate_trigger(api, where, name, {ANNOTATION_RESUME: value})
+    except KubeError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"resume requested for {name} with value {value}")

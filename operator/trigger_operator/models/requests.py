@@ -8,6 +8,8 @@ Each request carries its own idempotency key; status records which keys were han
 so a request is carried out once however often its annotation is seen.
 
 - `triggers.dev/run-now: VALUE` starts one manual run (`jobs.builder`).
+- `triggers.dev/resume: VALUE` ends a suspension after repeated failures
+  (`jobs.streak`); status keeps the last value handled.
 - `triggers.dev/run-now-payload: {"value": VALUE, "payload": JSON}` gives that run its own
   TRIGGER_PAYLOAD. It names the run-now value it belongs to, so a payload left behind
   from an earlier request is never handed to a later one: a run-now whose value it does
@@ -26,6 +28,7 @@ from trigger_operator.models.api import GROUP
 from trigger_operator.models.spec import check_payload
 
 ANNOTATION_RUN_NOW_PAYLOAD = f"{GROUP}/run-now-payload"
+ANNOTATION_RESUME = f"{GROUP}/resume"
 RUN_NOW_PAYLOAD_MAX_CHARS = 65_536
 """The annotation's bound (the policy's too): the payload's own 32 KiB, escaped, fits."""
 

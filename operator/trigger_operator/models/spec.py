@@ -86,6 +86,17 @@ class JobTemplate(ResourceModel):
     (timeout), podFailurePolicy. Checked by the API server with a dry-run create."""
 
 
+class FailurePolicy(ResourceModel):
+    """What to do about runs that keep failing."""
+
+    suspend_after_consecutive_failures: int | None = Field(default=None, ge=1, le=1000)
+    """Stop starting runs after this many runs in a row have failed: Ready=False, reason
+    SuspendedAfterFailures, nextRunAt null; the spec is left as it is. A new value of the
+    triggers.dev/resume annotation (`trigger-operator resume`) or any edit of the spec
+    resumes; times that passed meanwhile are not run. A successful run resets the count.
+    Unset: never suspend."""
+
+
 class TriggerSpec(ResourceModel):
     """What the trigger runs and when."""
 
@@ -145,6 +156,9 @@ class TriggerSpec(ResourceModel):
     most 32768 bytes as JSON and 32 levels deep. Anyone who may read the Job or its pods
     sees it: never put a secret here; reference a Secret from the jobTemplate's containers
     (env valueFrom secretKeyRef) instead."""
+
+    failure_policy: FailurePolicy | None = None
+    """What to do about runs that keep failing (suspendAfterConsecutiveFailures)."""
 
     successful_runs_history_limit: int = Field(default=3, ge=0)
     """How many finished successful Jobs to keep in the cluster; the run ledger keeps all."""

@@ -104,6 +104,28 @@ class NotStarted(ResourceModel):
     """The kind of run it would have been."""
 
 
+class FailureStreak(ResourceModel):
+    """Consecutive failed runs, and a suspension after too many (spec.failurePolicy)."""
+
+    consecutive: int = Field(default=0, ge=0)
+    """Failed runs in a row, counted in the order they finished; a success resets it."""
+
+    counted_through: Instant | None = None
+    """When the newest run counted finished: runs that finish later are counted next."""
+
+    counted_at_through: list[str] = Field(default_factory=list, max_length=100)
+    """The runs counted that finished at countedThrough itself (to count each once)."""
+
+    suspended_at: Instant | None = None
+    """When the count reached suspendAfterConsecutiveFailures; null while not suspended."""
+
+    suspended_generation: int | None = None
+    """The metadata.generation when suspended: any spec edit after it resumes."""
+
+    resumed: str | None = None
+    """The last value of the triggers.dev/resume annotation handled."""
+
+
 class TriggerStatus(ResourceModel):
     """What the operator observed and decided for this trigger."""
 
@@ -176,6 +198,10 @@ class TriggerStatus(ResourceModel):
     """The most recent scheduled times passed without a run, oldest first: written with
     the cursor that passes them, so that their ledger rows (skipped, missed) can be
     written again by any leader after a crash that lost them."""
+
+    failures: FailureStreak | None = None
+    """Consecutive failed runs and the suspension they caused; only while
+    spec.failurePolicy asks for suspension."""
 
     @computed_field  # type: ignore[prop-decorator]
     @property

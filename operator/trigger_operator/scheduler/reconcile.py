@@ -61,6 +61,7 @@ from trigger_operator.schedule.progress import (
 )
 from trigger_operator.scheduler.cache import TriggerEntry, compact
 from trigger_operator.scheduler.evidence import FORBID_REASON, MISSED_REASON
+from trigger_operator.scheduler.failures import FailureCheck, FailureGuard
 from trigger_operator.scheduler.gate import Gate, NotLeading
 from trigger_operator.scheduler.manual import ManualRuns
 from trigger_operator.scheduler.ports import SchedulerGateway
@@ -101,6 +102,7 @@ class _Pass:
     jitter: timedelta = timedelta(0)
     outcome: Plan = field(default_factory=Plan)
     skipped: list[tuple[datetime, RunKind, list[ObservedJob]]] = field(default_factory=list)
+    failures: FailureCheck | None = None
 
     @property
     def ref(self) -> TriggerRef:
@@ -132,6 +134,7 @@ class Reconciler:
         self.validator = Validator(gateway=gateway, gate=gate, clock=clock, publisher=publisher)
         self.runs = RunDispatcher(gateway=gateway, gate=gate, recorder=recorder, crash_at=crash_at)
         self.manual = ManualRuns(runs=self.runs, publisher=publisher)
+        self.failures = FailureGuard(publisher=publisher, recorder=recorder)
 
     async def reconcile(self, entry: TriggerEntry) -> datetime | None:
         """One pass; the domain errors of the API become a time to look again."""
@@ -179,6 +182,8 @@ class Reconciler:
         work = _Pass(entry=entry, spec=spec, status=status, now=now, jobs=dict(entry.jobs))
         # 2. and 3. Rebuild from the world, plan.
         self.recorder.sync_once(entry, status)
+        work.failures = self.failures.check(entry, spec, work.status, work.jobs, now=now)
+        work.status = work.failures.status
         await self._plan(work)
         # 4. Concurrency policy, then create.
         for run in work.outcome.starts:
@@ -222,6 +227,9 @@ class Reconciler:
 
     def _plan_with(self, work: _Pass) -> Plan:
         assert work.progress is not None
+        if work.failures is not None and work.failures.halted is not None:
+            # Suspended after failures: as spec.suspend, nothing is planned.
+            return Plan(cursor=work.progress.cursor, completed=work.progress.completed)
         existing = {
             job.scheduled_for
             for job in work.jobs.values()
@@ -276,15 +284,21 @@ class Reconciler:
             jobs=work.jobs,
             generation=work.entry.generation,
             now=work.now,
+            halted=work.failures.halted if work.failures else None,
         ).with_not_started(_not_started(work))
         # Against the status as read: the pass may have changed work.status already
-        # (a refused run-now value) without anything else changing.
+        # (a refused run-now value, the failure count) without anything else changing.
         await self.publisher.write_status(work.entry, status_of(work.entry.body), new_status)
         work.status = new_status
+        if work.failures is not None:
+            await self.failures.report(work.entry, work.failures, now=work.now)
         for scheduled_for, kind, active in work.skipped:
             self.recorder.skipped(work.ref, scheduled_for, kind, active)
         self.recorder.missed(work.ref, work.outcome)
-        self.recorder.set_state(work.entry.uid, trigger_state(work.spec, work.outcome))
+        halted = work.failures is not None and work.failures.halted is not None
+        self.recorder.set_state(
+            work.entry.uid, trigger_state(work.spec, work.outcome, halted=halted)
+        )
 
     # -- helpers -------------------------------------------------------------------------------
 

@@ -213,6 +213,11 @@ class RunRecorder:
         self._settling[job.uid] = now
         return False
 
+    def suspended_after_failures(self, ref: TriggerRef) -> None:
+        """spec.failurePolicy suspended the trigger (once per suspension)."""
+        self.metrics.failure_suspensions.inc()
+        log.warning("suspended after repeated failed runs", extra=ref_context(ref))
+
     def set_state(self, uid: str, state: TriggerState | None) -> None:
         """Keep the triggers-by-state gauge: one trigger counts in one state."""
         previous = self._states.pop(uid, None)

@@ -33,6 +33,7 @@ from trigger_operator.ledger.records import LedgerStatus
 from trigger_operator.metrics import Metrics
 from trigger_operator.models.instants import format_instant
 from trigger_operator.models.requests import (
+    ANNOTATION_RESUME,
     ANNOTATION_RUN_NOW_PAYLOAD,
     run_now_payload_annotation,
 )
@@ -855,3 +856,121 @@ async def test_a_run_now_whose_payload_cannot_be_used_starts_nothing_and_says_wh
     [record] = world.status()["runNow"]
     assert record["value"] == "bad" and "not JSON" in record["refused"]
     assert [e["reason"] for e in world.gateway.events] == ["InvalidRunNowPayload"]
+
+
+# -- suspension after repeated failures ---------------------------------------------------------
+
+
+def _fail_all(world: World) -> None:
+    for body in world.jobs():
+        if not body.get("status"):
+            world.gateway.set_job_status(
+                NAMESPACE, body["metadata"]["name"], failed(world.clock.now())
+            )
+
+
+async def test_two_failed_runs_in_a_row_suspend_the_trigger_until_resumed_without_catch_up(
+    world: World,
+) -> None:
+    entry = world.trigger(
+        schedule="*/10 * * * *", failurePolicy={"suspendAfterConsecutiveFailures": 2}
+    )
+    for minute in (10, 20):
+        world.at(at(2, minute))
+        await world.run(entry)
+        _fail_all(world)
+        world.observe(entry)
+    world.at(at(2, 21))
+    await world.run(entry)
+    await world.run(entry)  # a second look reports nothing new
+
+    status = world.status()
+    ready = status["conditions"][0]
+    assert (ready["status"], ready["reason"]) == ("False", "SuspendedAfterFailures")
+    assert status.get("nextRunAt") is None and status["failures"]["consecutive"] == 2
+    assert [e["reason"] for e in world.gateway.events] == ["SuspendedAfterFailures"]
+    assert world.metric("trigger_operator_failure_suspensions_total") == 1
+    assert world.gateway.triggers[(NAMESPACE, NAME)]["spec"]["failurePolicy"] == {
+        "suspendAfterConsecutiveFailures": 2
+    }
+
+    world.at(at(2, 45))  # 02:30 and 02:40 pass while suspended
+    await world.run(entry)
+    assert world.status().get("nextRunAt") is None
+    assert world.gateway.calls.count("create_job") == 2  # (the first failed one is pruned)
+
+    entry.body = world.gateway.edit_trigger(
+        NAMESPACE, NAME, lambda b: b["metadata"]["annotations"].update({ANNOTATION_RESUME: "r1"})
+    )
+    due = await world.run(entry)
+
+    # The next time, not the ones that passed (or sooner: a pruned Job waiting for the
+    # ledger to settle brings the pass back earlier).
+    assert world.status()["nextRunAt"] == "2026-11-26T02:50:00Z"
+    assert due is not None and due <= at(2, 50)
+    assert world.gateway.calls.count("create_job") == 2
+    assert world.status()["conditions"][0]["reason"] == "Scheduled"
+    assert world.status()["failures"]["consecutive"] == 0
+    world.at(at(2, 50))
+    await world.run(entry)
+    assert world.job_times()[-1] == "2026-11-26T02:50:00Z"
+
+
+async def test_a_success_between_failures_resets_the_count(world: World) -> None:
+    entry = world.trigger(
+        schedule="*/10 * * * *", failurePolicy={"suspendAfterConsecutiveFailures": 2}
+    )
+    world.at(at(2, 10))
+    await world.run(entry)
+    _fail_all(world)
+    world.observe(entry)
+    world.at(at(2, 20))
+    await world.run(entry)
+    [latest] = [b for b in world.jobs() if not b.get("status")]
+    world.gateway.set_job_status(
+        NAMESPACE,
+        latest["metadata"]["name"],
+        {
+            "succeeded": 1,
+            "completionTime": format_instant(at(2, 20, 5)),
+            "conditions": [
+                {
+                    "type": "Complete",
+                    "status": "True",
+                    "lastTransitionTime": format_instant(at(2, 20, 5)),
+                }
+            ],
+        },
+    )
+    world.observe(entry)
+    world.at(at(2, 30))
+    await world.run(entry)
+    _fail_all(world)
+    world.observe(entry)
+    world.at(at(2, 31))
+    await world.run(entry)
+
+    assert world.status()["failures"]["consecutive"] == 1
+    assert world.status()["conditions"][0]["reason"] == "Scheduled"
+
+
+async def test_an_edit_of_the_spec_resumes_a_suspended_trigger(world: World) -> None:
+    entry = world.trigger(
+        schedule="*/10 * * * *", failurePolicy={"suspendAfterConsecutiveFailures": 1}
+    )
+    world.at(at(2, 10))
+    await world.run(entry)
+    _fail_all(world)
+    world.observe(entry)
+    world.at(at(2, 11))
+    await world.run(entry)
+    assert world.status()["conditions"][0]["reason"] == "SuspendedAfterFailures"
+
+    entry.body = world.gateway.edit_trigger(
+        NAMESPACE, NAME, lambda b: b["spec"].update(payload={"fixed": True})
+    )
+    world.at(at(2, 25))
+    due = await world.run(entry)
+
+    assert due == at(2, 30) and len(world.jobs()) == 1  # 02:20 passed while suspended
+    assert world.status()["conditions"][0]["reason"] == "Scheduled"
