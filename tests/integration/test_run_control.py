@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +25,11 @@ import pytest
 from tests.harness.operator import OperatorProcess
 from tests.harness.triggers import Triggers, manifest
 from tests.harness.wait import wait_for
+from trigger_operator.jobs.builder import TriggerRef, scheduled_job_name
 from trigger_operator.ledger.engine import build_engine
 from trigger_operator.ledger.store import LedgerStore, RunQuery
 from trigger_operator.ledger.tables import Run
-from trigger_operator.models.instants import parse_instant
+from trigger_operator.models.instants import format_instant, parse_instant
 
 pytestmark = pytest.mark.integration
 
@@ -153,7 +154,7 @@ def test_get_and_describe_show_real_triggers_as_tables_and_json_also_as_a_kubect
         [kubectl, "strig", "--help"], env=env, capture_output=True, text=True, timeout=60
     )
     assert "Usage: kubectl strig" in helped.stdout
-    assert all(command in helped.stdout for command in ("run-now", "describe"))
+    assert all(command in helped.stdout for command in ("run-now", "backfill", "describe"))
 
 
 # -- run now with a payload ----------------------------------------------------------------
@@ -321,3 +322,191 @@ def test_repeated_failures_suspend_the_trigger_until_resume_or_a_spec_edit(
         message="flaky resumed by the edit, and running again",
     )
     assert triggers.status("flaky")["failures"]["consecutive"] == 0
+
+
+# -- backfill ----------------------------------------------------------------------------------
+
+TWO_SECONDS = timedelta(seconds=2)
+SHORT_LEASE = {
+    "lease_duration_seconds": "3",
+    "renew_interval_seconds": "1",
+    "retry_period_seconds": "1",
+}
+
+
+def _grid(start: datetime, end: datetime) -> list[datetime]:
+    """The two-second schedule's times in [start, end]."""
+    first = start.replace(microsecond=0)
+    if first.second % 2:
+        first += timedelta(seconds=1)
+    if first < start:
+        first += TWO_SECONDS
+    times = []
+    while first <= end:
+        times.append(first)
+        first += TWO_SECONDS
+    return times
+
+
+def _jobs_by_time(triggers: Triggers, name: str) -> dict[datetime, list[Any]]:
+    found: dict[datetime, list[Any]] = {}
+    for job in triggers.jobs(name):
+        moment = parse_instant(job.metadata.annotations["triggers.dev/scheduled-for"])
+        found.setdefault(moment, []).append(job)
+    return found
+
+
+def _backfill_status(triggers: Triggers, name: str, ident: str) -> dict[str, Any] | None:
+    backfill = triggers.status(name).get("backfill") or {}
+    return backfill if backfill.get("id") == ident else None
+
+
+def test_backfill_starts_exactly_the_missing_times_and_a_second_one_starts_none(
+    triggers: Triggers, operators: Start, tmp_path: Path
+) -> None:
+    created = triggers.create(
+        manifest("tick", schedule="*/2 * * * * *", successfulRunsHistoryLimit=200)
+    )
+    born = parse_instant(created["metadata"]["creationTimestamp"])
+    first = operators(**SHORT_LEASE)
+    wait_for(lambda: len(triggers.jobs("tick")) >= 2, timeout=30, message="two runs of tick")
+    first.kill()  # down for a while: the times meanwhile are missed (catchUp: Latest)
+    down_until = datetime.now(UTC) + timedelta(seconds=7)
+    while datetime.now(UTC) < down_until:
+        time.sleep(0.5)
+    operators("second", **SHORT_LEASE)
+    wait_for(
+        lambda: triggers.status("tick").get("missedRuns", 0) >= 2,
+        timeout=30,
+        message="missed times recorded",
+    )
+    start = born - timedelta(seconds=9)
+    end = down_until
+    wait_for(
+        lambda: (cursor := triggers.status("tick").get("cursor")) and parse_instant(cursor) > end,
+        timeout=30,
+        message="the scheduler past the range",
+    )
+    ran_before = {t for t in _jobs_by_time(triggers, "tick") if start <= t <= end}
+    expected = [t for t in _grid(start, end) if t not in ran_before]
+    assert len(expected) >= 5  # the times before creation, and those missed while down
+
+    window = ("--from", format_instant(start), "--to", format_instant(end))
+    dry = cli(
+        triggers,
+        tmp_path,
+        "backfill",
+        "tick",
+        "-n",
+        triggers.namespace,
+        *window,
+        "--dry-run",
+        "-o",
+        "json",
+    )
+    plan = json.loads(dry.stdout)
+    assert plan["start"] == [format_instant(t) for t in expected]
+    assert {item["reason"] for item in plan["leave"]} == {"AlreadyRan"}
+    assert len(plan["leave"]) == len(ran_before)
+    text = cli(
+        triggers, tmp_path, "backfill", "tick", "-n", triggers.namespace, *window, "--dry-run"
+    ).stdout.splitlines()
+    assert text[0].startswith(f"would start {len(expected)} and leave {len(ran_before)}")
+    assert f"start  {format_instant(expected[0])}" in text
+
+    done = cli(
+        triggers,
+        tmp_path,
+        *("backfill", "tick", "-n", triggers.namespace, *window),
+        *("--concurrency", "3", "--id", "repair-1", "--wait", "--timeout", "90"),
+    )
+    assert "started" in done.stdout and "0 failed" in done.stdout
+    backfill = _backfill_status(triggers, "tick", "repair-1")
+    assert backfill is not None and backfill["phase"] == "Complete"
+    assert (backfill["planned"], backfill["started"]) == (len(expected), len(expected))
+    by_time = _jobs_by_time(triggers, "tick")
+    duplicates = {format_instant(t): len(jobs) for t, jobs in by_time.items() if len(jobs) > 1}
+    assert not duplicates
+    uid = created["metadata"]["uid"]
+    ref = TriggerRef(namespace=triggers.namespace, name="tick", uid=uid)
+    for moment in expected:
+        [job] = by_time[moment]
+        assert job.metadata.name == scheduled_job_name(ref, moment)
+        assert job.metadata.annotations["triggers.dev/run-kind"] == "backfill"
+    condition = next(c for c in triggers.status("tick")["conditions"] if c["type"] == "Backfill")
+    assert (condition["status"], condition["reason"]) == ("False", "Complete")
+
+    def backfilled_rows() -> list[Run] | None:
+        rows = [r for r in ledger_runs(tmp_path) if r.kind.value == "backfill"]
+        return (
+            rows
+            if len(rows) == len(expected) and all(r.status.value == "succeeded" for r in rows)
+            else None
+        )
+
+    rows = wait_for(backfilled_rows, timeout=30, message="the backfilled runs in the ledger")
+    assert sorted(r.scheduled_for for r in rows) == expected
+
+    # The same backfill again: every time has run now, nothing starts.
+    in_range = sum(len(jobs) for t, jobs in _jobs_by_time(triggers, "tick").items() if t <= end)
+    again = cli(
+        triggers,
+        tmp_path,
+        *("backfill", "tick", "-n", triggers.namespace, *window, "--id", "repair-2"),
+        *("--wait", "--timeout", "60"),
+    )
+    assert "started 0 of 0" in again.stdout
+    second = _backfill_status(triggers, "tick", "repair-2")
+    assert second is not None
+    assert second["leftByReason"] == {"AlreadyRan": len(_grid(start, end))}
+    by_time = _jobs_by_time(triggers, "tick")
+    assert sum(len(jobs) for t, jobs in by_time.items() if t <= end) == in_range
+    assert {t for t in by_time if start <= t <= end} == set(_grid(start, end))
+
+
+def test_backfill_survives_a_leader_kill_mid_way_without_a_duplicate(
+    triggers: Triggers, operators: Start, tmp_path: Path
+) -> None:
+    created = triggers.create(
+        manifest(
+            "slow",
+            schedule="*/2 * * * * *",
+            suspend=True,  # only the backfill runs; it is an explicit request
+            pod_annotations={"triggers.dev/simulate-duration": "3s"},
+            successfulRunsHistoryLimit=50,
+        )
+    )
+    born = parse_instant(created["metadata"]["creationTimestamp"])
+    leader = operators("a", **SHORT_LEASE)
+    leader.wait_for_log("lease acquired", timeout=30)
+    operators("b", **SHORT_LEASE)
+    start, end = born - timedelta(seconds=16), born - timedelta(seconds=1)
+    expected = _grid(start, end)
+    cli(
+        triggers,
+        tmp_path,
+        *("backfill", "slow", "-n", triggers.namespace, "--id", "bf"),
+        *("--from", format_instant(start), "--to", format_instant(end)),
+    )
+    wait_for(
+        lambda: (b := _backfill_status(triggers, "slow", "bf")) and b["started"] >= 2,
+        timeout=30,
+        message="two backfilled runs started",
+    )
+    leader.kill()
+
+    wait_for(
+        lambda: (b := _backfill_status(triggers, "slow", "bf")) and b["phase"] == "Complete",
+        timeout=120,
+        message="the backfill completed by the next leader",
+    )
+    by_time = _jobs_by_time(triggers, "slow")
+    assert sorted(by_time) == expected
+    assert all(len(jobs) == 1 for jobs in by_time.values())
+    leaders = {
+        job.metadata.annotations["triggers.dev/leader"] for jobs in by_time.values() for job in jobs
+    }
+    assert leaders == {"a", "b"}
+    backfill = _backfill_status(triggers, "slow", "bf")
+    assert backfill is not None
+    assert (backfill["planned"], backfill["started"], backfill["succeeded"]) == (len(expected),) * 3

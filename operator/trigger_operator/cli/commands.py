@@ -9,12 +9,18 @@ imported inside the commands that need them, never at the top of this module.
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from trigger_operator.cli.preview import preview
 from trigger_operator.models.settings import Settings
+
+if TYPE_CHECKING:
+    from trigger_operator.clock import Clock
+    from trigger_operator.models.requests import BackfillRequest
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -468,3 +474,184 @@ def resume(name: str, namespace: str | None, value: str | None) -> None:
     except KubeError as error:
         raise click.ClickException(str(error)) from error
     click.echo(f"resume requested for {name} with value {value}")
+
+
+@main.command("backfill")
+@click.argument("name")
+@click.option("-n", "--namespace", default=None, help="Default: the kubeconfig's namespace.")
+@click.option("--from", "start", required=True, metavar="T", help="RFC3339, a date, or an age.")
+@click.option("--to", "end", default="now", show_default=True, metavar="T", help="Inclusive.")
+@click.option("--max-runs", type=click.IntRange(1, 1000), default=100, show_default=True)
+@click.option("--concurrency", type=click.IntRange(1, 10), default=1, show_default=True)
+@click.option("--dry-run", is_flag=True, help="Print what it would start and leave, and why.")
+@click.option("--wait", is_flag=True, help="Follow its progress; exit 1 if a run failed.")
+@click.option("--timeout", type=click.FloatRange(min=1), default=3600, show_default=True)
+@click.option("--id", "ident", default=None, help="The request's id. Default: a new one.")
+@_OUTPUT
+@_DATABASE_URL
+def backfill(
+    name: str,
+    namespace: str | None,
+    start: str,
+    end: str,
+    max_runs: int,
+    concurrency: int,
+    dry_run: bool,
+    wait: bool,
+    timeout: float,
+    ident: str | None,
+    output: str,
+    database_url: str | None,
+) -> None:
+    """Start the scheduled times of NAME in [--from, --to] that never ran.
+
+    A time that ran (a Job, or a ledger row of a run), or was skipped on purpose, is left
+    as it is; missed times and times the ledger does not know are started, oldest first,
+    each under its scheduled time's own Job name.
+    """
+    from trigger_operator.cli.history import parse_since
+    from trigger_operator.clock import SystemClock
+    from trigger_operator.kube.gateway import KubeError, load_api_client
+    from trigger_operator.kube.requests import annotate_trigger, read_trigger
+    from trigger_operator.models.instants import format_instant
+    from trigger_operator.models.requests import ANNOTATION_BACKFILL, BackfillRequest
+
+    clock = SystemClock()
+    now = clock.now()
+    try:
+        first = parse_since(start, now=now)
+        last = now if end.strip() == "now" else parse_since(end, now=now)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from error
+    if last < first:
+        raise click.BadParameter(f"--to {format_instant(last)} is before --from")
+    request = BackfillRequest(
+        id=ident or f"bf-{format_instant(now)}",
+        start=first,
+        end=last,
+        max_runs=max_runs,
+        concurrency=concurrency,
+    )
+    where = namespace or _kubeconfig_namespace()
+    api = load_api_client()
+    try:
+        trigger = read_trigger(api, where, name)
+        if dry_run:
+            _backfill_dry_run(api, trigger, request, database_url, output=output, now=now)
+            return
+        annotate_trigger(api, where, name, {ANNOTATION_BACKFILL: request.annotation()})
+    except KubeError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(
+        f"backfill {request.id} requested for {name}: "
+        f"[{format_instant(first)}, {format_instant(last)}]"
+    )
+    if wait:
+        _follow_backfill(api, where, name, request.id, timeout=timeout, clock=clock)
+
+
+def _backfill_dry_run(
+    api: Any,
+    trigger: dict[str, Any],
+    request: BackfillRequest,
+    database_url: str | None,
+    *,
+    output: str,
+    now: datetime,
+) -> None:
+    """Plan as the operator will, from the ledger and the Jobs, and print it."""
+    import json
+
+    from trigger_operator.cli.control import backfill_dry_run_lines
+    from trigger_operator.jobs.builder import LABEL_TRIGGER_UID
+    from trigger_operator.jobs.state import observe_job
+    from trigger_operator.kube.requests import list_jobs
+    from trigger_operator.ledger.history import HistoryError, open_store
+    from trigger_operator.models.instants import format_instant
+    from trigger_operator.models.spec import TriggerSpec
+    from trigger_operator.schedule.backfill import BackfillTooLarge, plan_backfill
+    from trigger_operator.schedule.errors import ScheduleError
+    from trigger_operator.schedule.times import schedule_of
+    from trigger_operator.scheduler.backfill import known_times
+
+    metadata = trigger["metadata"]
+    until = min(request.end, now)
+    try:
+        spec = TriggerSpec.model_validate(trigger["spec"])
+        store = open_store(_ledger_settings(database_url))
+        try:
+            ledger = store.scheduled_runs(metadata["uid"], since=request.start, until=until)
+        finally:
+            store.close()
+        jobs = {
+            job.name: job
+            for job in map(
+                observe_job,
+                list_jobs(api, metadata["namespace"], f"{LABEL_TRIGGER_UID}={metadata['uid']}"),
+            )
+        }
+        known = known_times(ledger, jobs, start=request.start, end=until)
+        plan = plan_backfill(
+            schedule_of(spec),
+            start=request.start,
+            end=request.end,
+            now=now,
+            known=known,
+            max_runs=request.max_runs,
+        )
+    except (HistoryError, ScheduleError, BackfillTooLarge, ValueError) as error:
+        raise click.ClickException(str(error)) from error
+    if output == "json":
+        document = {
+            "start": [format_instant(t) for t in plan.start],
+            "leave": [{"scheduledFor": format_instant(t), "reason": r.value} for t, r in plan.left],
+        }
+        click.echo(json.dumps(document, indent=2))
+        return
+    for line in backfill_dry_run_lines(
+        plan, start=format_instant(request.start), end=format_instant(request.end)
+    ):
+        click.echo(line)
+
+
+def _follow_backfill(
+    api: Any, namespace: str, name: str, ident: str, *, timeout: float, clock: Clock
+) -> None:
+    """A progress bar of the backfill's runs until it completes; exit 1 if one failed."""
+    import time
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from trigger_operator.cli.control import backfill_outcome
+    from trigger_operator.kube.requests import read_trigger
+
+    console = Console(stderr=True)
+    deadline = clock.monotonic() + timeout
+    found: dict[str, Any] = {}
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
+        task = progress.add_task(f"backfill {ident}", total=None)
+        while True:
+            seen = backfill_outcome(read_trigger(api, namespace, name), ident)
+            if seen is not None:
+                found = seen
+                done = (
+                    found.get("succeeded", 0) + found.get("failed", 0) + found.get("cancelled", 0)
+                )
+                progress.update(task, total=found.get("planned", 0), completed=done)
+                if found.get("phase") in ("Complete", "Invalid"):
+                    break
+            if clock.monotonic() >= deadline:
+                raise click.ClickException(
+                    f"gave up waiting for backfill {ident} after {timeout:.0f}s"
+                )
+            time.sleep(1.0)
+    click.echo(found.get("message") or found.get("phase"))
+    if found.get("phase") == "Invalid" or found.get("failed", 0):
+        raise SystemExit(1)

@@ -22,6 +22,7 @@ from typing import Any
 import click
 
 from trigger_operator.jobs.state import ObservedJob, RunResult, observe_job
+from trigger_operator.models.instants import format_instant
 
 POLL_SECONDS = 1.0
 
@@ -91,3 +92,24 @@ def wait_until(
         if monotonic() >= deadline:
             raise click.ClickException(f"gave up waiting for {what} after {timeout:.0f}s")
         sleep(POLL_SECONDS)
+
+
+def backfill_dry_run_lines(plan: Any, *, start: str, end: str) -> list[str]:
+    """`backfill --dry-run`: each time in order, what the backfill would do and why."""
+    rows = [(t, "start", "") for t in plan.start] + [(t, "leave", r.value) for t, r in plan.left]
+    rows.sort(key=lambda row: row[0])
+    lines = [
+        f"would start {len(plan.start)} and leave {len(plan.left)} of the scheduled times "
+        f"in [{start}, {end}]"
+    ]
+    for moment, action, reason in rows:
+        lines.append(f"{action}  {format_instant(moment)}" + (f"  {reason}" if reason else ""))
+    return lines
+
+
+def backfill_outcome(trigger: dict[str, Any], ident: str) -> dict[str, Any] | None:
+    """The status of backfill `ident`, once the operator has taken it up."""
+    backfill = (trigger.get("status") or {}).get("backfill") or None
+    if backfill is None or backfill.get("id") != ident:
+        return None
+    return dict(backfill)

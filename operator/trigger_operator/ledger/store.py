@@ -42,8 +42,10 @@ from trigger_operator.ledger.migrate import upgrade
 from trigger_operator.ledger.records import (
     OUTRUN_BY_SUCCESS,
     STATUS_RANK,
+    KnownRun,
     LeadershipRecord,
     LedgerStatus,
+    RunKind,
     RunRecord,
 )
 from trigger_operator.ledger.tables import Base, LeadershipChange, Run
@@ -145,6 +147,22 @@ class LedgerStore:
             statement = statement.limit(query.limit)
         with Session(self.engine, expire_on_commit=False) as session:
             return list(session.scalars(statement))
+
+    def scheduled_runs(
+        self, trigger_uid: str, *, since: datetime, until: datetime
+    ) -> list[KnownRun]:
+        """What the ledger holds of the trigger's scheduled times in [since, until]."""
+        statement = (
+            select(Run.scheduled_for, Run.status, Run.kind)
+            .where(Run.trigger_uid == trigger_uid)
+            .where(Run.kind != RunKind.MANUAL)
+            .where(Run.scheduled_for >= since, Run.scheduled_for <= until)
+        )
+        with Session(self.engine) as session:
+            return [
+                KnownRun(scheduled_for=row[0], status=row[1], kind=row[2])
+                for row in session.execute(statement)
+            ]
 
     def count_runs(self) -> int:
         """How many runs the ledger holds."""
@@ -253,6 +271,12 @@ def _upsert_statement(dialect: str) -> Insert:
         new.status == literal_column(f"'{LedgerStatus.SUCCEEDED.value}'"),
         old.status.in_([literal_column(f"'{s.value}'") for s in sorted(OUTRUN_BY_SUCCESS)]),
     )
+    # records.revives: a backfill's run of a missed time takes the row over.
+    revived = and_(
+        old.status == literal_column(f"'{LedgerStatus.MISSED.value}'"),
+        new.kind == literal_column(f"'{RunKind.BACKFILL.value}'"),
+    )
+    outrun = or_(outrun, revived)
     advances = or_(_rank(new.status) > _rank(old.status), outrun)
     accepted = or_(advances, new.status == old.status)
 
@@ -271,6 +295,7 @@ def _upsert_statement(dialect: str) -> Insert:
         index_elements=[old.key],
         set_={
             "status": case((advances, new.status), else_=old.status),
+            "kind": case((revived, new.kind), else_=old.kind),
             "reason": with_status("reason"),
             "message": with_status("message"),
             "job_name": first("job_name"),

@@ -126,6 +126,64 @@ class FailureStreak(ResourceModel):
     """The last value of the triggers.dev/resume annotation handled."""
 
 
+class BackfillPhase(StrEnum):
+    """Where a backfill stands."""
+
+    RUNNING = "Running"
+    COMPLETE = "Complete"
+    INVALID = "Invalid"
+
+
+class BackfillStatus(ResourceModel):
+    """The progress of the last backfill asked for (the triggers.dev/backfill annotation)."""
+
+    id: str
+    """The request's id; a new id is a new backfill."""
+
+    phase: BackfillPhase
+    """Running, Complete, or Invalid (the request could not be read or planned)."""
+
+    start: Instant | None = Field(default=None, alias="from")
+    """The first instant of the range."""
+
+    end: Instant | None = Field(default=None, alias="to")
+    """The last instant of the range (inclusive)."""
+
+    planned: int = Field(default=0, ge=0)
+    """How many times the backfill starts."""
+
+    left: int = Field(default=0, ge=0)
+    """How many times in the range it leaves as they are (already run, skipped, beyond
+    maxRuns); `leftByReason` counts them by reason."""
+
+    left_by_reason: dict[str, int] = Field(default_factory=dict)
+    """The times left, by reason: AlreadyRan, Skipped, MaxRuns."""
+
+    started: int = Field(default=0, ge=0)
+    """How many runs it has started so far."""
+
+    succeeded: int = Field(default=0, ge=0)
+    """How many of its runs succeeded."""
+
+    failed: int = Field(default=0, ge=0)
+    """How many of its runs failed."""
+
+    cancelled: int = Field(default=0, ge=0)
+    """How many of its runs were deleted before they finished."""
+
+    concurrency: int = Field(default=1, ge=1)
+    """How many of its runs may be active at once."""
+
+    pending: list[Instant] = Field(default_factory=list, max_length=1000)
+    """The times still to start, oldest first."""
+
+    active: list[str] = Field(default_factory=list, max_length=100)
+    """Its runs that have started and not yet finished (Job names)."""
+
+    message: str = ""
+    """What it did, or why it could not."""
+
+
 class TriggerStatus(ResourceModel):
     """What the operator observed and decided for this trigger."""
 
@@ -198,6 +256,9 @@ class TriggerStatus(ResourceModel):
     """The most recent scheduled times passed without a run, oldest first: written with
     the cursor that passes them, so that their ledger rows (skipped, missed) can be
     written again by any leader after a crash that lost them."""
+
+    backfill: BackfillStatus | None = None
+    """The last backfill asked for, and how far it has come."""
 
     failures: FailureStreak | None = None
     """Consecutive failed runs and the suspension they caused; only while

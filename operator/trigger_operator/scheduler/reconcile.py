@@ -10,7 +10,8 @@
    (uid, time), so AlreadyExists for our own Job means "already done": the run is
    started first and the cursor advanced second, and a crash between the two loses
    nothing.
-5. Start a run for a new value of the run-now annotation.
+5. Start a run for a new value of the run-now annotation (`manual`), and a backfill's
+   next times (`backfill`).
 6. Patch status (`status`, `publish`) with a resourceVersion precondition: a stale
    writer gets 409 and re-reads instead of moving the cursor back. The times passed
    without a run go into the same patch (`status.notStarted`), and only then reach the
@@ -59,6 +60,7 @@ from trigger_operator.schedule.progress import (
     progress_from_status,
     schedule_fingerprint,
 )
+from trigger_operator.scheduler.backfill import Backfiller
 from trigger_operator.scheduler.cache import TriggerEntry, compact
 from trigger_operator.scheduler.evidence import FORBID_REASON, MISSED_REASON
 from trigger_operator.scheduler.failures import FailureCheck, FailureGuard
@@ -135,6 +137,7 @@ class Reconciler:
         self.runs = RunDispatcher(gateway=gateway, gate=gate, recorder=recorder, crash_at=crash_at)
         self.manual = ManualRuns(runs=self.runs, publisher=publisher)
         self.failures = FailureGuard(publisher=publisher, recorder=recorder)
+        self.backfill = Backfiller(runs=self.runs, publisher=publisher, recorder=recorder)
 
     async def reconcile(self, entry: TriggerEntry) -> datetime | None:
         """One pass; the domain errors of the API become a time to look again."""
@@ -188,16 +191,20 @@ class Reconciler:
         # 4. Concurrency policy, then create.
         for run in work.outcome.starts:
             await self._start_scheduled(work, run.scheduled_for, run.kind)
-        # 5. Run now.
+        # 5. Run now, and the times of a backfill.
         await self._run_now(work)
+        work.status, retry_at = await self.backfill.advance(
+            entry, spec, work.status, work.jobs, now=now
+        )
         # 6. Status, then what was not started.
         await self._publish(work)
         entry.reported_problem = entry.backoff = None  # a whole pass went through
         # 7. History.
         await self.runs.prune(entry, spec, work.jobs)
+        due = min((t for t in (work.outcome.next_due, retry_at) if t is not None), default=None)
         if await self.runs.release_handled(entry, work.jobs, work.status):
-            return _earliest(work.outcome.next_due, now + SETTLE_RETRY)
-        return work.outcome.next_due
+            return _earliest(due, now + SETTLE_RETRY)
+        return due
 
     async def _plan(self, work: _Pass) -> None:
         """Plan; list the Jobs first when a decision depends on them."""

@@ -247,9 +247,15 @@ def handled(job: ObservedJob, status: TriggerStatus, *, current_run_now: str | N
     A scheduled run is handled once the cursor, or the edit epoch (times at or before it
     never fire again), is at or past its time. A run-now run is handled once status
     remembers its value, or once the annotation holds another value (only the current
-    value is ever started).
+    value is ever started). A backfilled run is handled once status no longer lists its
+    time among the backfill's pending times.
     """
     if job.run_now is not None:
         return status.handled_run_now(job.run_now) or job.run_now != current_run_now
+    if job.kind is RunKind.BACKFILL and job.scheduled_for is not None:
+        # Handled once the backfill's pending times in status no longer hold it.
+        backfill = status.backfill
+        if backfill is None or job.scheduled_for not in backfill.pending:
+            return True
     marks = [t for t in (status.cursor, status.spec_epoch) if t is not None]
     return job.scheduled_for is not None and bool(marks) and job.scheduled_for <= max(marks)

@@ -8,6 +8,7 @@ integration tier; here the interleavings that are hard to provoke there are chos
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,12 +30,14 @@ from trigger_operator.jobs.builder import (
 )
 from trigger_operator.jobs.state import observe_job
 from trigger_operator.kube.gateway import ApiUnavailable, Conflict, Invalid, KubeError, NotFound
-from trigger_operator.ledger.records import LedgerStatus
+from trigger_operator.ledger.records import LedgerStatus, RunRecord, RunRef
 from trigger_operator.metrics import Metrics
 from trigger_operator.models.instants import format_instant
 from trigger_operator.models.requests import (
+    ANNOTATION_BACKFILL,
     ANNOTATION_RESUME,
     ANNOTATION_RUN_NOW_PAYLOAD,
+    BackfillRequest,
     run_now_payload_annotation,
 )
 from trigger_operator.models.runs import RunKind
@@ -974,3 +977,144 @@ async def test_an_edit_of_the_spec_resumes_a_suspended_trigger(world: World) -> 
 
     assert due == at(2, 30) and len(world.jobs()) == 1  # 02:20 passed while suspended
     assert world.status()["conditions"][0]["reason"] == "Scheduled"
+
+
+# -- backfill -------------------------------------------------------------------------------------
+
+
+def _succeed(world: World, name: str, when: datetime) -> None:
+    world.gateway.set_job_status(
+        NAMESPACE,
+        name,
+        {
+            "succeeded": 1,
+            "completionTime": format_instant(when),
+            "conditions": [
+                {"type": "Complete", "status": "True", "lastTransitionTime": format_instant(when)}
+            ],
+        },
+    )
+
+
+def _ask_backfill(world: World, entry: TriggerEntry, ident: str, **fields: Any) -> None:
+    request = BackfillRequest(id=ident, **fields)
+    entry.body = world.gateway.edit_trigger(
+        NAMESPACE,
+        NAME,
+        lambda b: b["metadata"]["annotations"].update({ANNOTATION_BACKFILL: request.annotation()}),
+    )
+
+
+def _unstarted(world: World, when: datetime) -> RunRef:
+    return RunRef.scheduled(
+        namespace=NAMESPACE, trigger_name=NAME, trigger_uid=UID, scheduled_for=when
+    )
+
+
+async def test_a_backfill_starts_exactly_the_times_without_a_run_one_at_a_time(
+    world: World,
+) -> None:
+    entry = world.trigger(schedule="0 * * * *")
+    world.at(at(2, 10))
+    await world.run(entry)  # nothing due since creation at 02:00
+    before = [datetime(2026, 11, 25, h, tzinfo=UTC) for h in (20, 21, 22, 23)]
+    world.ledger.writer.record_skipped(_unstarted(world, before[1]), reason="ConcurrencyForbid")
+    world.ledger.writer.record_missed(_unstarted(world, before[2]), reason="Missed")
+    world.ledger.writer.record(
+        RunRecord(
+            ref=RunRef.scheduled(
+                namespace=NAMESPACE,
+                trigger_name=NAME,
+                trigger_uid=UID,
+                scheduled_for=before[3],
+                job_name="gone",
+            ),
+            status=LedgerStatus.SUCCEEDED,
+        )
+    )
+
+    _ask_backfill(world, entry, "bf-1", start=before[0], end=before[-1], concurrency=1)
+    await world.run(entry)
+
+    assert world.job_times() == ["2026-11-25T20:00:00Z"]
+    [job] = world.jobs()
+    assert job["metadata"]["name"] == scheduled_job_name(world.ref, before[0])
+    assert job["metadata"]["annotations"][ANNOTATION_RUN_KIND] == "backfill"
+    backfill = world.status()["backfill"]
+    assert (backfill["planned"], backfill["left"], backfill["started"]) == (2, 2, 1)
+    assert backfill["leftByReason"] == {"AlreadyRan": 1, "Skipped": 1}
+    assert backfill["pending"] == ["2026-11-25T22:00:00Z"]
+    condition = next(c for c in world.status()["conditions"] if c["type"] == "Backfill")
+    assert (condition["status"], condition["reason"]) == ("True", "Running")
+
+    await world.run(entry)  # the first still runs: concurrency 1 starts nothing more
+    assert len(world.jobs()) == 1
+    _succeed(world, job["metadata"]["name"], at(2, 11))
+    world.observe(entry)
+    await world.run(entry)
+    assert world.job_times() == ["2026-11-25T20:00:00Z", "2026-11-25T22:00:00Z"]
+    second = scheduled_job_name(world.ref, before[2])
+    _succeed(world, second, at(2, 12))
+    world.observe(entry)
+    await world.run(entry)
+
+    backfill = world.status()["backfill"]
+    assert (backfill["phase"], backfill["succeeded"], backfill["failed"]) == ("Complete", 2, 0)
+    condition = next(c for c in world.status()["conditions"] if c["type"] == "Backfill")
+    assert (condition["status"], condition["reason"]) == ("False", "Complete")
+    assert "started 2 of 2" in condition["message"]
+    # The missed time's ledger row is now the backfilled run's (the pass writes it pending;
+    # the Job watch, not simulated here, brings its end).
+    world.ledger.writer.flush(5)
+    rows = world.ledger.sink.scheduled_runs(UID, since=before[0], until=before[-1])
+    by_time = {row.scheduled_for: (row.status, row.kind) for row in rows}
+    assert by_time[before[2]] == (LedgerStatus.PENDING, RunKind.BACKFILL)
+    assert by_time[before[1]] == (LedgerStatus.SKIPPED, RunKind.SCHEDULED)
+
+    # The same range again, under a new id: nothing left to start.
+    creates = world.gateway.calls.count("create_job")
+    _ask_backfill(world, entry, "bf-2", start=before[0], end=before[-1])
+    await world.run(entry)
+    assert world.gateway.calls.count("create_job") == creates
+    backfill = world.status()["backfill"]
+    assert (backfill["id"], backfill["phase"], backfill["planned"]) == ("bf-2", "Complete", 0)
+
+
+async def test_a_backfill_under_forbid_waits_for_the_active_run(world: World) -> None:
+    entry = world.trigger(schedule="0 * * * *", concurrencyPolicy="Forbid")
+    world.at(at(3, 0))
+    await world.run(entry)  # 03:00 starts and stays active
+    _ask_backfill(world, entry, "bf", start=at(0), end=at(1), concurrency=5)
+
+    await world.run(entry)
+
+    assert world.job_times() == ["2026-11-26T03:00:00Z"]
+    assert world.status()["backfill"]["pending"] == ["2026-11-26T00:00:00Z", "2026-11-26T01:00:00Z"]
+    _succeed(world, scheduled_job_name(world.ref, at(3)), at(3, 1))
+    world.observe(entry)
+    await world.run(entry)
+    assert world.job_times() == ["2026-11-26T00:00:00Z", "2026-11-26T03:00:00Z"]  # one at a time
+
+
+async def test_an_unusable_backfill_request_is_reported_once(world: World) -> None:
+    entry = world.trigger(schedule="0 * * * *")
+    entry.body = world.gateway.edit_trigger(
+        NAMESPACE,
+        NAME,
+        lambda b: b["metadata"]["annotations"].update(
+            {
+                ANNOTATION_BACKFILL: json.dumps(
+                    {"id": "bad", "from": "2026-11-26T05:00:00Z", "to": "2026-11-26T01:00:00Z"}
+                )
+            }
+        ),
+    )
+
+    await world.run(entry)
+    await world.run(entry)
+
+    backfill = world.status()["backfill"]
+    assert (backfill["id"], backfill["phase"]) == ("bad", "Invalid")
+    assert "before from" in backfill["message"]
+    assert [e["reason"] for e in world.gateway.events] == ["InvalidBackfill"]
+    assert world.jobs() == []
