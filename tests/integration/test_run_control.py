@@ -510,3 +510,63 @@ def test_backfill_survives_a_leader_kill_mid_way_without_a_duplicate(
     backfill = _backfill_status(triggers, "slow", "bf")
     assert backfill is not None
     assert (backfill["planned"], backfill["started"], backfill["succeeded"]) == (len(expected),) * 3
+
+
+# -- concurrencyPolicy Queue -----------------------------------------------------------------
+
+
+def test_queue_holds_the_newest_due_time_and_starts_it_when_the_long_run_ends(
+    triggers: Triggers, operators: Start, tmp_path: Path
+) -> None:
+    triggers.create(
+        manifest(
+            "queued",
+            schedule="*/2 * * * * *",
+            concurrencyPolicy="Queue",
+            pod_annotations={"triggers.dev/simulate-duration": "5s"},
+            successfulRunsHistoryLimit=50,
+        )
+    )
+    operators()
+    held: set[str] = set()
+    deadline = time.monotonic() + 16
+    while time.monotonic() < deadline:
+        status = triggers.status("queued")
+        if status.get("queued"):
+            held.add(status["queued"]["scheduledFor"])
+        running = [job for job in triggers.jobs("queued") if not job.status.completion_time]
+        assert len(running) <= 1, f"runs overlap: {[job.metadata.name for job in running]}"
+        time.sleep(0.3)
+    assert len(held) >= 2  # a time was held, and replaced by a newer one
+
+    # Stop new times; what is held still starts, then nothing is left.
+    triggers.patch("queued", {"spec": {"suspend": True}})
+    wait_for(
+        lambda: (
+            not triggers.status("queued").get("queued")
+            and not triggers.status("queued").get("active")
+            and _ready_reason(triggers, "queued") == "Suspended"
+        ),
+        timeout=40,
+        message="the queue drained",
+    )
+    started = {
+        job.metadata.annotations["triggers.dev/scheduled-for"] for job in triggers.jobs("queued")
+    }
+    assert len(started) >= 3
+
+    def superseded() -> set[str] | None:
+        rows = {
+            format_instant(r.scheduled_for)
+            for r in ledger_runs(tmp_path)
+            if r.status.value == "skipped" and r.reason == "Superseded"
+        }
+        return rows if rows else None
+
+    replaced = wait_for(superseded, timeout=30, message="superseded times in the ledger")
+    assert not replaced & started  # a superseded time never ran
+    assert replaced <= held  # only held times are superseded
+    # Every time from the first run to the last one is a run or a superseded time.
+    first, last = min(started), max(started)
+    grid = {format_instant(t) for t in _grid(parse_instant(first), parse_instant(last))}
+    assert grid == started | {t for t in replaced if first <= t <= last}

@@ -25,6 +25,7 @@ class ConcurrencyPolicy(StrEnum):
     ALLOW = "Allow"
     FORBID = "Forbid"
     REPLACE = "Replace"
+    QUEUE = "Queue"
 
 
 class CatchUp(StrEnum):
@@ -128,7 +129,9 @@ class TriggerSpec(ResourceModel):
 
     concurrency_policy: ConcurrencyPolicy = ConcurrencyPolicy.ALLOW
     """When a run is due while earlier runs are active. Allow (default): start it too.
-    Forbid: skip this time. Replace: delete the active runs, then start it."""
+    Forbid: skip this time. Replace: delete the active runs, then start it. Queue: hold
+    this time (at most one; a newer one replaces it, recorded skipped as Superseded) and
+    start it when the active runs have finished."""
 
     starting_deadline_seconds: int | None = Field(default=None, ge=0)
     """A run not started within this many seconds after its time (plus jitter) is missed

@@ -98,7 +98,7 @@ class NotStarted(ResourceModel):
     """The scheduled time."""
 
     reason: str
-    """Why it did not run: Missed, or ConcurrencyForbid."""
+    """Why it did not run: Missed, ConcurrencyForbid, or Superseded (Queue)."""
 
     kind: Literal["scheduled", "catch-up"] = "scheduled"
     """The kind of run it would have been."""
@@ -124,6 +124,19 @@ class FailureStreak(ResourceModel):
 
     resumed: str | None = None
     """The last value of the triggers.dev/resume annotation handled."""
+
+
+class QueuedRun(ResourceModel):
+    """A due time held by concurrencyPolicy Queue until the active runs finish."""
+
+    scheduled_for: Instant
+    """The scheduled time held."""
+
+    kind: str
+    """How it came to be due: scheduled or catch-up."""
+
+    held_at: Instant
+    """When it was held."""
 
 
 class BackfillPhase(StrEnum):
@@ -256,6 +269,9 @@ class TriggerStatus(ResourceModel):
     """The most recent scheduled times passed without a run, oldest first: written with
     the cursor that passes them, so that their ledger rows (skipped, missed) can be
     written again by any leader after a crash that lost them."""
+
+    queued: QueuedRun | None = None
+    """concurrencyPolicy Queue: the due time held while a run is active; null when none."""
 
     backfill: BackfillStatus | None = None
     """The last backfill asked for, and how far it has come."""

@@ -6,7 +6,7 @@
    a decision depends on them); the ledger learns them once per leadership.
 3. Plan (`schedule.planner`): which scheduled times start now, with their kinds, and
    which are missed; a time that already has a Job is a run, not a miss.
-4. Apply concurrencyPolicy, then create each Job (`runs`). Its name is derived from
+4. Apply concurrencyPolicy (Queue: `queue`), then create each Job (`runs`). Its name is derived from
    (uid, time), so AlreadyExists for our own Job means "already done": the run is
    started first and the cursor advanced second, and a crash between the two loses
    nothing.
@@ -52,7 +52,12 @@ from trigger_operator.metrics import TriggerState
 from trigger_operator.models.instants import parse_api_time
 from trigger_operator.models.runs import RunKind
 from trigger_operator.models.spec import ConcurrencyPolicy, TriggerSpec
-from trigger_operator.models.status import NOT_STARTED_HISTORY_LIMIT, NotStarted, TriggerStatus
+from trigger_operator.models.status import (
+    NOT_STARTED_HISTORY_LIMIT,
+    NotStarted,
+    QueuedRun,
+    TriggerStatus,
+)
 from trigger_operator.schedule.jitter import jitter_for
 from trigger_operator.schedule.planner import Plan, plan
 from trigger_operator.schedule.progress import (
@@ -68,6 +73,7 @@ from trigger_operator.scheduler.gate import Gate, NotLeading
 from trigger_operator.scheduler.manual import ManualRuns
 from trigger_operator.scheduler.ports import SchedulerGateway
 from trigger_operator.scheduler.publish import StatusPublisher
+from trigger_operator.scheduler.queue import SUPERSEDED_REASON, hold, queued_kind
 from trigger_operator.scheduler.recorder import RunRecorder, ref_context
 from trigger_operator.scheduler.runs import RunDispatcher
 from trigger_operator.scheduler.status import (
@@ -105,6 +111,7 @@ class _Pass:
     outcome: Plan = field(default_factory=Plan)
     skipped: list[tuple[datetime, RunKind, list[ObservedJob]]] = field(default_factory=list)
     failures: FailureCheck | None = None
+    superseded: list[tuple[QueuedRun, datetime]] = field(default_factory=list)
 
     @property
     def ref(self) -> TriggerRef:
@@ -188,7 +195,8 @@ class Reconciler:
         work.failures = self.failures.check(entry, spec, work.status, work.jobs, now=now)
         work.status = work.failures.status
         await self._plan(work)
-        # 4. Concurrency policy, then create.
+        # 4. Concurrency policy, then create; first a time Queue held, once nothing runs.
+        await self._start_queued(work)
         for run in work.outcome.starts:
             await self._start_scheduled(work, run.scheduled_for, run.kind)
         # 5. Run now, and the times of a backfill.
@@ -267,12 +275,39 @@ class Reconciler:
         if active and policy is ConcurrencyPolicy.FORBID:
             work.skipped.append((scheduled_for, kind, active))
             return
+        if active and policy is ConcurrencyPolicy.QUEUE:
+            held = hold(work.status, scheduled_for, kind, now=work.now)
+            work.status = held.status
+            if held.superseded is not None:
+                work.superseded.append((held.superseded, scheduled_for))
+            return
         if active and policy is ConcurrencyPolicy.REPLACE:
             await self.runs.replace(work.ref, active, work.jobs)
         job = await self.runs.start(
             work.ref, work.spec, scheduled_for, kind, due=scheduled_for + work.jitter
         )
         _created_here(work, job)
+
+    async def _start_queued(self, work: _Pass) -> None:
+        """Start the time concurrencyPolicy Queue held, when no run is active any more."""
+        queued = work.status.queued
+        if queued is None:
+            return
+        name = scheduled_job_name(work.ref, queued.scheduled_for)
+        if name not in work.jobs:
+            await self.runs.refresh(work.entry, work.jobs)  # decide on the API's view
+        if name not in work.jobs:
+            if active_runs(work.jobs.values()):
+                return
+            job = await self.runs.start(
+                work.ref,
+                work.spec,
+                queued.scheduled_for,
+                queued_kind(queued),
+                due=queued.scheduled_for + work.jitter,
+            )
+            _created_here(work, job)
+        work.status = work.status.model_copy(update={"queued": None})
 
     async def _run_now(self, work: _Pass) -> None:
         """Start one run for a run-now value that status has not seen handled."""
@@ -301,6 +336,8 @@ class Reconciler:
             await self.failures.report(work.entry, work.failures, now=work.now)
         for scheduled_for, kind, active in work.skipped:
             self.recorder.skipped(work.ref, scheduled_for, kind, active)
+        for queued, newer in work.superseded:
+            self.recorder.superseded(work.ref, queued.scheduled_for, queued_kind(queued), by=newer)
         self.recorder.missed(work.ref, work.outcome)
         halted = work.failures is not None and work.failures.halted is not None
         self.recorder.set_state(
@@ -411,6 +448,16 @@ def _not_started(work: _Pass) -> list[NotStarted]:
     passed += [
         NotStarted(scheduled_for=scheduled_for, reason=MISSED_REASON)
         for scheduled_for in work.outcome.missed[-NOT_STARTED_HISTORY_LIMIT:]
+    ]
+    passed += [
+        NotStarted.model_validate(
+            {
+                "scheduledFor": queued.scheduled_for,
+                "reason": SUPERSEDED_REASON,
+                "kind": queued_kind(queued).value,
+            }
+        )
+        for queued, _ in work.superseded
     ]
     return passed
 

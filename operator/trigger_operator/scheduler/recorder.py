@@ -40,6 +40,7 @@ from trigger_operator.scheduler.evidence import (
     trigger_evidence,
 )
 from trigger_operator.scheduler.gate import Gate
+from trigger_operator.scheduler.queue import SUPERSEDED_REASON
 from trigger_operator.scheduler.status import status_of
 
 log = logging.getLogger(__name__)
@@ -156,6 +157,25 @@ class RunRecorder:
                 _unstarted_ref(ref, scheduled_for, kind),
                 reason=FORBID_REASON,
                 message=f"active: {', '.join(job.name for job in active)}",
+                leader_identity=writer.identity,
+                leader_revision=writer.revision,
+            )
+
+    def superseded(
+        self, ref: TriggerRef, scheduled_for: datetime, kind: RunKind, *, by: datetime
+    ) -> None:
+        """concurrencyPolicy Queue dropped its held time `scheduled_for` for the newer `by`."""
+        self.metrics.runs.labels(result=RunOutcome.SKIPPED).inc()
+        log.info(
+            "held time superseded by a newer one (Queue)",
+            extra={**ref_context(ref), "scheduled_for": format_instant(scheduled_for)},
+        )
+        if self.gate.may_write():
+            writer = self.gate.writer
+            self.ledger.record_skipped(
+                _unstarted_ref(ref, scheduled_for, kind),
+                reason=SUPERSEDED_REASON,
+                message=f"concurrencyPolicy Queue: {format_instant(by)} is held instead",
                 leader_identity=writer.identity,
                 leader_revision=writer.revision,
             )

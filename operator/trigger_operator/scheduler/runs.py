@@ -252,6 +252,8 @@ def handled(job: ObservedJob, status: TriggerStatus, *, current_run_now: str | N
     """
     if job.run_now is not None:
         return status.handled_run_now(job.run_now) or job.run_now != current_run_now
+    if status.queued is not None and job.scheduled_for == status.queued.scheduled_for:
+        return False  # held by Queue: its Job, once created, is the evidence it started
     if job.kind is RunKind.BACKFILL and job.scheduled_for is not None:
         # Handled once the backfill's pending times in status no longer hold it.
         backfill = status.backfill

@@ -1118,3 +1118,76 @@ async def test_an_unusable_backfill_request_is_reported_once(world: World) -> No
     assert "before from" in backfill["message"]
     assert [e["reason"] for e in world.gateway.events] == ["InvalidBackfill"]
     assert world.jobs() == []
+
+
+# -- concurrencyPolicy Queue --------------------------------------------------------------------
+
+
+async def test_queue_holds_one_time_a_newer_one_supersedes_it_and_it_starts_on_finish(
+    world: World,
+) -> None:
+    entry = world.trigger(schedule="*/10 * * * *", concurrencyPolicy="Queue")
+    world.at(at(2, 10))
+    await world.run(entry)  # 02:10 starts and runs long
+    world.at(at(2, 20))
+    await world.run(entry)
+
+    assert world.job_times() == ["2026-11-26T02:10:00Z"]
+    assert world.status()["queued"]["scheduledFor"] == "2026-11-26T02:20:00Z"
+    assert world.status()["cursor"] == "2026-11-26T02:20:00Z"
+
+    world.at(at(2, 30))
+    await world.run(entry)
+    assert world.status()["queued"]["scheduledFor"] == "2026-11-26T02:30:00Z"
+    assert (world.key(at(2, 20)), LedgerStatus.SKIPPED, "Superseded") in world.ledger.written()
+    # Named in status too, so a crash that loses the queued row leaves its evidence.
+    assert {
+        "scheduledFor": "2026-11-26T02:20:00Z",
+        "reason": "Superseded",
+        "kind": "scheduled",
+    } in (world.status()["notStarted"])
+
+    _succeed(world, scheduled_job_name(world.ref, at(2, 10)), at(2, 31))
+    world.observe(entry)
+    world.at(at(2, 31))
+    await world.run(entry)
+
+    assert world.job_times() == ["2026-11-26T02:10:00Z", "2026-11-26T02:30:00Z"]
+    assert world.status().get("queued") is None
+    held = next(
+        b for b in world.jobs() if b["metadata"]["name"] == scheduled_job_name(world.ref, at(2, 30))
+    )
+    assert held["metadata"]["annotations"][ANNOTATION_RUN_KIND] == "scheduled"
+    await world.run(entry)  # the held time never starts twice
+    assert len(world.jobs()) == 2
+
+
+async def test_queue_starts_at_once_when_nothing_is_active(world: World) -> None:
+    entry = world.trigger(schedule="*/10 * * * *", concurrencyPolicy="Queue")
+    world.at(at(2, 10))
+
+    await world.run(entry)
+
+    assert world.job_times() == ["2026-11-26T02:10:00Z"]
+    assert world.status().get("queued") is None
+
+
+async def test_a_held_time_whose_job_a_crashed_pass_created_is_not_created_again(
+    world: World,
+) -> None:
+    entry = world.trigger(schedule="*/10 * * * *", concurrencyPolicy="Queue")
+    world.at(at(2, 10))
+    await world.run(entry)
+    world.at(at(2, 20))
+    await world.run(entry)  # 02:20 held
+    _succeed(world, scheduled_job_name(world.ref, at(2, 10)), at(2, 21))
+    world.observe(entry)
+    world.gateway.fail("patch_trigger_status", ApiUnavailable("down"))
+    world.at(at(2, 21))
+    await world.run(entry)  # creates 02:20's Job, then cannot write status
+    assert world.status()["queued"]["scheduledFor"] == "2026-11-26T02:20:00Z"
+
+    await world.run(entry)
+
+    assert world.gateway.calls.count("create_job") == 2
+    assert world.status().get("queued") is None
