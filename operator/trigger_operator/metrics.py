@@ -56,6 +56,7 @@ class Metrics:
     leader: Gauge
     lease_transitions: Counter
     triggers: Gauge
+    failure_suspensions: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> Metrics:
@@ -93,6 +94,11 @@ class Metrics:
                 "trigger_operator_triggers",
                 "Triggers known to this replica, by state.",
                 ["state"],
+                registry=registry,
+            ),
+            failure_suspensions=Counter(
+                "trigger_operator_failure_suspensions_total",
+                "Times a trigger was suspended after repeated failed runs (spec.failurePolicy).",
                 registry=registry,
             ),
         )

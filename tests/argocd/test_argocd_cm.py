@@ -78,7 +78,7 @@ def test_component_puts_the_health_check_and_every_action_into_argocd_cm(
     assert set(scripts) == {"suspend", "resume", "run-now"}
 
 
-def test_example_applications_ignore_the_run_now_annotation() -> None:
+def test_example_applications_ignore_the_request_annotations() -> None:
     apps = list(yaml.safe_load_all((ARGOCD / "application.yaml").read_text()))
     triggers = next(app for app in apps if app["metadata"]["name"] == "team-a-triggers")
 
@@ -86,7 +86,12 @@ def test_example_applications_ignore_the_run_now_annotation() -> None:
         {
             "group": "triggers.dev",
             "kind": "ScheduledTrigger",
-            "jsonPointers": ["/metadata/annotations/triggers.dev~1run-now"],
+            "jsonPointers": [
+                "/metadata/annotations/triggers.dev~1run-now",
+                "/metadata/annotations/triggers.dev~1run-now-payload",
+                "/metadata/annotations/triggers.dev~1resume",
+                "/metadata/annotations/triggers.dev~1backfill",
+            ],
         }
     ]
     assert "RespectIgnoreDifferences=true" in triggers["spec"]["syncPolicy"]["syncOptions"]

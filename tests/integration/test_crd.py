@@ -36,7 +36,7 @@ def _rejection(triggers: Triggers, body: dict[str, Any]) -> str:
         ({"schedules": []}, "spec.schedules"),
         ({"schedules": ["0 9 * * *"] * 17}, "spec.schedules"),
         ({"schedule": "*/5 * * * *", "catchUp": "Sometimes"}, "spec.catchUp"),
-        ({"schedule": "*/5 * * * *", "concurrencyPolicy": "Queue"}, "spec.concurrencyPolicy"),
+        ({"schedule": "*/5 * * * *", "concurrencyPolicy": "Buffer"}, "spec.concurrencyPolicy"),
         (
             {"schedule": "*/5 * * * *", "startingDeadlineSeconds": -1},
             "spec.startingDeadlineSeconds",
@@ -48,6 +48,10 @@ def _rejection(triggers: Triggers, body: dict[str, Any]) -> str:
         (
             {"schedule": "*/5 * * * *", "daylightSaving": {"repeatedTimes": "Thrice"}},
             "spec.daylightSaving.repeatedTimes",
+        ),
+        (
+            {"schedule": "*/5 * * * *", "failurePolicy": {"suspendAfterConsecutiveFailures": 0}},
+            "spec.failurePolicy.suspendAfterConsecutiveFailures",
         ),
     ],
     ids=[
@@ -65,6 +69,7 @@ def _rejection(triggers: Triggers, body: dict[str, Any]) -> str:
         "runAt-not-a-date",
         "runAt-without-offset",
         "repeatedTimes-enum",
+        "zero-suspendAfterConsecutiveFailures",
     ],
 )
 def test_admission_rejects_what_the_schema_can_see(

@@ -132,6 +132,7 @@ def test_history_as_json_carries_every_field_for_scripts(ledger: str) -> None:
         "durationSeconds": 3725.0,
         "leader": None,
         "revision": None,
+        "payload": None,
     }
 
 
@@ -177,9 +178,9 @@ def test_migrate_upgrades_a_new_database_once(ledger_url: str) -> None:
     env = {"TRIGGER_OPERATOR_DATABASE_URL": ledger_url}
     first = CliRunner().invoke(main, ["migrate"], env=env)
     assert first.exit_code == 0, first.output
-    assert "migrated from revision none to 0002" in first.stdout
+    assert "migrated from revision none to 0003" in first.stdout
     again = CliRunner().invoke(main, ["migrate"], env=env)
-    assert again.exit_code == 0 and "up to date (revision 0002)" in again.stdout
+    assert again.exit_code == 0 and "up to date (revision 0003)" in again.stdout
 
 
 @pytest.mark.postgres

@@ -66,6 +66,9 @@ def test_downgrade_to_base_removes_every_ledger_table_and_upgrade_restores_them(
 def test_each_revision_downgrades_on_its_own(empty: Engine) -> None:
     upgrade(empty)
     downgrade(empty, "-1")
+    assert "payload" not in {column["name"] for column in inspect(empty).get_columns("runs")}
+    assert "leadership_changes" in inspect(empty).get_table_names()
+    downgrade(empty, "-1")
     assert "leadership_changes" not in inspect(empty).get_table_names()
     assert "runs" in inspect(empty).get_table_names()
     downgrade(empty, "-1")

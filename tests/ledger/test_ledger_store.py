@@ -259,3 +259,51 @@ def test_a_run_that_completed_as_it_was_replaced_ends_succeeded_without_the_reas
     row = store.run(ref.key)
     assert row is not None
     assert (row.status, row.reason, row.message) == (LedgerStatus.SUCCEEDED, None, None)
+
+
+def test_a_backfilled_run_of_a_missed_time_takes_its_row_over(store: LedgerStore) -> None:
+    missed = run_ref()
+    backfilled = RunRef.scheduled(
+        namespace=missed.namespace,
+        trigger_name=missed.trigger_name,
+        trigger_uid=missed.trigger_uid,
+        scheduled_for=missed.scheduled_for,
+        kind=RunKind.BACKFILL,
+        job_name="nightly-0",
+    )
+    store.write([rec(missed, LedgerStatus.MISSED, 0, reason="Missed")])
+    store.write([rec(backfilled, LedgerStatus.PENDING, 1, leader_identity="pod-b")])
+
+    row = store.run(missed.key)
+    assert row is not None
+    assert (row.status, row.kind, row.reason) == (LedgerStatus.PENDING, RunKind.BACKFILL, None)
+    store.write([rec(backfilled, LedgerStatus.FAILED, 2, reason="BackoffLimitExceeded")])
+    store.write([rec(missed, LedgerStatus.MISSED, 3, reason="Missed")])  # a late replay
+    row = store.run(missed.key)
+    assert row is not None
+    assert (row.status, row.kind, row.reason) == (
+        LedgerStatus.FAILED,
+        RunKind.BACKFILL,
+        "BackoffLimitExceeded",
+    )
+    assert [
+        (known.status, known.kind)
+        for known in store.scheduled_runs(UID, since=START, until=START + timedelta(hours=1))
+    ] == [(LedgerStatus.FAILED, RunKind.BACKFILL)]
+
+
+def test_a_backfill_never_takes_over_a_time_that_ran(store: LedgerStore) -> None:
+    ran = run_ref()
+    store.write([rec(ran, LedgerStatus.SUCCEEDED, 0)])
+    again = RunRef.scheduled(
+        namespace=ran.namespace,
+        trigger_name=ran.trigger_name,
+        trigger_uid=ran.trigger_uid,
+        scheduled_for=ran.scheduled_for,
+        kind=RunKind.BACKFILL,
+    )
+    store.write([rec(again, LedgerStatus.FAILED, 1)])
+
+    row = store.run(ran.key)
+    assert row is not None
+    assert (row.status, row.kind) == (LedgerStatus.SUCCEEDED, RunKind.SCHEDULED)

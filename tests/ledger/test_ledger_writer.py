@@ -313,3 +313,20 @@ def test_during_a_long_outage_the_oldest_records_are_dropped_and_outcomes_still_
     finally:
         writer.stop(10)
         engine.dispose()
+
+
+def test_open_ledger_answers_what_it_holds_of_a_triggers_scheduled_times(
+    ledger_url: str, clock: FakeClock, registry: CollectorRegistry
+) -> None:
+    settings = Settings(database_url=ledger_url, migrate_on_start=True)
+    writer = open_ledger(settings, clock=clock, registry=registry)
+    try:
+        writer.record_missed(run_ref(0), reason="Missed")
+        ref = run_ref(0)
+        # known_runs waits for what was queued before it: the missed row is there.
+        [known] = writer.known_runs(
+            ref.trigger_uid, since=ref.scheduled_for, until=ref.scheduled_for, timeout=30
+        )
+        assert (known.scheduled_for, known.status) == (ref.scheduled_for, LedgerStatus.MISSED)
+    finally:
+        assert writer.stop(10) == 0

@@ -99,6 +99,7 @@ def run_to_json(run: Run, *, now: datetime) -> dict[str, Any]:
         "durationSeconds": duration_seconds(run, now=now),
         "leader": run.leader_identity,
         "revision": run.leader_revision,
+        "payload": None if run.payload is None else json.loads(run.payload),
     }
 
 

@@ -56,6 +56,10 @@ class ObservedJob:
     resource_version: str = ""
     # metadata.finalizers, in order (see `jobs.builder.FINALIZER_RUN_RECORD`).
     finalizers: tuple[str, ...] = ()
+    # A manual run's TRIGGER_PAYLOAD as its Job hands it over (JSON text), for the ledger.
+    # Kept for manual runs only: a scheduled run's is the spec's, and the cache holds every
+    # Job of every trigger.
+    payload: str | None = None
 
     @property
     def held(self) -> bool:
@@ -122,7 +126,18 @@ def observe_job(job: dict[str, Any]) -> ObservedJob:
         revision=_revision(annotations.get(ANNOTATION_REVISION)),
         resource_version=str(metadata.get("resourceVersion", "")),
         finalizers=tuple(str(f) for f in metadata.get("finalizers") or ()),
+        payload=_payload(job) if annotations.get(ANNOTATION_RUN_NOW) else None,
     )
+
+
+def _payload(job: dict[str, Any]) -> str | None:
+    """TRIGGER_PAYLOAD of the Job's first container that has it (the builder sets it on all)."""
+    pod = ((job.get("spec") or {}).get("template") or {}).get("spec") or {}
+    for container in pod.get("containers") or []:
+        for item in container.get("env") or []:
+            if item.get("name") == "TRIGGER_PAYLOAD" and "value" in item:
+                return str(item["value"])
+    return None
 
 
 def _revision(value: Any) -> int | None:

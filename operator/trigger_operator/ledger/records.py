@@ -66,16 +66,30 @@ not to start, a run), and a Job that then completed shows that the run did run t
 and the first of them stays."""
 
 
-def moves_forward(current: LedgerStatus, new: LedgerStatus) -> bool:
+def moves_forward(
+    current: LedgerStatus, new: LedgerStatus, *, new_kind: RunKind | None = None
+) -> bool:
     """Whether a run in `current` may change to `new`.
 
     Only to a strictly later rank: a replayed or late `pending` never undoes `running`, and
     the first final status wins (`succeeded` never becomes `failed`, nor the reverse) —
-    except that `succeeded` replaces a decision recorded before it (`OUTRUN_BY_SUCCESS`).
+    except that `succeeded` replaces a decision recorded before it (`OUTRUN_BY_SUCCESS`),
+    and that a backfill's run of a `missed` time starts that time's row afresh (`revives`).
     """
     if new is LedgerStatus.SUCCEEDED and current in OUTRUN_BY_SUCCESS:
         return True
+    if revives(current, new_kind):
+        return True
     return STATUS_RANK[new] > STATUS_RANK[current]
+
+
+def revives(current: LedgerStatus, new_kind: RunKind | None) -> bool:
+    """Whether a record of kind `new_kind` replaces a row in `current`, whatever its status.
+
+    A `missed` time that a backfill starts did run after all: its row becomes the run's
+    (status, reason and kind `backfill`), one row per scheduled time as ever.
+    """
+    return current is LedgerStatus.MISSED and new_kind is RunKind.BACKFILL
 
 
 def next_status(current: LedgerStatus, new: LedgerStatus) -> LedgerStatus:
@@ -223,6 +237,8 @@ class RunRecord:
     leader_identity: str | None = None
     leader_revision: int | None = None
     observed_at: datetime | None = None
+    payload: str | None = None
+    """The TRIGGER_PAYLOAD the run was given (JSON text); recorded for manual runs."""
 
     def __post_init__(self) -> None:
         if self.attempts < 0:
@@ -245,3 +261,12 @@ class LeadershipRecord:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "at", _utc(self.at, "at"))
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class KnownRun:
+    """What the ledger holds about one scheduled time (for a backfill's plan)."""
+
+    scheduled_for: datetime
+    status: LedgerStatus
+    kind: RunKind

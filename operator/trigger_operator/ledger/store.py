@@ -8,8 +8,8 @@ SQLite and PostgreSQL, whose update applies the rule of `records.moves_forward` 
 - the status changes only to a later rank, so replays and late or reordered writes never
   move a run back, and the first final status wins;
 - reason and message come with an accepted status (equal or later), and otherwise stay;
-- identity fields (kind, job name and uid, leader), and started/finished times, keep their
-  first value and are only filled in when still empty;
+- identity fields (kind, job name and uid, leader, payload), and started/finished times,
+  keep their first value and are only filled in when still empty;
 - attempts only grow; `updated_at` is the time of the latest observation.
 So writing the same records again, in any order, leaves the same rows.
 """
@@ -42,8 +42,10 @@ from trigger_operator.ledger.migrate import upgrade
 from trigger_operator.ledger.records import (
     OUTRUN_BY_SUCCESS,
     STATUS_RANK,
+    KnownRun,
     LeadershipRecord,
     LedgerStatus,
+    RunKind,
     RunRecord,
 )
 from trigger_operator.ledger.tables import Base, LeadershipChange, Run
@@ -146,6 +148,22 @@ class LedgerStore:
         with Session(self.engine, expire_on_commit=False) as session:
             return list(session.scalars(statement))
 
+    def scheduled_runs(
+        self, trigger_uid: str, *, since: datetime, until: datetime
+    ) -> list[KnownRun]:
+        """What the ledger holds of the trigger's scheduled times in [since, until]."""
+        statement = (
+            select(Run.scheduled_for, Run.status, Run.kind)
+            .where(Run.trigger_uid == trigger_uid)
+            .where(Run.kind != RunKind.MANUAL)
+            .where(Run.scheduled_for >= since, Run.scheduled_for <= until)
+        )
+        with Session(self.engine) as session:
+            return [
+                KnownRun(scheduled_for=row[0], status=row[1], kind=row[2])
+                for row in session.execute(statement)
+            ]
+
     def count_runs(self) -> int:
         """How many runs the ledger holds."""
         with self.engine.connect() as connection:
@@ -212,6 +230,7 @@ def _run_params(record: RunRecord) -> dict[str, Any]:
         "attempts": record.attempts,
         "leader_identity": record.leader_identity,
         "leader_revision": record.leader_revision,
+        "payload": record.payload,
     }
 
 
@@ -252,6 +271,12 @@ def _upsert_statement(dialect: str) -> Insert:
         new.status == literal_column(f"'{LedgerStatus.SUCCEEDED.value}'"),
         old.status.in_([literal_column(f"'{s.value}'") for s in sorted(OUTRUN_BY_SUCCESS)]),
     )
+    # records.revives: a backfill's run of a missed time takes the row over.
+    revived = and_(
+        old.status == literal_column(f"'{LedgerStatus.MISSED.value}'"),
+        new.kind == literal_column(f"'{RunKind.BACKFILL.value}'"),
+    )
+    outrun = or_(outrun, revived)
     advances = or_(_rank(new.status) > _rank(old.status), outrun)
     accepted = or_(advances, new.status == old.status)
 
@@ -270,12 +295,14 @@ def _upsert_statement(dialect: str) -> Insert:
         index_elements=[old.key],
         set_={
             "status": case((advances, new.status), else_=old.status),
+            "kind": case((revived, new.kind), else_=old.kind),
             "reason": with_status("reason"),
             "message": with_status("message"),
             "job_name": first("job_name"),
             "job_uid": first("job_uid"),
             "leader_identity": first("leader_identity"),
             "leader_revision": first("leader_revision"),
+            "payload": first("payload"),
             "started_at": first("started_at"),
             "finished_at": first("finished_at"),
             "attempts": case((new.attempts > old.attempts, new.attempts), else_=old.attempts),

@@ -120,6 +120,8 @@ class Run(Base):
     attempts: Mapped[int] = mapped_column(Integer(), default=0, server_default="0")
     leader_identity: Mapped[str | None] = mapped_column(String(253))
     leader_revision: Mapped[int | None] = mapped_column(Integer())
+    # What the run got as TRIGGER_PAYLOAD (JSON text), for manual runs.
+    payload: Mapped[str | None] = mapped_column(Text())
 
     __table_args__ = (
         # The latest runs of one trigger: `history NAME -n NS`.

@@ -42,13 +42,14 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from itertools import islice
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
 
 from trigger_operator.clock import Clock
 from trigger_operator.ledger.records import (
     FINAL_STATUSES,
+    KnownRun,
     LeadershipEvent,
     LeadershipRecord,
     LedgerStatus,
@@ -82,6 +83,19 @@ class LedgerSink(Protocol):
     def migrate(self) -> None: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class RunLookup(Protocol):
+    """A store that can say what it holds of a trigger's scheduled times (`LedgerStore`)."""
+
+    def scheduled_runs(
+        self, trigger_uid: str, *, since: datetime, until: datetime
+    ) -> list[KnownRun]: ...
+
+
+class LedgerUnreadable(Exception):
+    """The ledger cannot be read now; the message says why."""
 
 
 class LedgerMetrics:
@@ -347,6 +361,26 @@ class LedgerWriter:
         self._thread = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
         self._thread.start()
 
+    def known_runs(
+        self, trigger_uid: str, *, since: datetime, until: datetime, timeout: float = 10.0
+    ) -> list[KnownRun]:
+        """What the ledger holds of a trigger's scheduled times in [since, until]. Blocks.
+
+        Waits first for the records queued before the call, so a time skipped a moment
+        ago is known. Raises LedgerUnreadable while the database cannot be read.
+        """
+        if not isinstance(self.store, RunLookup):
+            raise LedgerUnreadable("this ledger's store cannot be read")
+        if not self.flush(timeout):
+            raise LedgerUnreadable("the ledger's queued records are not written yet")
+        from sqlalchemy.exc import SQLAlchemyError  # loaded with the store, off start-up
+
+        try:
+            return self.store.scheduled_runs(trigger_uid, since=since, until=until)
+        except SQLAlchemyError as error:
+            reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+            raise LedgerUnreadable(f"cannot read the ledger: {reason}") from error
+
     def flush(self, timeout: float) -> bool:
         """Wait until every record queued before this call is written or dropped.
 
@@ -586,6 +620,11 @@ class StoreOnFirstUse:
 
     def prune(self, *, older_than: datetime) -> PruneResult:
         return self._get().prune(older_than=older_than)
+
+    def scheduled_runs(
+        self, trigger_uid: str, *, since: datetime, until: datetime
+    ) -> list[KnownRun]:
+        return self._get().scheduled_runs(trigger_uid, since=since, until=until)
 
     def migrate(self) -> None:
         self._get().migrate()

@@ -6,8 +6,10 @@ from enum import StrEnum
 
 
 class RunKind(StrEnum):
-    """How a run came to be: on time, caught up after downtime, or asked for (run-now)."""
+    """How a run came to be: on time, caught up after downtime, asked for (run-now), or
+    started by a backfill of a range (under its scheduled time's name and key)."""
 
     SCHEDULED = "scheduled"
     CATCH_UP = "catch-up"
     MANUAL = "manual"
+    BACKFILL = "backfill"

@@ -26,6 +26,7 @@ class ConcurrencyPolicy(StrEnum):
     ALLOW = "Allow"
     FORBID = "Forbid"
     REPLACE = "Replace"
+    QUEUE = "Queue"
 
 
 class CatchUp(StrEnum):
@@ -92,6 +93,17 @@ class JobTemplate(ResourceModel):
 SCHEDULES_MAX = 16
 
 
+class FailurePolicy(ResourceModel):
+    """What to do about runs that keep failing."""
+
+    suspend_after_consecutive_failures: int | None = Field(default=None, ge=1, le=1000)
+    """Stop starting runs after this many runs in a row have failed: Ready=False, reason
+    SuspendedAfterFailures, nextRunAt null; the spec is left as it is. A new value of the
+    triggers.dev/resume annotation (`trigger-operator resume`) or any edit of the spec
+    resumes; times that passed meanwhile are not run. A successful run resets the count.
+    Unset: never suspend."""
+
+
 class TriggerSpec(ResourceModel):
     """What the trigger runs and when."""
 
@@ -140,7 +152,9 @@ class TriggerSpec(ResourceModel):
 
     concurrency_policy: ConcurrencyPolicy = ConcurrencyPolicy.ALLOW
     """When a run is due while earlier runs are active. Allow (default): start it too.
-    Forbid: skip this time. Replace: delete the active runs, then start it."""
+    Forbid: skip this time. Replace: delete the active runs, then start it. Queue: hold
+    this time (at most one; a newer one replaces it, recorded skipped as Superseded) and
+    start it when the active runs have finished."""
 
     starting_deadline_seconds: int | None = Field(default=None, ge=0)
     """A run not started within this many seconds after its time (plus jitter) is missed
@@ -169,6 +183,9 @@ class TriggerSpec(ResourceModel):
     sees it: never put a secret here; reference a Secret from the jobTemplate's containers
     (env valueFrom secretKeyRef) instead."""
 
+    failure_policy: FailurePolicy | None = None
+    """What to do about runs that keep failing (suspendAfterConsecutiveFailures)."""
+
     successful_runs_history_limit: int = Field(default=3, ge=0)
     """How many finished successful Jobs to keep in the cluster; the run ledger keeps all."""
 
@@ -184,13 +201,7 @@ class TriggerSpec(ResourceModel):
         # Beyond this a payload is not a parameter but data: as one environment variable
         # of every container it would meet the kernel's 128 KiB limit on one variable,
         # and, copied into each container of the Job, the API server's object size limit.
-        if payload is None:
-            return payload
-        if _depth(payload) > PAYLOAD_MAX_DEPTH:
-            raise ValueError(f"more than {PAYLOAD_MAX_DEPTH} levels of nesting")
-        size = len(payload_json(payload).encode())
-        if size > PAYLOAD_MAX_BYTES:
-            raise ValueError(f"{size} bytes as JSON, more than {PAYLOAD_MAX_BYTES}")
+        check_payload(payload)
         return payload
 
     @model_validator(mode="after")
@@ -204,6 +215,20 @@ class TriggerSpec(ResourceModel):
 EXACTLY_ONE_MESSAGE = "spec: exactly one of schedule, schedules and runAt must be set"
 PAYLOAD_MAX_BYTES = 32_768
 PAYLOAD_MAX_DEPTH = 32
+
+
+def check_payload(payload: JsonValue) -> None:
+    """Raise ValueError, saying why, when `payload` is beyond the bounds of a run's payload.
+
+    The same bounds hold for `spec.payload` and for a run-now's own payload.
+    """
+    if payload is None:
+        return
+    if _depth(payload) > PAYLOAD_MAX_DEPTH:
+        raise ValueError(f"more than {PAYLOAD_MAX_DEPTH} levels of nesting")
+    size = len(payload_json(payload).encode())
+    if size > PAYLOAD_MAX_BYTES:
+        raise ValueError(f"{size} bytes as JSON, more than {PAYLOAD_MAX_BYTES}")
 
 
 def payload_json(payload: JsonValue) -> str:

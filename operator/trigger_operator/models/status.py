@@ -85,7 +85,10 @@ class RunNowRecord(ResourceModel):
     """The annotation value; the same value never starts a second run."""
 
     handled_at: Instant
-    """When the operator started the run for it."""
+    """When the operator started the run for it (or refused it)."""
+
+    refused: str | None = None
+    """Why no run was started for it (its payload annotation could not be used)."""
 
 
 class NotStarted(ResourceModel):
@@ -95,7 +98,7 @@ class NotStarted(ResourceModel):
     """The scheduled time."""
 
     reason: str
-    """Why it did not run: Missed, ConcurrencyForbid, or Excluded."""
+    """Why it did not run: Missed, ConcurrencyForbid, Excluded, or Superseded (Queue)."""
 
     kind: Literal["scheduled", "catch-up"] = "scheduled"
     """The kind of run it would have been."""
@@ -103,6 +106,99 @@ class NotStarted(ResourceModel):
     excluded_by: str | None = Field(default=None, max_length=300, exclude_if=lambda v: v is None)
     """For Excluded: the calendar that excluded it (ScheduleCalendar NAME, or
     spec.exclude)."""
+
+
+class FailureStreak(ResourceModel):
+    """Consecutive failed runs, and a suspension after too many (spec.failurePolicy)."""
+
+    consecutive: int = Field(default=0, ge=0)
+    """Failed runs in a row, counted in the order they finished; a success resets it."""
+
+    counted_through: Instant | None = None
+    """When the newest run counted finished: runs that finish later are counted next."""
+
+    counted_at_through: list[str] = Field(default_factory=list, max_length=100)
+    """The runs counted that finished at countedThrough itself (to count each once)."""
+
+    suspended_at: Instant | None = None
+    """When the count reached suspendAfterConsecutiveFailures; null while not suspended."""
+
+    suspended_generation: int | None = None
+    """The metadata.generation when suspended: any spec edit after it resumes."""
+
+    resumed: str | None = None
+    """The last value of the triggers.dev/resume annotation handled."""
+
+
+class QueuedRun(ResourceModel):
+    """A due time held by concurrencyPolicy Queue until the active runs finish."""
+
+    scheduled_for: Instant
+    """The scheduled time held."""
+
+    kind: str
+    """How it came to be due: scheduled or catch-up."""
+
+    held_at: Instant
+    """When it was held."""
+
+
+class BackfillPhase(StrEnum):
+    """Where a backfill stands."""
+
+    RUNNING = "Running"
+    COMPLETE = "Complete"
+    INVALID = "Invalid"
+
+
+class BackfillStatus(ResourceModel):
+    """The progress of the last backfill asked for (the triggers.dev/backfill annotation)."""
+
+    id: str
+    """The request's id; a new id is a new backfill."""
+
+    phase: BackfillPhase
+    """Running, Complete, or Invalid (the request could not be read or planned)."""
+
+    start: Instant | None = Field(default=None, alias="from")
+    """The first instant of the range."""
+
+    end: Instant | None = Field(default=None, alias="to")
+    """The last instant of the range (inclusive)."""
+
+    planned: int = Field(default=0, ge=0)
+    """How many times the backfill starts."""
+
+    left: int = Field(default=0, ge=0)
+    """How many times in the range it leaves as they are (already run, skipped, beyond
+    maxRuns); `leftByReason` counts them by reason."""
+
+    left_by_reason: dict[str, int] = Field(default_factory=dict)
+    """The times left, by reason: AlreadyRan, Skipped, MaxRuns."""
+
+    started: int = Field(default=0, ge=0)
+    """How many runs it has started so far."""
+
+    succeeded: int = Field(default=0, ge=0)
+    """How many of its runs succeeded."""
+
+    failed: int = Field(default=0, ge=0)
+    """How many of its runs failed."""
+
+    cancelled: int = Field(default=0, ge=0)
+    """How many of its runs were deleted before they finished."""
+
+    concurrency: int = Field(default=1, ge=1)
+    """How many of its runs may be active at once."""
+
+    pending: list[Instant] = Field(default_factory=list, max_length=1000)
+    """The times still to start, oldest first."""
+
+    active: list[str] = Field(default_factory=list, max_length=100)
+    """Its runs that have started and not yet finished (Job names)."""
+
+    message: str = ""
+    """What it did, or why it could not."""
 
 
 class TriggerStatus(ResourceModel):
@@ -178,6 +274,16 @@ class TriggerStatus(ResourceModel):
     the cursor that passes them, so that their ledger rows (skipped, missed) can be
     written again by any leader after a crash that lost them."""
 
+    queued: QueuedRun | None = None
+    """concurrencyPolicy Queue: the due time held while a run is active; null when none."""
+
+    backfill: BackfillStatus | None = None
+    """The last backfill asked for, and how far it has come."""
+
+    failures: FailureStreak | None = None
+    """Consecutive failed runs and the suspension they caused; only while
+    spec.failurePolicy asks for suspension."""
+
     @computed_field  # type: ignore[prop-decorator]
     @property
     def active_count(self) -> int:
@@ -195,7 +301,10 @@ class TriggerStatus(ResourceModel):
         records = sorted([*self.not_started, *passed], key=lambda record: record.scheduled_for)
         return self.model_copy(update={"not_started": records[-NOT_STARTED_HISTORY_LIMIT:]})
 
-    def with_run_now(self, value: str, *, handled_at: datetime) -> TriggerStatus:
+    def with_run_now(
+        self, value: str, *, handled_at: datetime, refused: str | None = None
+    ) -> TriggerStatus:
         """A copy that remembers `value`, forgetting the oldest beyond the limit."""
-        records = [*self.run_now, RunNowRecord(value=value, handled_at=handled_at)]
+        record = RunNowRecord(value=value, handled_at=handled_at, refused=refused)
+        records = [*self.run_now, record]
         return self.model_copy(update={"run_now": records[-RUN_NOW_HISTORY_LIMIT:]})

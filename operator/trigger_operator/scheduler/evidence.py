@@ -64,7 +64,7 @@ def run_ref(job: ObservedJob) -> RunRef | None:
             requested_at=job.scheduled_for,
             job_name=job.name,
         )
-    kind = RunKind.CATCH_UP if job.kind == RunKind.CATCH_UP else RunKind.SCHEDULED
+    kind = job.kind if job.kind in (RunKind.CATCH_UP, RunKind.BACKFILL) else RunKind.SCHEDULED
     return RunRef.scheduled(
         namespace=job.namespace,
         trigger_name=job.trigger_name,
@@ -102,6 +102,7 @@ def job_record(job: ObservedJob) -> RunRecord | None:
         attempts=attempts_for(status, failed_pods=job.failed_pods),
         leader_identity=job.leader,
         leader_revision=job.revision,
+        payload=job.payload,
     )
 
 

@@ -27,10 +27,12 @@ class StatusPublisher:
         self, entry: TriggerEntry, old: TriggerStatus, new: TriggerStatus
     ) -> None:
         """Patch `new` over `old` when they differ; the entry then holds the result."""
-        before = old.model_dump(mode="json", exclude_none=True)
-        after = new.model_dump(mode="json")
-        if before == {k: v for k, v in after.items() if v is not None}:
+        # Unset and null are the same to a reader (and to a merge patch), at any depth.
+        if old.model_dump(mode="json", exclude_none=True) == new.model_dump(
+            mode="json", exclude_none=True
+        ):
             return
+        after = new.model_dump(mode="json")
         require_leader(self.gate)
         updated = await self.gateway.patch_trigger_status(
             entry.namespace,

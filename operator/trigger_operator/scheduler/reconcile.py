@@ -6,11 +6,12 @@
    a decision depends on them); the ledger learns them once per leadership.
 3. Plan (`schedule.planner`): which scheduled times start now, with their kinds, and
    which are missed; a time that already has a Job is a run, not a miss.
-4. Apply concurrencyPolicy, then create each Job (`runs`). Its name is derived from
+4. Apply concurrencyPolicy (Queue: `queue`), then create each Job (`runs`). Its name is derived from
    (uid, time), so AlreadyExists for our own Job means "already done": the run is
    started first and the cursor advanced second, and a crash between the two loses
    nothing.
-5. Start a run for a new value of the run-now annotation.
+5. Start a run for a new value of the run-now annotation (`manual`), and a backfill's
+   next times (`backfill`).
 6. Patch status (`status`, `publish`) with a resourceVersion precondition: a stale
    writer gets 409 and re-reads instead of moving the cursor back. The times passed
    without a run go into the same patch (`status.notStarted`), and only then reach the
@@ -37,7 +38,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from trigger_operator.clock import Clock
-from trigger_operator.jobs.builder import ANNOTATION_RUN_NOW, TriggerRef, scheduled_job_name
+from trigger_operator.jobs.builder import TriggerRef, scheduled_job_name
 from trigger_operator.jobs.state import ObservedJob
 from trigger_operator.kube.gateway import (
     ApiUnavailable,
@@ -51,7 +52,12 @@ from trigger_operator.metrics import TriggerState
 from trigger_operator.models.instants import parse_api_time
 from trigger_operator.models.runs import RunKind
 from trigger_operator.models.spec import ConcurrencyPolicy, TriggerSpec
-from trigger_operator.models.status import NOT_STARTED_HISTORY_LIMIT, NotStarted, TriggerStatus
+from trigger_operator.models.status import (
+    NOT_STARTED_HISTORY_LIMIT,
+    NotStarted,
+    QueuedRun,
+    TriggerStatus,
+)
 from trigger_operator.schedule.calendars import NO_EXCLUSIONS, ExclusionSet
 from trigger_operator.schedule.errors import ScheduleError
 from trigger_operator.schedule.jitter import jitter_for
@@ -61,12 +67,16 @@ from trigger_operator.schedule.progress import (
     progress_from_status,
     schedule_fingerprint,
 )
+from trigger_operator.scheduler.backfill import Backfiller
 from trigger_operator.scheduler.cache import TriggerEntry, compact
 from trigger_operator.scheduler.calendars import CalendarStore
 from trigger_operator.scheduler.evidence import EXCLUDED_REASON, FORBID_REASON, MISSED_REASON
+from trigger_operator.scheduler.failures import FailureCheck, FailureGuard
 from trigger_operator.scheduler.gate import Gate, NotLeading
+from trigger_operator.scheduler.manual import ManualRuns
 from trigger_operator.scheduler.ports import SchedulerGateway
 from trigger_operator.scheduler.publish import StatusPublisher
+from trigger_operator.scheduler.queue import SUPERSEDED_REASON, hold, queued_kind
 from trigger_operator.scheduler.recorder import RunRecorder, ref_context
 from trigger_operator.scheduler.runs import RunDispatcher
 from trigger_operator.scheduler.status import (
@@ -104,6 +114,8 @@ class _Pass:
     exclusions: ExclusionSet = NO_EXCLUSIONS
     outcome: Plan = field(default_factory=Plan)
     skipped: list[tuple[datetime, RunKind, list[ObservedJob]]] = field(default_factory=list)
+    failures: FailureCheck | None = None
+    superseded: list[tuple[QueuedRun, datetime]] = field(default_factory=list)
 
     @property
     def ref(self) -> TriggerRef:
@@ -138,6 +150,9 @@ class Reconciler:
             gateway=gateway, gate=gate, clock=clock, publisher=publisher, calendars=self.calendars
         )
         self.runs = RunDispatcher(gateway=gateway, gate=gate, recorder=recorder, crash_at=crash_at)
+        self.manual = ManualRuns(runs=self.runs, publisher=publisher)
+        self.failures = FailureGuard(publisher=publisher, recorder=recorder)
+        self.backfill = Backfiller(runs=self.runs, publisher=publisher, recorder=recorder)
 
     async def reconcile(self, entry: TriggerEntry) -> datetime | None:
         """One pass; the domain errors of the API become a time to look again."""
@@ -185,20 +200,27 @@ class Reconciler:
         work = _Pass(entry=entry, spec=spec, status=status, now=now, jobs=dict(entry.jobs))
         # 2. and 3. Rebuild from the world, plan.
         self.recorder.sync_once(entry, status)
+        work.failures = self.failures.check(entry, spec, work.status, work.jobs, now=now)
+        work.status = work.failures.status
         await self._plan(work)
-        # 4. Concurrency policy, then create.
+        # 4. Concurrency policy, then create; first a time Queue held, once nothing runs.
+        await self._start_queued(work)
         for run in work.outcome.starts:
             await self._start_scheduled(work, run.scheduled_for, run.kind)
-        # 5. Run now.
+        # 5. Run now, and the times of a backfill.
         await self._run_now(work)
+        work.status, retry_at = await self.backfill.advance(
+            entry, spec, work.status, work.jobs, now=now, exclusions=work.exclusions
+        )
         # 6. Status, then what was not started.
         await self._publish(work)
         entry.reported_problem = entry.backoff = None  # a whole pass went through
         # 7. History.
         await self.runs.prune(entry, spec, work.jobs)
+        due = min((t for t in (work.outcome.next_due, retry_at) if t is not None), default=None)
         if await self.runs.release_handled(entry, work.jobs, work.status):
-            return _earliest(work.outcome.next_due, now + SETTLE_RETRY)
-        return work.outcome.next_due
+            return _earliest(due, now + SETTLE_RETRY)
+        return due
 
     async def _plan(self, work: _Pass) -> None:
         """Plan; list the Jobs first when a decision depends on them."""
@@ -235,6 +257,9 @@ class Reconciler:
 
     def _plan_with(self, work: _Pass) -> Plan:
         assert work.progress is not None
+        if work.failures is not None and work.failures.halted is not None:
+            # Suspended after failures: as spec.suspend, nothing is planned.
+            return Plan(cursor=work.progress.cursor, completed=work.progress.completed)
         existing = {
             job.scheduled_for
             for job in work.jobs.values()
@@ -267,6 +292,12 @@ class Reconciler:
         if active and policy is ConcurrencyPolicy.FORBID:
             work.skipped.append((scheduled_for, kind, active))
             return
+        if active and policy is ConcurrencyPolicy.QUEUE:
+            held = hold(work.status, scheduled_for, kind, now=work.now)
+            work.status = held.status
+            if held.superseded is not None:
+                work.superseded.append((held.superseded, scheduled_for))
+            return
         if active and policy is ConcurrencyPolicy.REPLACE:
             await self.runs.replace(work.ref, active, work.jobs)
         job = await self.runs.start(
@@ -274,16 +305,32 @@ class Reconciler:
         )
         _created_here(work, job)
 
+    async def _start_queued(self, work: _Pass) -> None:
+        """Start the time concurrencyPolicy Queue held, when no run is active any more."""
+        queued = work.status.queued
+        if queued is None:
+            return
+        name = scheduled_job_name(work.ref, queued.scheduled_for)
+        if name not in work.jobs:
+            await self.runs.refresh(work.entry, work.jobs)  # decide on the API's view
+        if name not in work.jobs:
+            if active_runs(work.jobs.values()):
+                return
+            job = await self.runs.start(
+                work.ref,
+                work.spec,
+                queued.scheduled_for,
+                queued_kind(queued),
+                due=queued.scheduled_for + work.jitter,
+            )
+            _created_here(work, job)
+        work.status = work.status.model_copy(update={"queued": None})
+
     async def _run_now(self, work: _Pass) -> None:
         """Start one run for a run-now value that status has not seen handled."""
-        value = (work.entry.body["metadata"].get("annotations") or {}).get(ANNOTATION_RUN_NOW)
-        if not value or work.status.handled_run_now(value):
-            return
-        job = await self.runs.start(
-            work.ref, work.spec, work.now, RunKind.MANUAL, due=None, run_now=value
+        work.status = await self.manual.run_now(
+            work.entry, work.spec, work.status, work.jobs, now=work.now
         )
-        _created_here(work, job)
-        work.status = work.status.with_run_now(value, handled_at=work.now)
 
     async def _publish(self, work: _Pass) -> None:
         """Write the new status; then the times not started go to the ledger."""
@@ -296,13 +343,23 @@ class Reconciler:
             jobs=work.jobs,
             generation=work.entry.generation,
             now=work.now,
+            halted=work.failures.halted if work.failures else None,
         ).with_not_started(_not_started(work))
-        await self.publisher.write_status(work.entry, work.status, new_status)
+        # Against the status as read: the pass may have changed work.status already
+        # (a refused run-now value, the failure count) without anything else changing.
+        await self.publisher.write_status(work.entry, status_of(work.entry.body), new_status)
         work.status = new_status
+        if work.failures is not None:
+            await self.failures.report(work.entry, work.failures, now=work.now)
         for scheduled_for, kind, active in work.skipped:
             self.recorder.skipped(work.ref, scheduled_for, kind, active)
+        for queued, newer in work.superseded:
+            self.recorder.superseded(work.ref, queued.scheduled_for, queued_kind(queued), by=newer)
         self.recorder.missed(work.ref, work.outcome)
-        self.recorder.set_state(work.entry.uid, trigger_state(work.spec, work.outcome))
+        halted = work.failures is not None and work.failures.halted is not None
+        self.recorder.set_state(
+            work.entry.uid, trigger_state(work.spec, work.outcome, halted=halted)
+        )
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -418,6 +475,16 @@ def _not_started(work: _Pass) -> list[NotStarted]:
     passed += [
         NotStarted(scheduled_for=scheduled_for, reason=EXCLUDED_REASON, excluded_by=source)
         for scheduled_for, source in work.outcome.excluded[-NOT_STARTED_HISTORY_LIMIT:]
+    ]
+    passed += [
+        NotStarted.model_validate(
+            {
+                "scheduledFor": queued.scheduled_for,
+                "reason": SUPERSEDED_REASON,
+                "kind": queued_kind(queued).value,
+            }
+        )
+        for queued, _ in work.superseded
     ]
     return passed
 

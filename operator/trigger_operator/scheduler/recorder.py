@@ -42,6 +42,7 @@ from trigger_operator.scheduler.evidence import (
     trigger_evidence,
 )
 from trigger_operator.scheduler.gate import Gate
+from trigger_operator.scheduler.queue import SUPERSEDED_REASON
 from trigger_operator.scheduler.status import status_of
 
 log = logging.getLogger(__name__)
@@ -183,6 +184,25 @@ class RunRecorder:
                 leader_revision=writer.revision,
             )
 
+    def superseded(
+        self, ref: TriggerRef, scheduled_for: datetime, kind: RunKind, *, by: datetime
+    ) -> None:
+        """concurrencyPolicy Queue dropped its held time `scheduled_for` for the newer `by`."""
+        self.metrics.runs.labels(result=RunOutcome.SKIPPED).inc()
+        log.info(
+            "held time superseded by a newer one (Queue)",
+            extra={**ref_context(ref), "scheduled_for": format_instant(scheduled_for)},
+        )
+        if self.gate.may_write():
+            writer = self.gate.writer
+            self.ledger.record_skipped(
+                _unstarted_ref(ref, scheduled_for, kind),
+                reason=SUPERSEDED_REASON,
+                message=f"concurrencyPolicy Queue: {format_instant(by)} is held instead",
+                leader_identity=writer.identity,
+                leader_revision=writer.revision,
+            )
+
     def missed(self, ref: TriggerRef, outcome: Plan) -> None:
         """The plan's missed times: counted, and the listed ones written; then its excluded
         times (`excluded`)."""
@@ -237,6 +257,11 @@ class RunRecorder:
             return False
         self._settling[job.uid] = now
         return False
+
+    def suspended_after_failures(self, ref: TriggerRef) -> None:
+        """spec.failurePolicy suspended the trigger (once per suspension)."""
+        self.metrics.failure_suspensions.inc()
+        log.warning("suspended after repeated failed runs", extra=ref_context(ref))
 
     def set_state(self, uid: str, state: TriggerState | None) -> None:
         """Keep the triggers-by-state gauge: one trigger counts in one state."""

@@ -21,7 +21,10 @@ import dataclasses
 import logging
 import os
 from datetime import datetime
-from typing import Any
+from enum import Enum
+from typing import Any, Final
+
+from pydantic import JsonValue
 
 from trigger_operator.jobs.builder import (
     ANNOTATION_RUN_NOW,
@@ -43,6 +46,15 @@ from trigger_operator.scheduler.ports import SchedulerGateway
 from trigger_operator.scheduler.recorder import RunRecorder, ref_context
 
 log = logging.getLogger(__name__)
+
+
+class Unset(Enum):
+    """No payload given: the run gets the trigger's own."""
+
+    UNSET = "unset"
+
+
+UNSET: Final = Unset.UNSET
 
 CRASH_AFTER_JOB_CREATE = "after-job-create"
 """`crash_at` value: exit the process right after a Job create (fault-injection tests)."""
@@ -73,11 +85,12 @@ class RunDispatcher:
         *,
         due: datetime | None,
         run_now: str | None = None,
+        payload: JsonValue | Unset = UNSET,
     ) -> ObservedJob:
         """Create the run's Job, or find it created already; return it as a run.
 
         `due` is when the run was due (its time plus jitter), for the lateness metric;
-        None for a run-now.
+        None for a run-now. `payload` replaces the trigger's own for this run.
         """
         body = build_job(
             ref,
@@ -85,7 +98,7 @@ class RunDispatcher:
             scheduled_for=scheduled_for,
             kind=kind,
             writer=self.gate.writer,
-            payload=spec.payload,
+            payload=spec.payload if isinstance(payload, Unset) else payload,
             run_now_value=run_now,
         )
         require_leader(self.gate)
@@ -234,9 +247,17 @@ def handled(job: ObservedJob, status: TriggerStatus, *, current_run_now: str | N
     A scheduled run is handled once the cursor, or the edit epoch (times at or before it
     never fire again), is at or past its time. A run-now run is handled once status
     remembers its value, or once the annotation holds another value (only the current
-    value is ever started).
+    value is ever started). A backfilled run is handled once status no longer lists its
+    time among the backfill's pending times.
     """
     if job.run_now is not None:
         return status.handled_run_now(job.run_now) or job.run_now != current_run_now
+    if status.queued is not None and job.scheduled_for == status.queued.scheduled_for:
+        return False  # held by Queue: its Job, once created, is the evidence it started
+    if job.kind is RunKind.BACKFILL and job.scheduled_for is not None:
+        # Handled once the backfill's pending times in status no longer hold it.
+        backfill = status.backfill
+        if backfill is None or job.scheduled_for not in backfill.pending:
+            return True
     marks = [t for t in (status.cursor, status.spec_epoch) if t is not None]
     return job.scheduled_for is not None and bool(marks) and job.scheduled_for <= max(marks)

@@ -29,6 +29,7 @@ from trigger_operator.schedule.progress import Progress
 log = logging.getLogger(__name__)
 
 READY = "Ready"
+SUSPENDED_AFTER_FAILURES = "SuspendedAfterFailures"
 
 
 @dataclass(frozen=True)
@@ -64,9 +65,16 @@ def next_status(
     jobs: Mapping[str, ObservedJob],
     generation: int,
     now: datetime,
+    halted: str | None = None,
 ) -> TriggerStatus:
-    """The status of a valid trigger once `outcome` has been carried out."""
-    reason, message = _ready_reason(spec, outcome)
+    """The status of a valid trigger once `outcome` has been carried out.
+
+    `halted` says why the trigger starts no scheduled runs although it is valid
+    (suspended after repeated failures): Ready is then False with that message.
+    """
+    ready, (reason, message) = "True", _ready_reason(spec, outcome)
+    if halted is not None:
+        ready, reason, message = "False", SUSPENDED_AFTER_FAILURES, halted
     return status.model_copy(
         update={
             "observed_generation": generation,
@@ -97,7 +105,7 @@ def next_status(
             ],
             "missed_runs": status.missed_runs + outcome.missed_count,
             "last_missed_time": outcome.last_missed or status.last_missed_time,
-            "conditions": set_ready(status.conditions, "True", reason, message, now, generation),
+            "conditions": set_ready(status.conditions, ready, reason, message, now, generation),
             "cursor": outcome.cursor,
             "schedule_hash": progress.fingerprint,
             "spec_epoch": progress.epoch,
@@ -158,9 +166,9 @@ def shows_problem(status: TriggerStatus, problem: Problem, *, generation: int) -
     )
 
 
-def trigger_state(spec: TriggerSpec, outcome: Plan) -> TriggerState:
+def trigger_state(spec: TriggerSpec, outcome: Plan, *, halted: bool = False) -> TriggerState:
     """The state a valid trigger counts in (the triggers-by-state gauge)."""
-    if spec.suspend:
+    if spec.suspend or halted:
         return TriggerState.SUSPENDED
     if outcome.completed:
         return TriggerState.COMPLETED

@@ -158,7 +158,7 @@ def test_admission_rejects_what_a_schema_can_see() -> None:
     assert (fields["schedules"]["minItems"], fields["schedules"]["maxItems"]) == (1, 16)
     assert fields["runAt"]["format"] == "date-time"
     assert fields["runAt"]["pattern"] == RFC3339_PATTERN
-    assert fields["concurrencyPolicy"]["enum"] == ["Allow", "Forbid", "Replace"]
+    assert fields["concurrencyPolicy"]["enum"] == ["Allow", "Forbid", "Replace", "Queue"]
     assert fields["catchUp"]["enum"] == ["Latest", "All", "None"]
     daylight = fields["daylightSaving"]["properties"]
     assert daylight["skippedTimes"]["enum"] == ["RunAfterGap", "Skip"]

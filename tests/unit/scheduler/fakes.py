@@ -36,7 +36,14 @@ from trigger_operator.kube.gateway import (
     Listing,
     NotFound,
 )
-from trigger_operator.ledger.records import LeadershipRecord, LedgerStatus, RunRecord
+from trigger_operator.ledger.records import (
+    KnownRun,
+    LeadershipRecord,
+    LedgerStatus,
+    RunKind,
+    RunRecord,
+    moves_forward,
+)
 from trigger_operator.ledger.store import PruneResult
 from trigger_operator.ledger.writer import LedgerWriter
 from trigger_operator.models.instants import format_instant
@@ -362,6 +369,24 @@ class MemorySink:
 
     def prune(self, *, older_than: datetime) -> PruneResult:
         return PruneResult(0, 0)
+
+    def scheduled_runs(
+        self, trigger_uid: str, *, since: datetime, until: datetime
+    ) -> list[KnownRun]:
+        """The newest status of each scheduled time written, by the store's own rule."""
+        latest: dict[datetime, KnownRun] = {}
+        for record in self.runs:
+            ref = record.ref
+            if ref.trigger_uid != trigger_uid or ref.kind is RunKind.MANUAL:
+                continue
+            if not since <= ref.scheduled_for <= until:
+                continue
+            old = latest.get(ref.scheduled_for)
+            if old is None or moves_forward(old.status, record.status, new_kind=ref.kind):
+                latest[ref.scheduled_for] = KnownRun(
+                    scheduled_for=ref.scheduled_for, status=record.status, kind=ref.kind
+                )
+        return list(latest.values())
 
     def migrate(self) -> None:
         return None

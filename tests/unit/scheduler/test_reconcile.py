@@ -8,6 +8,7 @@ integration tier; here the interleavings that are hard to provoke there are chos
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,9 +30,16 @@ from trigger_operator.jobs.builder import (
 )
 from trigger_operator.jobs.state import observe_job
 from trigger_operator.kube.gateway import ApiUnavailable, Conflict, Invalid, KubeError, NotFound
-from trigger_operator.ledger.records import LedgerStatus
+from trigger_operator.ledger.records import LedgerStatus, RunRecord, RunRef
 from trigger_operator.metrics import Metrics
 from trigger_operator.models.instants import format_instant
+from trigger_operator.models.requests import (
+    ANNOTATION_BACKFILL,
+    ANNOTATION_RESUME,
+    ANNOTATION_RUN_NOW_PAYLOAD,
+    BackfillRequest,
+    run_now_payload_annotation,
+)
 from trigger_operator.models.runs import RunKind
 from trigger_operator.models.spec import TriggerSpec
 from trigger_operator.models.status import NOT_STARTED_HISTORY_LIMIT, TriggerStatus
@@ -792,3 +800,394 @@ async def test_status_remembers_only_the_newest_times_passed_without_a_run(world
     }
     times = [record["scheduledFor"] for record in remembered]
     assert times == sorted(times)
+
+
+# -- run-now with a payload of its own -------------------------------------------------------
+
+
+def _payload_env(body: dict[str, Any]) -> str | None:
+    env = body["spec"]["template"]["spec"]["containers"][0]["env"]
+    return next((e["value"] for e in env if e["name"] == "TRIGGER_PAYLOAD"), None)
+
+
+async def test_a_run_now_payload_replaces_the_triggers_own_for_that_run_only(
+    world: World,
+) -> None:
+    asked = run_now_payload_annotation("fix-1", {"day": "2026-11-25"})
+    entry = world.trigger(
+        {ANNOTATION_RUN_NOW: "fix-1", ANNOTATION_RUN_NOW_PAYLOAD: asked},
+        schedule="30 2 * * *",
+        payload={"day": "today"},
+    )
+    world.at(at(2, 30))
+
+    await world.run(entry)
+
+    by_kind = {b["metadata"]["annotations"][ANNOTATION_RUN_KIND]: b for b in world.jobs()}
+    assert _payload_env(by_kind["manual"]) == '{"day": "2026-11-25"}'
+    assert _payload_env(by_kind["scheduled"]) == '{"day": "today"}'
+    assert world.gateway.triggers[(NAMESPACE, NAME)]["spec"]["payload"] == {"day": "today"}
+    world.ledger.writer.flush(5)
+    [manual] = [r for r in world.ledger.sink.runs if r.ref.kind is RunKind.MANUAL]
+    assert manual.payload == '{"day": "2026-11-25"}'
+
+    # The next value, set without a payload of its own, gets the trigger's.
+    entry.body = world.gateway.edit_trigger(
+        NAMESPACE, NAME, lambda b: b["metadata"]["annotations"].update({ANNOTATION_RUN_NOW: "2"})
+    )
+    await world.run(entry)
+    manual_payloads = sorted(
+        str(_payload_env(b))
+        for b in world.jobs()
+        if b["metadata"]["annotations"][ANNOTATION_RUN_KIND] == "manual"
+    )
+    assert manual_payloads == ['{"day": "2026-11-25"}', '{"day": "today"}']
+
+
+async def test_a_run_now_whose_payload_cannot_be_used_starts_nothing_and_says_why_once(
+    world: World,
+) -> None:
+    entry = world.trigger(
+        {ANNOTATION_RUN_NOW: "bad", ANNOTATION_RUN_NOW_PAYLOAD: '{"value": "bad", "payload": '},
+        schedule="30 2 * * *",
+    )
+
+    await world.run(entry)
+    await world.run(entry)
+
+    assert world.jobs() == []
+    [record] = world.status()["runNow"]
+    assert record["value"] == "bad" and "not JSON" in record["refused"]
+    assert [e["reason"] for e in world.gateway.events] == ["InvalidRunNowPayload"]
+
+
+# -- suspension after repeated failures ---------------------------------------------------------
+
+
+def _fail_all(world: World) -> None:
+    for body in world.jobs():
+        if not body.get("status"):
+            world.gateway.set_job_status(
+                NAMESPACE, body["metadata"]["name"], failed(world.clock.now())
+            )
+
+
+async def test_two_failed_runs_in_a_row_suspend_the_trigger_until_resumed_without_catch_up(
+    world: World,
+) -> None:
+    entry = world.trigger(
+        schedule="*/10 * * * *", failurePolicy={"suspendAfterConsecutiveFailures": 2}
+    )
+    for minute in (10, 20):
+        world.at(at(2, minute))
+        await world.run(entry)
+        _fail_all(world)
+        world.observe(entry)
+    world.at(at(2, 21))
+    await world.run(entry)
+    await world.run(entry)  # a second look reports nothing new
+
+    status = world.status()
+    ready = status["conditions"][0]
+    assert (ready["status"], ready["reason"]) == ("False", "SuspendedAfterFailures")
+    assert status.get("nextRunAt") is None and status["failures"]["consecutive"] == 2
+    assert [e["reason"] for e in world.gateway.events] == ["SuspendedAfterFailures"]
+    assert world.metric("trigger_operator_failure_suspensions_total") == 1
+    assert world.gateway.triggers[(NAMESPACE, NAME)]["spec"]["failurePolicy"] == {
+        "suspendAfterConsecutiveFailures": 2
+    }
+
+    world.at(at(2, 45))  # 02:30 and 02:40 pass while suspended
+    await world.run(entry)
+    assert world.status().get("nextRunAt") is None
+    assert world.gateway.calls.count("create_job") == 2  # (the first failed one is pruned)
+
+    entry.body = world.gateway.edit_trigger(
+        NAMESPACE, NAME, lambda b: b["metadata"]["annotations"].update({ANNOTATION_RESUME: "r1"})
+    )
+    due = await world.run(entry)
+
+    # The next time, not the ones that passed (or sooner: a pruned Job waiting for the
+    # ledger to settle brings the pass back earlier).
+    assert world.status()["nextRunAt"] == "2026-11-26T02:50:00Z"
+    assert due is not None and due <= at(2, 50)
+    assert world.gateway.calls.count("create_job") == 2
+    assert world.status()["conditions"][0]["reason"] == "Scheduled"
+    assert world.status()["failures"]["consecutive"] == 0
+    world.at(at(2, 50))
+    await world.run(entry)
+    assert world.job_times()[-1] == "2026-11-26T02:50:00Z"
+
+
+async def test_a_success_between_failures_resets_the_count(world: World) -> None:
+    entry = world.trigger(
+        schedule="*/10 * * * *", failurePolicy={"suspendAfterConsecutiveFailures": 2}
+    )
+    world.at(at(2, 10))
+    await world.run(entry)
+    _fail_all(world)
+    world.observe(entry)
+    world.at(at(2, 20))
+    await world.run(entry)
+    [latest] = [b for b in world.jobs() if not b.get("status")]
+    world.gateway.set_job_status(
+        NAMESPACE,
+        latest["metadata"]["name"],
+        {
+            "succeeded": 1,
+            "completionTime": format_instant(at(2, 20, 5)),
+            "conditions": [
+                {
+                    "type": "Complete",
+                    "status": "True",
+                    "lastTransitionTime": format_instant(at(2, 20, 5)),
+                }
+            ],
+        },
+    )
+    world.observe(entry)
+    world.at(at(2, 30))
+    await world.run(entry)
+    _fail_all(world)
+    world.observe(entry)
+    world.at(at(2, 31))
+    await world.run(entry)
+
+    assert world.status()["failures"]["consecutive"] == 1
+    assert world.status()["conditions"][0]["reason"] == "Scheduled"
+
+
+async def test_an_edit_of_the_spec_resumes_a_suspended_trigger(world: World) -> None:
+    entry = world.trigger(
+        schedule="*/10 * * * *", failurePolicy={"suspendAfterConsecutiveFailures": 1}
+    )
+    world.at(at(2, 10))
+    await world.run(entry)
+    _fail_all(world)
+    world.observe(entry)
+    world.at(at(2, 11))
+    await world.run(entry)
+    assert world.status()["conditions"][0]["reason"] == "SuspendedAfterFailures"
+
+    entry.body = world.gateway.edit_trigger(
+        NAMESPACE, NAME, lambda b: b["spec"].update(payload={"fixed": True})
+    )
+    world.at(at(2, 25))
+    due = await world.run(entry)
+
+    assert due == at(2, 30) and len(world.jobs()) == 1  # 02:20 passed while suspended
+    assert world.status()["conditions"][0]["reason"] == "Scheduled"
+
+
+# -- backfill -------------------------------------------------------------------------------------
+
+
+def _succeed(world: World, name: str, when: datetime) -> None:
+    world.gateway.set_job_status(
+        NAMESPACE,
+        name,
+        {
+            "succeeded": 1,
+            "completionTime": format_instant(when),
+            "conditions": [
+                {"type": "Complete", "status": "True", "lastTransitionTime": format_instant(when)}
+            ],
+        },
+    )
+
+
+def _ask_backfill(world: World, entry: TriggerEntry, ident: str, **fields: Any) -> None:
+    request = BackfillRequest(id=ident, **fields)
+    entry.body = world.gateway.edit_trigger(
+        NAMESPACE,
+        NAME,
+        lambda b: b["metadata"]["annotations"].update({ANNOTATION_BACKFILL: request.annotation()}),
+    )
+
+
+def _unstarted(world: World, when: datetime) -> RunRef:
+    return RunRef.scheduled(
+        namespace=NAMESPACE, trigger_name=NAME, trigger_uid=UID, scheduled_for=when
+    )
+
+
+async def test_a_backfill_starts_exactly_the_times_without_a_run_one_at_a_time(
+    world: World,
+) -> None:
+    entry = world.trigger(schedule="0 * * * *")
+    world.at(at(2, 10))
+    await world.run(entry)  # nothing due since creation at 02:00
+    before = [datetime(2026, 11, 25, h, tzinfo=UTC) for h in (20, 21, 22, 23)]
+    world.ledger.writer.record_skipped(_unstarted(world, before[1]), reason="ConcurrencyForbid")
+    world.ledger.writer.record_missed(_unstarted(world, before[2]), reason="Missed")
+    world.ledger.writer.record(
+        RunRecord(
+            ref=RunRef.scheduled(
+                namespace=NAMESPACE,
+                trigger_name=NAME,
+                trigger_uid=UID,
+                scheduled_for=before[3],
+                job_name="gone",
+            ),
+            status=LedgerStatus.SUCCEEDED,
+        )
+    )
+
+    _ask_backfill(world, entry, "bf-1", start=before[0], end=before[-1], concurrency=1)
+    await world.run(entry)
+
+    assert world.job_times() == ["2026-11-25T20:00:00Z"]
+    [job] = world.jobs()
+    assert job["metadata"]["name"] == scheduled_job_name(world.ref, before[0])
+    assert job["metadata"]["annotations"][ANNOTATION_RUN_KIND] == "backfill"
+    backfill = world.status()["backfill"]
+    assert (backfill["planned"], backfill["left"], backfill["started"]) == (2, 2, 1)
+    assert backfill["leftByReason"] == {"AlreadyRan": 1, "Skipped": 1}
+    assert backfill["pending"] == ["2026-11-25T22:00:00Z"]
+    condition = next(c for c in world.status()["conditions"] if c["type"] == "Backfill")
+    assert (condition["status"], condition["reason"]) == ("True", "Running")
+
+    await world.run(entry)  # the first still runs: concurrency 1 starts nothing more
+    assert len(world.jobs()) == 1
+    _succeed(world, job["metadata"]["name"], at(2, 11))
+    world.observe(entry)
+    await world.run(entry)
+    assert world.job_times() == ["2026-11-25T20:00:00Z", "2026-11-25T22:00:00Z"]
+    second = scheduled_job_name(world.ref, before[2])
+    _succeed(world, second, at(2, 12))
+    world.observe(entry)
+    await world.run(entry)
+
+    backfill = world.status()["backfill"]
+    assert (backfill["phase"], backfill["succeeded"], backfill["failed"]) == ("Complete", 2, 0)
+    condition = next(c for c in world.status()["conditions"] if c["type"] == "Backfill")
+    assert (condition["status"], condition["reason"]) == ("False", "Complete")
+    assert "started 2 of 2" in condition["message"]
+    # The missed time's ledger row is now the backfilled run's (the pass writes it pending;
+    # the Job watch, not simulated here, brings its end).
+    world.ledger.writer.flush(5)
+    rows = world.ledger.sink.scheduled_runs(UID, since=before[0], until=before[-1])
+    by_time = {row.scheduled_for: (row.status, row.kind) for row in rows}
+    assert by_time[before[2]] == (LedgerStatus.PENDING, RunKind.BACKFILL)
+    assert by_time[before[1]] == (LedgerStatus.SKIPPED, RunKind.SCHEDULED)
+
+    # The same range again, under a new id: nothing left to start.
+    creates = world.gateway.calls.count("create_job")
+    _ask_backfill(world, entry, "bf-2", start=before[0], end=before[-1])
+    await world.run(entry)
+    assert world.gateway.calls.count("create_job") == creates
+    backfill = world.status()["backfill"]
+    assert (backfill["id"], backfill["phase"], backfill["planned"]) == ("bf-2", "Complete", 0)
+
+
+async def test_a_backfill_under_forbid_waits_for_the_active_run(world: World) -> None:
+    entry = world.trigger(schedule="0 * * * *", concurrencyPolicy="Forbid")
+    world.at(at(3, 0))
+    await world.run(entry)  # 03:00 starts and stays active
+    _ask_backfill(world, entry, "bf", start=at(0), end=at(1), concurrency=5)
+
+    await world.run(entry)
+
+    assert world.job_times() == ["2026-11-26T03:00:00Z"]
+    assert world.status()["backfill"]["pending"] == ["2026-11-26T00:00:00Z", "2026-11-26T01:00:00Z"]
+    _succeed(world, scheduled_job_name(world.ref, at(3)), at(3, 1))
+    world.observe(entry)
+    await world.run(entry)
+    assert world.job_times() == ["2026-11-26T00:00:00Z", "2026-11-26T03:00:00Z"]  # one at a time
+
+
+async def test_an_unusable_backfill_request_is_reported_once(world: World) -> None:
+    entry = world.trigger(schedule="0 * * * *")
+    entry.body = world.gateway.edit_trigger(
+        NAMESPACE,
+        NAME,
+        lambda b: b["metadata"]["annotations"].update(
+            {
+                ANNOTATION_BACKFILL: json.dumps(
+                    {"id": "bad", "from": "2026-11-26T05:00:00Z", "to": "2026-11-26T01:00:00Z"}
+                )
+            }
+        ),
+    )
+
+    await world.run(entry)
+    await world.run(entry)
+
+    backfill = world.status()["backfill"]
+    assert (backfill["id"], backfill["phase"]) == ("bad", "Invalid")
+    assert "before from" in backfill["message"]
+    assert [e["reason"] for e in world.gateway.events] == ["InvalidBackfill"]
+    assert world.jobs() == []
+
+
+# -- concurrencyPolicy Queue --------------------------------------------------------------------
+
+
+async def test_queue_holds_one_time_a_newer_one_supersedes_it_and_it_starts_on_finish(
+    world: World,
+) -> None:
+    entry = world.trigger(schedule="*/10 * * * *", concurrencyPolicy="Queue")
+    world.at(at(2, 10))
+    await world.run(entry)  # 02:10 starts and runs long
+    world.at(at(2, 20))
+    await world.run(entry)
+
+    assert world.job_times() == ["2026-11-26T02:10:00Z"]
+    assert world.status()["queued"]["scheduledFor"] == "2026-11-26T02:20:00Z"
+    assert world.status()["cursor"] == "2026-11-26T02:20:00Z"
+
+    world.at(at(2, 30))
+    await world.run(entry)
+    assert world.status()["queued"]["scheduledFor"] == "2026-11-26T02:30:00Z"
+    assert (world.key(at(2, 20)), LedgerStatus.SKIPPED, "Superseded") in world.ledger.written()
+    # Named in status too, so a crash that loses the queued row leaves its evidence.
+    assert {
+        "scheduledFor": "2026-11-26T02:20:00Z",
+        "reason": "Superseded",
+        "kind": "scheduled",
+    } in (world.status()["notStarted"])
+
+    _succeed(world, scheduled_job_name(world.ref, at(2, 10)), at(2, 31))
+    world.observe(entry)
+    world.at(at(2, 31))
+    await world.run(entry)
+
+    assert world.job_times() == ["2026-11-26T02:10:00Z", "2026-11-26T02:30:00Z"]
+    assert world.status().get("queued") is None
+    held = next(
+        b for b in world.jobs() if b["metadata"]["name"] == scheduled_job_name(world.ref, at(2, 30))
+    )
+    assert held["metadata"]["annotations"][ANNOTATION_RUN_KIND] == "scheduled"
+    await world.run(entry)  # the held time never starts twice
+    assert len(world.jobs()) == 2
+
+
+async def test_queue_starts_at_once_when_nothing_is_active(world: World) -> None:
+    entry = world.trigger(schedule="*/10 * * * *", concurrencyPolicy="Queue")
+    world.at(at(2, 10))
+
+    await world.run(entry)
+
+    assert world.job_times() == ["2026-11-26T02:10:00Z"]
+    assert world.status().get("queued") is None
+
+
+async def test_a_held_time_whose_job_a_crashed_pass_created_is_not_created_again(
+    world: World,
+) -> None:
+    entry = world.trigger(schedule="*/10 * * * *", concurrencyPolicy="Queue")
+    world.at(at(2, 10))
+    await world.run(entry)
+    world.at(at(2, 20))
+    await world.run(entry)  # 02:20 held
+    _succeed(world, scheduled_job_name(world.ref, at(2, 10)), at(2, 21))
+    world.observe(entry)
+    world.gateway.fail("patch_trigger_status", ApiUnavailable("down"))
+    world.at(at(2, 21))
+    await world.run(entry)  # creates 02:20's Job, then cannot write status
+    assert world.status()["queued"]["scheduledFor"] == "2026-11-26T02:20:00Z"
+
+    await world.run(entry)
+
+    assert world.gateway.calls.count("create_job") == 2
+    assert world.status().get("queued") is None
