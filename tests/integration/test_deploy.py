@@ -36,7 +36,7 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 POSTGRES = REPO / "manifests" / "overlays" / "postgres"
 NAMESPACED = REPO / "manifests" / "overlays" / "namespaced"
-CRD_FILE = REPO / "crds" / "scheduledtrigger.yaml"
+CRD_FILES = sorted((REPO / "crds").glob("*.yaml"))
 IMAGE = "ghcr.io/trigger-operator/trigger-operator:0.1.0"
 LEASE = "trigger-operator-leader"
 SKIPPED = "not allowed to act on this trigger; skipping it"
@@ -106,11 +106,14 @@ def test_base_renders_the_crd_from_crds_and_a_hardened_two_replica_deployment(
 ) -> None:
     objects = render(cluster, BASE)
 
-    crd = _one(objects, "CustomResourceDefinition")
-    committed = yaml.safe_load(CRD_FILE.read_text())
-    labels = crd["metadata"].pop("labels")
-    assert crd == committed, "the base must carry crds/scheduledtrigger.yaml unchanged"
-    assert labels["app.kubernetes.io/name"] == "trigger-operator"
+    crds = [o for o in objects if o["kind"] == "CustomResourceDefinition"]
+    assert len(crds) == len(CRD_FILES)
+    for path in CRD_FILES:
+        committed = yaml.safe_load(path.read_text())
+        crd = _one(objects, "CustomResourceDefinition", committed["metadata"]["name"])
+        labels = crd["metadata"].pop("labels")
+        assert crd == committed, f"the base must carry crds/{path.name} unchanged"
+        assert labels["app.kubernetes.io/name"] == "trigger-operator"
 
     assert {o["metadata"].get("namespace") for o in objects if o["kind"] not in CLUSTER_SCOPED} == {
         "trigger-operator"
