@@ -16,7 +16,6 @@ in-cluster service account, with its token refresh) and serves the command line.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import ssl
@@ -205,14 +204,6 @@ class KubeGateway:
         self._session: aiohttp.ClientSession | None = None
         self._admission = Admission(connections=connections, qps=qps, burst=burst)
         self._ssl = _ssl_context(self.configuration)
-
-    def close(self) -> None:
-        """Close the session (from the loop it runs on, or after that loop is gone)."""
-        session, self._session = self._session, None
-        if session is None or session.closed:
-            return
-        with contextlib.suppress(RuntimeError):  # no running loop: nothing left to close
-            asyncio.get_running_loop().create_task(session.close())
 
     async def aclose(self) -> None:
         session, self._session = self._session, None

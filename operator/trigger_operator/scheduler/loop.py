@@ -32,7 +32,6 @@ from trigger_operator.scheduler.gate import Gate
 from trigger_operator.scheduler.ports import SchedulerGateway
 from trigger_operator.scheduler.reconcile import Reconciler
 from trigger_operator.scheduler.recorder import RunRecorder
-from trigger_operator.scheduler.status import status_of
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +53,6 @@ def _urgency(entry: TriggerEntry, now: datetime) -> datetime:
 # The longest the loop sleeps without a reason to wake: a safety net against a lost
 # wake-up, not a polling tick (nothing is scanned when it expires).
 _MAX_SLEEP = 60.0
-# Long loops over every trigger (a listing, a ledger reconciliation) let other work run
-# after this many.
-_YIELD_EVERY = 256
 # Where a trigger with nothing scheduled stands among the waiting passes: after the rest.
 _NOTHING_SCHEDULED = timedelta(days=3650)
 
@@ -171,31 +167,17 @@ class Scheduler:
     def reconcile_ledger(self) -> None:
         """Rebuild the ledger's view of every cached trigger's runs from the cluster.
 
-        On becoming leader, and when the ledger's database is back after an outage.
+        On becoming leader, and when the ledger's database is back after an outage; it
+        runs beside the passes (`RunRecorder.reconcile` takes turns with them).
         """
-        self.recorder.reconcile(list(self.cache.triggers.values()))
-
-    async def _reconcile_ledger_gradually(self) -> None:
-        """`reconcile_ledger`, a few hundred triggers at a time, letting passes run between."""
-        kept = self.recorder.begin_reconcile()
-        if kept is None:
-            return
-        triggers = records = 0
-        for entry in list(self.cache.triggers.values()):
-            if entry.deleting:
-                continue
-            triggers += 1
-            records += self.recorder.sync_once(entry, status_of(entry.body))
-            if entry.uid not in self._running:
-                entry.release_body()
-            if triggers % _YIELD_EVERY == 0:
-                await asyncio.sleep(0)
-                if not self.gate.may_write():
-                    return
-        log.info(
-            "ledger reconciled with the cluster",
-            extra={"triggers": triggers, "records": records, "seen_while_standing_by": kept},
+        self._spawn(
+            self.recorder.reconcile(list(self.cache.triggers.values()), after_each=self._idle),
+            name="ledger-reconcile",
         )
+
+    def _idle(self, entry: TriggerEntry) -> None:
+        if entry.uid not in self._running:
+            entry.release_body()
 
     def _deletion_requested(self, job: ObservedJob) -> None:
         """A Job kept by the run-record finalizer: its trigger's pass decides when it may go.
@@ -284,7 +266,7 @@ class Scheduler:
                     self._dirty[uid] = None
                 # Job events seen while another replica led went unrecorded here; the
                 # ledger learns them beside the due passes, not before them.
-                self._spawn(self._reconcile_ledger_gradually(), name="ledger-reconcile")
+                self.reconcile_ledger()
                 self._release_orphans()
             self._wake.clear()
             leadership.clear()

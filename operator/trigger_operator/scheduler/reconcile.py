@@ -217,10 +217,10 @@ class Reconciler:
         entry.reported_problem = entry.backoff = None  # a whole pass went through
         # 7. History.
         await self.runs.prune(entry, spec, work.jobs)
-        due = min((t for t in (work.outcome.next_due, retry_at) if t is not None), default=None)
+        looks = [work.outcome.next_due, retry_at]
         if await self.runs.release_handled(entry, work.jobs, work.status):
-            return _earliest(due, now + SETTLE_RETRY)
-        return due
+            looks.append(now + SETTLE_RETRY)
+        return min((t for t in looks if t is not None), default=None)
 
     async def _plan(self, work: _Pass) -> None:
         """Plan; list the Jobs first when a decision depends on them."""
@@ -487,10 +487,6 @@ def _not_started(work: _Pass) -> list[NotStarted]:
         for queued, _ in work.superseded
     ]
     return passed
-
-
-def _earliest(due: datetime | None, other: datetime) -> datetime:
-    return other if due is None else min(due, other)
 
 
 def _created(body: dict[str, Any], now: datetime) -> datetime:

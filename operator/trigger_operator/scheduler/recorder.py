@@ -15,9 +15,10 @@ database never delays dispatch.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 
 from trigger_operator.clock import Clock
@@ -49,6 +50,9 @@ log = logging.getLogger(__name__)
 
 UNWRITTEN_LIMIT = 10_000
 """How many records a standby keeps for when it leads (the oldest go first)."""
+
+RECONCILE_BATCH = 256
+"""Triggers a reconciliation does between turns of the event loop."""
 
 SETTLE_ASK_AGAIN = 30.0
 """Seconds after which a deleted Job's final row, still not committed, is queued again."""
@@ -274,37 +278,42 @@ class RunRecorder:
 
     # -- reconciliation with the cluster -------------------------------------------------------
 
-    def reconcile(self, entries: Iterable[TriggerEntry]) -> None:
+    async def reconcile(
+        self,
+        entries: Iterable[TriggerEntry],
+        *,
+        after_each: Callable[[TriggerEntry], None] | None = None,
+    ) -> None:
         """Write again what the cluster shows about the runs of `entries`.
 
         Called when this replica starts leading and when the database is back after an
         outage: Job events seen while not leading, and records the writer dropped, are
         rebuilt from the Jobs and the trigger status (see `evidence`). Triggers that reach
-        the cache later are reconciled on their first pass (`sync_once`).
+        the cache later are reconciled on their first pass (`sync_once`). A few hundred
+        triggers at a time, so that passes run in between; `after_each` is told of every
+        trigger done (the scheduler lets its decoded body go).
         """
-        kept = self.begin_reconcile()
-        if kept is None:
+        self._synced.clear()
+        if not self.gate.may_write():
             return
+        kept = self.ledger.reconcile(self._unwritten)
+        self._unwritten.clear()
         triggers = records = 0
         for entry in entries:
-            if not entry.body["metadata"].get("deletionTimestamp"):
-                triggers += 1
-                records += self._sync(entry, status_of(entry.body))
+            if entry.deleting:
+                continue
+            triggers += 1
+            records += self.sync_once(entry, status_of(entry.body))
+            if after_each is not None:
+                after_each(entry)
+            if triggers % RECONCILE_BATCH == 0:
+                await asyncio.sleep(0)
+                if not self.gate.may_write():
+                    return
         log.info(
             "ledger reconciled with the cluster",
             extra={"triggers": triggers, "records": records, "seen_while_standing_by": kept},
         )
-
-    def begin_reconcile(self) -> int | None:
-        """Start a reconciliation: forget which triggers were synced, and write what this
-        replica kept while standing by. Returns how many records that was (None when
-        not leading). The triggers follow one by one (`sync_once`)."""
-        self._synced.clear()
-        if not self.gate.may_write():
-            return None
-        kept = self.ledger.reconcile(self._unwritten)
-        self._unwritten.clear()
-        return kept
 
     def sync_once(self, entry: TriggerEntry, status: TriggerStatus) -> int:
         """Reconcile one trigger's runs, unless done since the last `reconcile`."""

@@ -774,7 +774,7 @@ async def test_skipped_and_missed_rows_lost_in_a_crash_are_written_by_the_next_l
         ledger=world.ledger.writer, metrics=world.metrics, gate=world.gate, clock=world.clock
     )
     entry.body = world.gateway.triggers[(NAMESPACE, NAME)]
-    successor.reconcile([entry])
+    await successor.reconcile([entry])
 
     rows = {row[0]: row[1:] for row in world.ledger.written()}
     assert rows[world.key(at(2, 20))] == (LedgerStatus.MISSED, "Missed")

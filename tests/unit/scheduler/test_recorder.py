@@ -71,12 +71,12 @@ def test_every_job_event_is_recorded_including_jobs_from_before_a_restart(setup:
     assert setup.sink.runs[0].leader_identity == "pod-a"  # the Job's creator
 
 
-def test_a_replica_that_does_not_lead_records_nothing(setup: Setup) -> None:
+async def test_a_replica_that_does_not_lead_records_nothing(setup: Setup) -> None:
     setup.gate.leading = False
     setup.recorder.job_changed(state(RUNNING), None)
     setup.recorder.job_deleted(state(RUNNING))
     setup.recorder.trigger_deleted(entry(job(status=RUNNING)))
-    setup.recorder.reconcile([entry(job(status=RUNNING))])
+    await setup.recorder.reconcile([entry(job(status=RUNNING))])
 
     assert setup.written() == []
 
@@ -95,19 +95,21 @@ def test_deleting_a_trigger_cancels_its_unfinished_runs(setup: Setup) -> None:
     assert setup.sink.runs[0].finished_at == NOW
 
 
-def test_reconciling_writes_the_evidence_of_every_trigger_not_being_deleted(
+async def test_reconciling_writes_the_evidence_of_every_trigger_not_being_deleted(
     setup: Setup,
 ) -> None:
     live = entry(job(status=SUCCEEDED))
     going = entry(job(AT.replace(hour=3), status=RUNNING))
-    going.body["metadata"]["deletionTimestamp"] = "2026-11-26T02:31:00Z"
+    marked = going.body
+    marked["metadata"]["deletionTimestamp"] = "2026-11-26T02:31:00Z"
+    going.body = marked
 
-    setup.recorder.reconcile([live, going])
+    await setup.recorder.reconcile([live, going])
 
     assert setup.written() == [(KEY, LedgerStatus.SUCCEEDED, None)]
 
 
-def test_what_a_standby_saw_is_written_once_it_leads_even_after_the_job_is_gone(
+async def test_what_a_standby_saw_is_written_once_it_leads_even_after_the_job_is_gone(
     setup: Setup,
 ) -> None:
     setup.gate.leading = False
@@ -116,7 +118,7 @@ def test_what_a_standby_saw_is_written_once_it_leads_even_after_the_job_is_gone(
     assert setup.written() == []
 
     setup.gate.leading = True
-    setup.recorder.reconcile([])  # taking over: no trigger or Job left to rebuild from
+    await setup.recorder.reconcile([])  # taking over: no trigger or Job left to rebuild from
 
     assert setup.written() == [
         (KEY, LedgerStatus.RUNNING, None),
