@@ -389,6 +389,17 @@ class Bench:
         )
 
     def start_operator(self, namespaces: Sequence[str]) -> None:
+        self.operator = self.spawn_operator(namespaces, log=self.operator_log)
+
+    def spawn_operator(
+        self,
+        namespaces: Sequence[str],
+        *,
+        log: Path,
+        identity: str = "bench",
+        revision: int | None = None,
+    ) -> subprocess.Popen[bytes]:
+        """`python -m trigger_operator run` on this cluster, its output appended to `log`."""
         env = {
             key: value
             for key, value in os.environ.items()
@@ -401,15 +412,17 @@ class Bench:
                 "TRIGGER_OPERATOR_OPERATOR_NAMESPACE": namespaces[0],
                 "TRIGGER_OPERATOR_SQLITE_PATH": str(self.state_dir / "ledger.db"),
                 "TRIGGER_OPERATOR_METRICS_PORT": "0",
-                "TRIGGER_OPERATOR_IDENTITY": "bench",
+                "TRIGGER_OPERATOR_IDENTITY": identity,
                 "PYTHONUNBUFFERED": "1",
             }
         )
-        with self.operator_log.open("ab") as log:
-            self.operator = subprocess.Popen(
+        if revision is not None:
+            env["TRIGGER_OPERATOR_REVISION"] = str(revision)
+        with log.open("ab") as out:
+            return subprocess.Popen(
                 [sys.executable, "-m", "trigger_operator", "run"],
                 env=env,
-                stdout=log,
+                stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 cwd=self.state_dir,

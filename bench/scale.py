@@ -190,34 +190,9 @@ class Operator:
 
 
 def start_operator(bench: Bench, name: str, *, revision: int) -> Operator:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("TRIGGER_OPERATOR_", "POD_"))
-    }
-    env.update(
-        {
-            "KUBECONFIG": str(bench.cluster.kubeconfig),
-            "TRIGGER_OPERATOR_NAMESPACES": json.dumps([NAMESPACE]),
-            "TRIGGER_OPERATOR_OPERATOR_NAMESPACE": NAMESPACE,
-            "TRIGGER_OPERATOR_SQLITE_PATH": str(bench.state_dir / "ledger.db"),
-            "TRIGGER_OPERATOR_METRICS_PORT": "0",
-            "TRIGGER_OPERATOR_IDENTITY": name,
-            "TRIGGER_OPERATOR_REVISION": str(revision),
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
     log = bench.state_dir / f"operator-{name}.log"
     started = time.time()
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "trigger_operator", "run"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            cwd=bench.state_dir,
-        )
+    process = bench.spawn_operator([NAMESPACE], log=log, identity=name, revision=revision)
     return Operator(name=name, process=process, log=log, started=started)
 
 
