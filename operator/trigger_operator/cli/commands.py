@@ -213,7 +213,8 @@ def get(namespace: str | None, all_namespaces: bool, output: str) -> None:
     """List triggers: schedule, readiness, the last run's result and the next three runs."""
     from rich.console import Console
 
-    from trigger_operator.cli.triggers import print_wide, render_get_json, render_get_table
+    from trigger_operator.cli.history import print_wide
+    from trigger_operator.cli.triggers import render_get_json, render_get_table
     from trigger_operator.clock import SystemClock
     from trigger_operator.kube.gateway import KubeError, load_api_client
     from trigger_operator.kube.requests import list_triggers
@@ -256,7 +257,8 @@ def describe(
     """Show one trigger: its spec, upcoming and last runs, conditions and recent Events."""
     from rich.console import Console
 
-    from trigger_operator.cli.triggers import describe_document, print_wide, render_describe
+    from trigger_operator.cli.history import print_wide
+    from trigger_operator.cli.triggers import describe_document, render_describe
     from trigger_operator.clock import SystemClock
     from trigger_operator.kube.gateway import KubeError, load_api_client
     from trigger_operator.kube.requests import read_trigger, trigger_events

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
@@ -167,14 +167,17 @@ def show_history(
         where = f"namespace {request.namespace}" if request.namespace else "any namespace"
         notices.print(f"No runs found in {where}.", highlight=False)
         return
-    table = render_table(runs, now=now, show_namespace=request.namespace is None)
-    # Never truncate cells to fit a narrow terminal: let long lines wrap, as kubectl does.
-    needed = Measurement.get(console, console.options.update_width(10_000), table).maximum
+    print_wide(console, render_table(runs, now=now, show_namespace=request.namespace is None))
+
+
+def print_wide(console: Console, renderable: RenderableType) -> None:
+    """Print without truncating cells to a narrow terminal: long lines wrap, as kubectl's."""
+    needed = Measurement.get(console, console.options.update_width(10_000), renderable).maximum
     terminal_width = console.width
     console.width = max(terminal_width, needed)
     try:
         with console.capture() as captured:
-            console.print(table)
+            console.print(renderable)
     finally:
         console.width = terminal_width
     console.file.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))

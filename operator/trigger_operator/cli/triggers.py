@@ -17,8 +17,7 @@ from collections.abc import Sequence
 from datetime import datetime, tzinfo
 from typing import Any
 
-from rich.console import Console, Group, RenderableType
-from rich.measure import Measurement
+from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
@@ -368,16 +367,3 @@ def _indented(table: Table) -> Table:
 def _table() -> Table:
     # Laid out like `kubectl get`: no borders, three spaces between columns.
     return Table(box=None, pad_edge=False, padding=(0, 3, 0, 0), header_style="bold")
-
-
-def print_wide(console: Console, renderable: RenderableType) -> None:
-    """Print without truncating cells to a narrow terminal: long lines wrap, as kubectl's."""
-    needed = Measurement.get(console, console.options.update_width(10_000), renderable).maximum
-    terminal_width = console.width
-    console.width = max(terminal_width, needed)
-    try:
-        with console.capture() as captured:
-            console.print(renderable)
-    finally:
-        console.width = terminal_width
-    console.file.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))

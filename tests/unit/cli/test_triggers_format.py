@@ -10,10 +10,10 @@ from zoneinfo import ZoneInfo
 
 from rich.console import Console
 
+from trigger_operator.cli.history import print_wide
 from trigger_operator.cli.triggers import (
     describe_document,
     local_time,
-    print_wide,
     render_describe,
     render_get_json,
     render_get_table,
