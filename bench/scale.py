@@ -81,6 +81,19 @@ def iso(at: datetime) -> str:
     return at.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def timeline(offsets: Sequence[float], points: int = 200) -> list[list[float]]:
+    """Runs created over time: [seconds after the due instant, Jobs seen by then], at most
+    `points` steps (the chart's curve)."""
+    ordered = sorted(offsets)
+    if not ordered:
+        return []
+    step = max(1, len(ordered) // points)
+    marks = [[round(ordered[i], 3), i + 1] for i in range(step - 1, len(ordered), step)]
+    if marks[-1][1] != len(ordered):
+        marks.append([round(ordered[-1], 3), len(ordered)])
+    return [[0.0, 0], *marks]
+
+
 def custom(api: client.ApiClient) -> Any:
     return client.CustomObjectsApi(api)
 
@@ -453,6 +466,7 @@ def burst(
         "limit_seconds": round(ideal, 2),
         "ratio_to_limit": round(seconds / ideal, 2),
         "lateness": percentiles([s.lateness for s in seen]),
+        "timeline": timeline([s.seen - due.timestamp() for s in seen]),
         "rss_mib_before": round(rss, 1),
         "rss_mib_after": round(memory_kib(operator.process.pid, "VmRSS") / 1024, 1),
     }
@@ -553,6 +567,7 @@ def cronjob_burst(bench: Bench, resident: int, count: int) -> dict[str, Any]:
         if len(seen) >= count
         else None,
         "lateness": percentiles([s.lateness for s in seen]),
+        "timeline": timeline([s.seen - boundary.timestamp() for s in seen]),
     }
 
 
@@ -560,13 +575,21 @@ def cronjob_burst(bench: Bench, resident: int, count: int) -> dict[str, Any]:
 
 
 def one_size(
-    state: Path, resident: int, opts: argparse.Namespace, profile_dir: Path | None
+    state: Path,
+    resident: int,
+    opts: argparse.Namespace,
+    profile_dir: Path | None,
+    *,
+    repetition: int = 1,
 ) -> dict[str, Any]:
-    with private_cluster(state / f"n{resident}", controller_manager_flags=()) as bench:
+    """Every figure for one N; CronJob's too in the first repetition, unless `--quick`."""
+    peers = not opts.quick and repetition == 1
+    name = f"n{resident}-r{repetition}"
+    with private_cluster(state / name, controller_manager_flags=()) as bench:
         bench.run_kubectl("apply", "--server-side", "-f", str(CRD))
         bench.run_kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
         ensure_namespace(bench.api, NAMESPACE)
-        result: dict[str, Any] = {"resident": resident}
+        result: dict[str, Any] = {"resident": resident, "repetition": repetition}
         result["limit"] = same_stack_limit(bench, opts.limit_jobs)
         result["create_resident_seconds"] = round(create_resident(bench, resident), 1)
         operator, result["cold_start"] = cold_start(bench, resident, profile_dir)
@@ -578,13 +601,55 @@ def one_size(
             result["rollout"] = rollout(bench, operator, resident, opts.rollout_seconds)
         finally:
             operator.stop()
-        if not opts.quick:
+        if peers:
             result["cronjob"] = cronjob_burst(bench, resident, opts.burst)
-    if not opts.quick:
+    if peers:
         flags = ("--kube-api-qps=500", "--kube-api-burst=1000")
-        with private_cluster(state / f"n{resident}-qps", controller_manager_flags=flags) as bench:
+        with private_cluster(state / f"{name}-qps", controller_manager_flags=flags) as bench:
             result["cronjob_raised_qps"] = cronjob_burst(bench, resident, opts.burst)
     return result
+
+
+#: The figures whose spread across repetitions is reported: label, getter.
+SPREAD: list[tuple[str, Callable[[dict[str, Any]], float]]] = [
+    ("limit_jobs_per_second", lambda r: r["limit"]["jobs_per_second"]),
+    ("burst_seconds", lambda r: r["burst"]["seconds_until_all_exist"]),
+    ("burst_ratio_to_limit", lambda r: r["burst"]["ratio_to_limit"]),
+    ("cold_start_all_scheduled_seconds", lambda r: r["cold_start"]["to_all_scheduled_seconds"]),
+    ("idle_rss_mib", lambda r: r["idle"]["rss_mib"]),
+    ("idle_cpu_percent", lambda r: r["idle"]["cpu_percent_of_one_core"]),
+    ("rollout_worst_lateness_seconds", lambda r: r["rollout"]["worst_lateness_seconds"]),
+    ("rollout_slots_lost", lambda r: r["rollout"]["slots_lost"]),
+]
+
+
+def spread(runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per N, each figure's min, median and max over the repetitions."""
+    by_size: dict[int, list[dict[str, Any]]] = collections.defaultdict(list)
+    for run in runs:
+        by_size[run["resident"]].append(run)
+    summary: dict[str, dict[str, Any]] = {}
+    for size, group in sorted(by_size.items()):
+        figures: dict[str, Any] = {"repetitions": len(group)}
+        for label, get in SPREAD:
+            values = []
+            for run in group:
+                with contextlib.suppress(KeyError, TypeError):
+                    value = get(run)
+                    if value is not None:
+                        values.append(value)
+            if values:
+                values.sort()
+                figures[label] = {
+                    "min": values[0],
+                    "median": values[len(values) // 2]
+                    if len(values) % 2
+                    else round((values[len(values) // 2 - 1] + values[len(values) // 2]) / 2, 3),
+                    "max": values[-1],
+                    "values": values,
+                }
+        summary[str(size)] = figures
+    return summary
 
 
 def plot(results: dict[str, Any], path: Path) -> None:
@@ -593,24 +658,54 @@ def plot(results: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    sizes = [r["resident"] for r in results["runs"]]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    ours = [r["burst"]["seconds_until_all_exist"] for r in results["runs"]]
-    limit = [r["burst"]["limit_seconds"] for r in results["runs"]]
-    left.plot(sizes, ours, "o-", label="trigger-operator")
-    left.plot(sizes, limit, "k--", label="same-stack limit")
-    cron = [r.get("cronjob", {}).get("seconds_until_all_exist") for r in results["runs"]]
+    first = [r for r in results["runs"] if r.get("repetition", 1) == 1]
+    middle = results["spread"]
+    sizes = [r["resident"] for r in first]
+
+    def median(size: int, label: str) -> float | None:
+        figure = middle.get(str(size), {}).get(label)
+        return figure["median"] if figure else None
+
+    fig, (left, centre, right) = plt.subplots(1, 3, figsize=(16, 4.5))
+    left.plot(sizes, [median(n, "burst_seconds") for n in sizes], "o-", label="trigger-operator")
+    left.plot(sizes, [r["burst"]["limit_seconds"] for r in first], "k--", label="same-stack limit")
+    cron = [r.get("cronjob", {}).get("seconds_until_all_exist") for r in first]
     if any(c is not None for c in cron):
         left.plot(sizes, cron, "s-", label="CronJob (default QPS)")
+    raised = [r.get("cronjob_raised_qps", {}).get("seconds_until_all_exist") for r in first]
+    if any(c is not None for c in raised):
+        left.plot(sizes, raised, "^-", label="CronJob (QPS 500)")
     left.set_xscale("log")
+    left.set_yscale("log")
     left.set_xlabel("resident triggers")
     left.set_ylabel(f"seconds until {results['burst']} due Jobs exist")
+    left.set_title("burst (median of the repetitions)")
     left.legend()
-    right.plot(sizes, [r["idle"]["rss_mib"] for r in results["runs"]], "o-", label="RSS idle")
+
+    # Runs created over time, for the largest N: each peer's Jobs seen since the due instant.
+    largest = max(first, key=lambda r: r["resident"])
+    curves = [
+        ("trigger-operator", largest["burst"].get("timeline"), "-"),
+        ("CronJob (default QPS)", (largest.get("cronjob") or {}).get("timeline"), "-"),
+        ("CronJob (QPS 500)", (largest.get("cronjob_raised_qps") or {}).get("timeline"), "-"),
+    ]
+    for label, points, style in curves:
+        if points:
+            centre.plot([p[0] for p in points], [p[1] for p in points], style, label=label)
+    limit_seconds = largest["burst"]["limit_seconds"]
+    centre.plot([0, limit_seconds], [0, results["burst"]], "k--", label="same-stack limit")
+    centre.set_xscale("symlog", linthresh=1)
+    centre.set_xlabel("seconds after the due instant")
+    centre.set_ylabel("Jobs created")
+    centre.set_title(f"runs created over time, N = {largest['resident']:,} resident")
+    centre.legend()
+
+    right.plot(sizes, [median(n, "idle_rss_mib") for n in sizes], "o-", label="RSS idle")
     right.axhline(150, color="red", linestyle=":", label="target 150 MiB at 10k")
     right.set_xscale("log")
     right.set_xlabel("resident triggers")
     right.set_ylabel("MiB")
+    right.set_title("memory (median)")
     right.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -625,6 +720,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--limit-jobs", type=int, default=1000, help="L, Jobs of the limit")
     parser.add_argument("--idle-seconds", type=float, default=20)
     parser.add_argument("--rollout-seconds", type=float, default=20)
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="K repetitions of each N, for the spread"
+    )
     parser.add_argument("--profile", action="store_true", help="py-spy the cold start and burst")
     parser.add_argument("--keep-state", action="store_true")
     parser.add_argument("--output", type=Path, default=RESULTS)
@@ -645,12 +743,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     try:
         for size in sizes:
-            results["runs"].append(one_size(state, size, opts, profile_dir))
+            for repetition in range(1, opts.repeat + 1):
+                if opts.repeat > 1:
+                    say(f"N = {size}: repetition {repetition} of {opts.repeat}")
+                results["runs"].append(
+                    one_size(state, size, opts, profile_dir, repetition=repetition)
+                )
     finally:
         if not opts.keep_state:
             shutil.rmtree(state, ignore_errors=True)
         else:
             say(f"state kept in {state}")
+    results["spread"] = spread(results["runs"])
     path = opts.output / f"scale-{stamp}.json"
     path.write_text(json.dumps(results, indent=2))
     plot(results, path.with_suffix(".png"))
@@ -675,7 +779,13 @@ def print_table(results: dict[str, Any]) -> None:
         ("rollout: slots lost", lambda r: r["rollout"]["slots_lost"]),
     ]  # fmt: skip
     print(f"import of the operator process: {results['import']['median_seconds']} s (median)")
-    header = ["figure", *(f"N={r['resident']}" for r in results["runs"])]
+    header = [
+        "figure",
+        *(
+            f"N={r['resident']}" + (f" #{r['repetition']}" if r.get("repetition", 1) > 1 else "")
+            for r in results["runs"]
+        ),
+    ]
     table = [header]
     for label, get in rows:
         cells = [label]
@@ -688,6 +798,16 @@ def print_table(results: dict[str, Any]) -> None:
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     for row in table:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+    repeated = {n: f for n, f in results.get("spread", {}).items() if f["repetitions"] > 1}
+    if repeated:
+        print()
+        print("spread over the repetitions: median (min-max)")
+        for size, figures in repeated.items():
+            print(f"  N={size}, {figures['repetitions']} repetitions")
+            for label, _ in SPREAD:
+                if label in figures:
+                    f = figures[label]
+                    print(f"    {label:36} {f['median']} ({f['min']}-{f['max']})")
 
 
 if __name__ == "__main__":
