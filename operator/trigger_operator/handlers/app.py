@@ -29,7 +29,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from trigger_operator.clock import Clock, SystemClock
 from trigger_operator.handlers.serving import ServingCertificate
-from trigger_operator.handlers.watch import build_registry, quiet_kopf_logs
+from trigger_operator.handlers.watch import build_registry, tune_kopf
 from trigger_operator.jobs.builder import LeaderIdentity
 from trigger_operator.kube.access import MetricsAccess, bearer_token
 from trigger_operator.kube.gateway import KubeError, KubeGateway, load_api_client
@@ -41,6 +41,7 @@ from trigger_operator.leadership.elector import (
 )
 from trigger_operator.leadership.revision import discover_revision
 from trigger_operator.ledger.writer import LedgerWriter, open_ledger
+from trigger_operator.memory import limit_arenas
 from trigger_operator.metrics import Metrics
 from trigger_operator.models.api import CALENDAR_PLURAL, GROUP, PLURAL, VERSION
 from trigger_operator.models.leadership import LeadershipEvent
@@ -335,6 +336,7 @@ class OperatorLoop(asyncio.SelectorEventLoop):
 
 def serve(settings: Settings) -> None:
     """Run the operator on an `OperatorLoop` until it stops."""
+    limit_arenas()  # before any thread of ours starts
     loop = OperatorLoop()
     asyncio.set_event_loop(loop)
     try:
@@ -457,7 +459,7 @@ async def run_operator(
     stop: asyncio.Event | None = None,
 ) -> None:
     """Run until `stop` is set or a signal arrives."""
-    quiet_kopf_logs()
+    tune_kopf()
     clock = clock or SystemClock()
     parts = await _build(settings, clock=clock, registry=registry)
     health = await _start_health(settings, registry, parts, clock)

@@ -8,9 +8,12 @@ on the trigger, so a GitOps tool never sees an annotation or finalizer it did no
 from __future__ import annotations
 
 import logging
+import types
 from typing import Any, Protocol
 
 import kopf
+import kopf._cogs.clients.api as kopf_api
+import orjson
 
 from trigger_operator.jobs.builder import LABEL_TRIGGER_UID
 from trigger_operator.models.api import CALENDAR_PLURAL, GROUP, PLURAL, VERSION
@@ -77,6 +80,9 @@ def build_registry(
         # the event on, so a worker need not wait 5 s for more: at ten thousand objects
         # listed at once, fewer live workers is less memory.
         settings.queueing.idle_timeout = 1.0
+        # The initial listing by pages, as the scheduler's own resync lists: ten thousand
+        # triggers decoded at once were the process's high-water mark of memory.
+        settings.watching.chunk_size = LIST_CHUNK
         # Only the Jobs of triggers and only our own Lease cross the wire: the API server
         # filters, instead of every node heartbeat Lease and every Job reaching us.
         settings.watching.label_selectors["batch", "jobs"] = LABEL_TRIGGER_UID
@@ -114,7 +120,32 @@ def build_registry(
     return registry
 
 
-def quiet_kopf_logs() -> None:
-    """kopf logs every handler call at INFO; our own lines carry the context that matters."""
+#: Objects per page of kopf's initial listing.
+LIST_CHUNK = 500
+
+
+def decode_watch_streams_with_orjson() -> bool:
+    """kopf decodes each watch event with the standard library's `json`; orjson does it
+    several times faster (a watch line was 5 % of the operator's CPU in a burst).
+
+    Swaps the `json` kopf's API module uses for one whose `loads` is orjson's (which takes
+    the `str` kopf hands it). Returns whether kopf still has that module attribute; when a
+    kopf release drops it, nothing is swapped and kopf decodes as before.
+    """
+    current = getattr(kopf_api, "json", None)
+    if current is None or not hasattr(current, "loads"):
+        return False
+    if getattr(current, "loads", None) is orjson.loads:
+        return True
+    fast = types.SimpleNamespace(**{k: getattr(current, k) for k in dir(current) if k[0] != "_"})
+    fast.loads = orjson.loads
+    kopf_api.json = fast  # type: ignore[assignment,attr-defined]
+    return True
+
+
+def tune_kopf() -> None:
+    """kopf's watch streams decoded by orjson, and its logs quieter: kopf logs every
+    handler call at INFO; our own lines carry the context that matters."""
+    decode_watch_streams_with_orjson()
     for name in ("kopf.objects", "kopf.activities.startup"):
         logging.getLogger(name).setLevel(logging.WARNING)

@@ -26,6 +26,7 @@ from trigger_operator.clock import Clock
 from trigger_operator.jobs.builder import LABEL_TRIGGER_UID
 from trigger_operator.jobs.state import ObservedJob, RunResult
 from trigger_operator.kube.gateway import Forbidden
+from trigger_operator.memory import give_back_free_memory
 from trigger_operator.models.instants import parse_api_time
 from trigger_operator.scheduler.cache import TriggerCache, TriggerEntry
 from trigger_operator.scheduler.gate import Gate
@@ -239,6 +240,7 @@ class Scheduler:
                 self.recorder.job_deleted(job)
                 self.mark_dirty(job.trigger_uid)
         log.info("cache synced with the API", extra={"triggers": len(self.cache.triggers)})
+        give_back_free_memory()  # the pages the listing's decoded bodies held
 
     def mark_dirty(self, uid: str) -> None:
         if uid in self.cache.triggers:
@@ -250,7 +252,7 @@ class Scheduler:
     async def run(self) -> None:
         log.info("scheduler started")
         leadership = self.gate.changed()
-        was_leading = False
+        was_leading = peak = False
         while not self._stopping:
             if not self.gate.may_write():
                 if was_leading:
@@ -268,9 +270,14 @@ class Scheduler:
                 # ledger learns them beside the due passes, not before them.
                 self.reconcile_ledger()
                 self._release_orphans()
+                peak = True
             self._wake.clear()
             leadership.clear()
             self._dispatch_ready()
+            if peak and not (self._dirty or self._ready or self._running):
+                # Every trigger's first pass is done: give back what they held.
+                peak = False
+                give_back_free_memory()
             await self.clock.wait_any(self._wake, leadership, within=self._seconds_to_next())
 
     def pause(self) -> None:
