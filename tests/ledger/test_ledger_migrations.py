@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,7 +13,14 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Column, Engine, Integer, MetaData, inspect
 
 from trigger_operator.ledger.engine import build_engine
-from trigger_operator.ledger.migrate import current_revision, downgrade, head_revision, upgrade
+from trigger_operator.ledger.migrate import (
+    HEAD,
+    at_head,
+    current_revision,
+    downgrade,
+    head_revision,
+    upgrade,
+)
 from trigger_operator.ledger.tables import Base
 
 
@@ -73,3 +82,37 @@ def test_each_revision_downgrades_on_its_own(empty: Engine) -> None:
     assert "runs" in inspect(empty).get_table_names()
     downgrade(empty, "-1")
     assert "runs" not in inspect(empty).get_table_names()
+
+
+def test_head_names_the_newest_revision_of_the_scripts() -> None:
+    assert head_revision() == HEAD
+
+
+def test_only_a_database_at_the_head_is_told_at_head(empty: Engine) -> None:
+    assert not at_head(empty)  # no version table yet
+    upgrade(empty, "0002")
+    assert not at_head(empty)
+    upgrade(empty)
+    assert at_head(empty)
+    downgrade(empty, "-1")
+    assert not at_head(empty)
+
+
+def test_an_upgrade_at_the_head_loads_no_alembic(ledger_url: str) -> None:
+    engine = build_engine(ledger_url)
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()
+    code = (
+        "import sys\n"
+        "from trigger_operator.ledger.engine import build_engine\n"
+        "from trigger_operator.ledger.migrate import upgrade\n"
+        f"engine = build_engine({ledger_url!r})\n"
+        "upgrade(engine)\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic'))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "[]"
