@@ -406,6 +406,7 @@ async def _build(settings: Settings, *, clock: Clock, registry: CollectorRegistr
         gate=gate,
         clock=clock,
         concurrency=settings.dispatch_concurrency,
+        due_concurrency=settings.dispatch_due_concurrency,
         lister=gateway,
         namespaces=settings.namespaces,
     )

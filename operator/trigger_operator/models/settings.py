@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     # high: during a burst every due trigger's Job create is queued at once, and the
     # creates go out before the status patches (kube/admission.py).
     dispatch_concurrency: int = Field(default=512, ge=1)
+    # Passes of triggers whose time has come, in slots of their own: a burst of due runs
+    # starts every create at once (the admission sends them before any status patch),
+    # instead of each waiting for the status patch of a pass ahead of it to free a slot.
+    dispatch_due_concurrency: int = Field(default=2048, ge=1)
     # The API budget of the scheduler's client: calls a second, the most saved for a
     # burst, and connections at once. Sized so that a burst of due runs uses the API
     # server's capacity without starving its other clients (docs/benchmarks.md).

@@ -93,6 +93,7 @@ class Scheduler:
         gate: Gate,
         clock: Clock,
         concurrency: int,
+        due_concurrency: int | None = None,
         lister: SchedulerGateway | None = None,
         namespaces: Sequence[str] = (),
     ) -> None:
@@ -107,9 +108,15 @@ class Scheduler:
         # Dirty triggers waiting for a free slot, most urgent first (see `_urgency`).
         self._ready: list[tuple[datetime, int, str]] = []
         self._queued: set[str] = set()
+        # Triggers whose time has come, waiting for a slot of their own, earliest first: a
+        # due pass never waits for one that back-fills status or waits on its patch.
+        self._ready_due: list[tuple[datetime, int, str]] = []
+        self._due_queued: set[str] = set()
         self._running: set[str] = set()
+        self._running_due: set[str] = set()
         self._wake = asyncio.Event()
         self._concurrency = concurrency
+        self._due_concurrency = due_concurrency if due_concurrency is not None else concurrency
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._lister = lister
@@ -274,7 +281,7 @@ class Scheduler:
             self._wake.clear()
             leadership.clear()
             self._dispatch_ready()
-            if peak and not (self._dirty or self._ready or self._running):
+            if peak and not (self._dirty or self._ready or self._ready_due or self._running):
                 # Every trigger's first pass is done: give back what they held.
                 peak = False
                 give_back_free_memory()
@@ -311,7 +318,9 @@ class Scheduler:
 
         A pass never waits behind a less urgent one: after a takeover or a cold start,
         with every trigger to look at, those due now go first and the back-fill of the
-        others (status, validation) takes the slots they leave.
+        others (status, validation) takes the slots they leave. Passes whose time has come
+        have slots of their own (`due_concurrency`): in a burst, a due Job create waits
+        neither for back-fill nor for the status patches of the passes before it.
         """
         now = self.clock.now()
         while self._heap and self._heap[0][0] <= now:
@@ -319,7 +328,7 @@ class Scheduler:
             entry = self.cache.triggers.get(uid)
             if entry is not None and entry.due_at == due:
                 entry.due_at = None
-                self._queue(uid, due)
+                self._queue(uid, due, due=True)
         for uid in list(self._dirty):
             if uid in self._running:
                 continue  # picked up again when the running task finishes
@@ -327,23 +336,39 @@ class Scheduler:
             entry = self.cache.triggers.get(uid)
             if entry is not None:
                 self._queue(uid, _urgency(entry, now))
-        while self._ready and len(self._running) < self._concurrency:
+        while self._ready_due and len(self._running_due) < self._due_concurrency:
+            _, _, uid = heapq.heappop(self._ready_due)
+            if uid in self._due_queued:
+                self._start(uid, due=True)
+        while self._ready and len(self._running) - len(self._running_due) < self._concurrency:
             _, _, uid = heapq.heappop(self._ready)
-            self._queued.discard(uid)
-            if uid not in self.cache.triggers:
-                continue
-            if uid in self._running:
-                self._dirty[uid] = None
-                continue
-            self._running.add(uid)
-            self._spawn(self._reconcile(uid), name=f"reconcile-{uid}")
+            if uid in self._queued:
+                self._start(uid, due=False)
 
-    def _queue(self, uid: str, urgency: datetime) -> None:
+    def _queue(self, uid: str, urgency: datetime, *, due: bool = False) -> None:
+        """Wait for a slot; a trigger queued both ways starts from whichever comes first."""
         if uid in self._running:
             self._dirty[uid] = None
+        elif due:
+            if uid not in self._due_queued:
+                self._due_queued.add(uid)
+                heapq.heappush(self._ready_due, (urgency, next(self._seq), uid))
         elif uid not in self._queued:
             self._queued.add(uid)
             heapq.heappush(self._ready, (urgency, next(self._seq), uid))
+
+    def _start(self, uid: str, *, due: bool) -> None:
+        self._queued.discard(uid)
+        self._due_queued.discard(uid)
+        if uid not in self.cache.triggers:
+            return
+        if uid in self._running:
+            self._dirty[uid] = None
+            return
+        self._running.add(uid)
+        if due:
+            self._running_due.add(uid)
+        self._spawn(self._reconcile(uid), name=f"reconcile-{uid}")
 
     async def _reconcile(self, uid: str) -> None:
         try:
@@ -366,4 +391,5 @@ class Scheduler:
                 heapq.heappush(self._heap, (retry_at, next(self._seq), uid))
         finally:
             self._running.discard(uid)
+            self._running_due.discard(uid)
             self._wake.set()

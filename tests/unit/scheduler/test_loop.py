@@ -47,7 +47,7 @@ async def settle() -> None:
 class Loop:
     """A scheduler wired to the fakes, running as a task."""
 
-    def __init__(self, *, leading: bool = True) -> None:
+    def __init__(self, *, leading: bool = True, due_concurrency: int | None = None) -> None:
         registry = CollectorRegistry()
         self.clock = FakeClock(START)
         self.gate = FakeGate(leading=leading)
@@ -69,6 +69,7 @@ class Loop:
             gate=self.gate,
             clock=self.clock,
             concurrency=4,
+            due_concurrency=due_concurrency,
             lister=self.gateway,
         )
         self.gateway.feed = self.scheduler
@@ -368,3 +369,67 @@ async def test_a_running_job_deleted_with_its_trigger_is_cancelled_as_trigger_de
     assert loop.gateway.job_bodies() == []
     cancelled = [row for row in loop.ledger.written() if row[1] is LedgerStatus.CANCELLED]
     assert cancelled[0][2] == "TriggerDeleted"
+
+
+class HangingPatches:
+    """Status patches that wait until `release` (set in any case when the test ends)."""
+
+    def __init__(self, loop: Loop) -> None:
+        self.release = asyncio.Event()
+        patch = loop.gateway.patch_trigger_status
+
+        async def hanging(*args: Any, **kwargs: Any) -> dict[str, Any]:
+            await self.release.wait()
+            return await patch(*args, **kwargs)
+
+        loop.gateway.patch_trigger_status = hanging  # type: ignore[method-assign]
+
+
+@pytest.fixture
+async def split_loop() -> AsyncIterator[tuple[Loop, list[HangingPatches]]]:
+    """Four slots for passes, sixteen for due ones."""
+    made = Loop(due_concurrency=16)
+    hangs: list[HangingPatches] = []
+    task = asyncio.create_task(made.scheduler.run())
+    yield made, hangs
+    for hang in hangs:
+        hang.release.set()
+    await made.scheduler.stop()
+    task.cancel()
+    made.ledger.close()
+
+
+async def test_due_passes_start_their_creates_while_earlier_passes_wait_on_status_patches(
+    split_loop: tuple[Loop, list[HangingPatches]],
+) -> None:
+    # Ten triggers fall due at once while every status patch hangs: each due Job is
+    # created, none waits for a slot that a pass blocked on its patch holds (with one
+    # pool of four slots, six waited).
+    made, hangs = split_loop
+    for index in range(10):
+        made.add(name=f"every-5-{index}", uid=f"uid-{index:02d}", schedule="*/5 * * * *")
+    await settle()
+    assert made.job_times() == []
+    hangs.append(hang := HangingPatches(made))
+    await made.advance(300)
+    assert made.job_times() == ["2026-11-26T02:30:00Z"] * 10
+    assert made.in_flight == 10
+    hang.release.set()
+    await settle()
+    assert made.in_flight == 0
+
+
+async def test_passes_that_are_not_due_keep_to_their_own_slots(
+    split_loop: tuple[Loop, list[HangingPatches]],
+) -> None:
+    made, hangs = split_loop
+    hangs.append(hang := HangingPatches(made))
+    for index in range(10):
+        made.add(name=f"daily-{index}", uid=f"uid-{index:02d}", schedule="0 2 * * *")
+    await settle()
+    assert made.in_flight == 4  # first looks of new triggers: back-fill, four at once
+    hang.release.set()
+    await settle()
+    assert made.in_flight == 0
+    assert made.most_in_flight == 4
+    assert len(set(made.passes)) == 10
