@@ -398,8 +398,10 @@ class Bench:
         log: Path,
         identity: str = "bench",
         revision: int | None = None,
+        settings: Mapping[str, str] | None = None,
     ) -> subprocess.Popen[bytes]:
-        """`python -m trigger_operator run` on this cluster, its output appended to `log`."""
+        """`python -m trigger_operator run` on this cluster, its output appended to `log`;
+        `settings` are more `TRIGGER_OPERATOR_*` variables for it."""
         env = {
             key: value
             for key, value in os.environ.items()
@@ -418,6 +420,7 @@ class Bench:
         )
         if revision is not None:
             env["TRIGGER_OPERATOR_REVISION"] = str(revision)
+        env.update(settings or {})
         with log.open("ab") as out:
             return subprocess.Popen(
                 [sys.executable, "-m", "trigger_operator", "run"],

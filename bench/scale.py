@@ -202,10 +202,16 @@ class Operator:
                 self.process.wait(timeout=10)
 
 
+#: `--set` settings for every operator this run starts (default: none, the defaults).
+OPERATOR_SETTINGS: dict[str, str] = {}
+
+
 def start_operator(bench: Bench, name: str, *, revision: int) -> Operator:
     log = bench.state_dir / f"operator-{name}.log"
     started = time.time()
-    process = bench.spawn_operator([NAMESPACE], log=log, identity=name, revision=revision)
+    process = bench.spawn_operator(
+        [NAMESPACE], log=log, identity=name, revision=revision, settings=OPERATOR_SETTINGS
+    )
     return Operator(name=name, process=process, log=log, started=started)
 
 
@@ -723,10 +729,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--repeat", type=int, default=1, help="K repetitions of each N, for the spread"
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="TRIGGER_OPERATOR_X=V",
+        help="a setting for the operators (repeatable), e.g. TRIGGER_OPERATOR_API_QPS=0",
+    )
     parser.add_argument("--profile", action="store_true", help="py-spy the cold start and burst")
     parser.add_argument("--keep-state", action="store_true")
     parser.add_argument("--output", type=Path, default=RESULTS)
     opts = parser.parse_args(argv)
+    for setting in opts.set:
+        key, equals, value = setting.partition("=")
+        if not equals or not key.startswith("TRIGGER_OPERATOR_"):
+            parser.error(f"--set takes TRIGGER_OPERATOR_NAME=VALUE, not {setting!r}")
+        OPERATOR_SETTINGS[key] = value
     sizes = opts.resident or ([1000, 10_000, 30_000] if opts.full else [1000, 10_000])
     opts.output.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -738,6 +756,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "started": stamp,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "burst": opts.burst,
+        "operator_settings": dict(OPERATOR_SETTINGS),
         "import": import_floor(),
         "runs": [],
     }
