@@ -51,8 +51,6 @@ from tests.harness.triggers import Triggers, manifest
 from tests.harness.wait import wait_for
 from trigger_operator.models.instants import format_instant, parse_instant
 
-pytestmark = pytest.mark.integration
-
 LEASE_SECONDS = 6.0
 TIMINGS = {
     "TRIGGER_OPERATOR_LEASE_DURATION_SECONDS": "6",
@@ -94,6 +92,15 @@ def _profile() -> Profile:
     if name == "short":
         return Profile("short", SHORT_FAULTS, (1.0, 3.0))
     raise pytest.UsageError(f"CHAOS_PROFILE must be short or long, not {name!r}")
+
+
+def _time_allowed() -> float:
+    """pytest's time-out for the session: pyproject's 300 s fit the short profile; the
+    long one takes about 4 s a fault, and gets 10."""
+    return max(300.0, 300.0 + 10.0 * _profile().faults)
+
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(_time_allowed())]
 
 
 # -- the triggers -------------------------------------------------------------------------
