@@ -204,6 +204,14 @@ class Operator:
 
 #: `--set` settings for every operator this run starts (default: none, the defaults).
 OPERATOR_SETTINGS: dict[str, str] = {}
+#: What the benchmark sets itself (its namespaces, ledger, identities, the rollout's revisions).
+BENCH_OWN_SETTINGS = frozenset(
+    f"TRIGGER_OPERATOR_{name}"
+    for name in (
+        "NAMESPACES", "OPERATOR_NAMESPACE", "SQLITE_PATH", "DATABASE_URL", "METRICS_PORT",
+        "IDENTITY", "REVISION",
+    )
+)  # fmt: skip
 
 
 def start_operator(bench: Bench, name: str, *, revision: int) -> Operator:
@@ -591,6 +599,9 @@ def one_size(
     """Every figure for one N; CronJob's too in the first repetition, unless `--quick`."""
     peers = not opts.quick and repetition == 1
     name = f"n{resident}-r{repetition}"
+    if profile_dir is not None:  # each repetition's profiles of their own
+        profile_dir = profile_dir / name
+        profile_dir.mkdir(parents=True, exist_ok=True)
     with private_cluster(state / name, controller_manager_flags=()) as bench:
         bench.run_kubectl("apply", "--server-side", "-f", str(CRD))
         bench.run_kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
@@ -740,10 +751,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--keep-state", action="store_true")
     parser.add_argument("--output", type=Path, default=RESULTS)
     opts = parser.parse_args(argv)
+    if opts.repeat < 1:
+        parser.error("--repeat takes 1 or more")
     for setting in opts.set:
         key, equals, value = setting.partition("=")
         if not equals or not key.startswith("TRIGGER_OPERATOR_"):
             parser.error(f"--set takes TRIGGER_OPERATOR_NAME=VALUE, not {setting!r}")
+        if key in BENCH_OWN_SETTINGS:
+            parser.error(f"{key} is the benchmark's own to set")
         OPERATOR_SETTINGS[key] = value
     sizes = opts.resident or ([1000, 10_000, 30_000] if opts.full else [1000, 10_000])
     opts.output.mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 from typing import Any
 
@@ -34,9 +35,11 @@ class _Content:
 
 
 def test_kopf_still_decodes_its_watch_lines_with_a_module_named_json() -> None:
-    # The swap rests on this attribute; a kopf release without it must fail here, loudly,
-    # not quietly decode with the slow one.
+    # The swap rests on kopf's watch stream calling its module's `json.loads`; a kopf
+    # release that decodes elsewhere must fail here, loudly, not quietly decode with the
+    # slow one.
     assert hasattr(kopf_api, "json") and hasattr(kopf_api.json, "loads")
+    assert "json.loads(" in inspect.getsource(kopf_api.stream)
 
 
 @pytest.mark.usefixtures("restore_kopf_json")
