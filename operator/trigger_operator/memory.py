@@ -24,9 +24,9 @@ ARENAS = 2
 
 @functools.cache
 def _libc() -> ctypes.CDLL | None:
+    # find_library asks ldconfig (or a compiler), which a slim image may lack; then the
+    # symbols of the process itself, the C library among them.
     name = ctypes.util.find_library("c")
-    if name is None:
-        return None
     try:
         return ctypes.CDLL(name)
     except OSError:

@@ -22,9 +22,25 @@ def _forget() -> None:
     memory._trim.cache_clear()
 
 
-def test_without_a_c_library_it_says_so_and_does_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_ldconfig_the_processs_own_symbols_are_used(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("malloc_trim is glibc's")
     _forget()
     monkeypatch.setattr(ctypes.util, "find_library", lambda _: None)
+    try:
+        assert memory.give_back_free_memory() is True
+    finally:
+        _forget()
+
+
+def test_without_a_c_library_it_says_so_and_does_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    def missing(name: str | None) -> ctypes.CDLL:
+        raise OSError(f"{name}: cannot open shared object file")
+
+    _forget()
+    monkeypatch.setattr(ctypes, "CDLL", missing)
     try:
         assert memory.give_back_free_memory() is False
         assert memory.limit_arenas() is False

@@ -30,9 +30,9 @@ class Settings(BaseSettings):
     revision: int | None = None
     identity: str | None = None
 
-    # Passes over triggers at once. Most of a pass is waiting for the API, so this is
-    # high: during a burst every due trigger's Job create is queued at once, and the
-    # creates go out before the status patches (kube/admission.py).
+    # Passes at once over triggers that are not due (back-fill of status, Job events,
+    # edits). Most of a pass is waiting for the API, so this is high; each pass in flight
+    # holds its trigger decoded, so it also bounds that memory.
     dispatch_concurrency: int = Field(default=512, ge=1)
     # Passes of triggers whose time has come, in slots of their own: a burst of due runs
     # starts every create at once (the admission sends them before any status patch),

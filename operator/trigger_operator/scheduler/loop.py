@@ -51,6 +51,12 @@ def _urgency(entry: TriggerEntry, now: datetime) -> datetime:
     return upcoming if upcoming is not None else now + _NOTHING_SCHEDULED
 
 
+async def _give_back_memory() -> None:
+    """Free heap pages back to the system, in a thread (ctypes lets go of the GIL), so that
+    the walk of the heap never holds up the loop."""
+    await asyncio.to_thread(give_back_free_memory)
+
+
 # The longest the loop sleeps without a reason to wake: a safety net against a lost
 # wake-up, not a polling tick (nothing is scanned when it expires).
 _MAX_SLEEP = 60.0
@@ -114,6 +120,8 @@ class Scheduler:
         self._due_queued: set[str] = set()
         self._running: set[str] = set()
         self._running_due: set[str] = set()
+        # Due while a pass of theirs still ran: queued as due once it ends.
+        self._due_after_run: set[str] = set()
         self._wake = asyncio.Event()
         self._concurrency = concurrency
         self._due_concurrency = due_concurrency if due_concurrency is not None else concurrency
@@ -247,7 +255,7 @@ class Scheduler:
                 self.recorder.job_deleted(job)
                 self.mark_dirty(job.trigger_uid)
         log.info("cache synced with the API", extra={"triggers": len(self.cache.triggers)})
-        give_back_free_memory()  # the pages the listing's decoded bodies held
+        await _give_back_memory()  # the pages the listing's decoded bodies held
 
     def mark_dirty(self, uid: str) -> None:
         if uid in self.cache.triggers:
@@ -284,7 +292,7 @@ class Scheduler:
             if peak and not (self._dirty or self._ready or self._ready_due or self._running):
                 # Every trigger's first pass is done: give back what they held.
                 peak = False
-                give_back_free_memory()
+                self._spawn(_give_back_memory(), name="give-back-memory")
             await self.clock.wait_any(self._wake, leadership, within=self._seconds_to_next())
 
     def pause(self) -> None:
@@ -329,13 +337,7 @@ class Scheduler:
             if entry is not None and entry.due_at == due:
                 entry.due_at = None
                 self._queue(uid, due, due=True)
-        for uid in list(self._dirty):
-            if uid in self._running:
-                continue  # picked up again when the running task finishes
-            del self._dirty[uid]
-            entry = self.cache.triggers.get(uid)
-            if entry is not None:
-                self._queue(uid, _urgency(entry, now))
+        self._queue_dirty(now)
         while self._ready_due and len(self._running_due) < self._due_concurrency:
             _, _, uid = heapq.heappop(self._ready_due)
             if uid in self._due_queued:
@@ -345,10 +347,23 @@ class Scheduler:
             if uid in self._queued:
                 self._start(uid, due=False)
 
+    def _queue_dirty(self, now: datetime) -> None:
+        for uid in list(self._dirty):
+            if uid in self._running:
+                continue  # picked up again when the running task finishes
+            del self._dirty[uid]
+            entry = self.cache.triggers.get(uid)
+            due = uid in self._due_after_run
+            self._due_after_run.discard(uid)
+            if entry is not None:
+                self._queue(uid, now if due else _urgency(entry, now), due=due)
+
     def _queue(self, uid: str, urgency: datetime, *, due: bool = False) -> None:
         """Wait for a slot; a trigger queued both ways starts from whichever comes first."""
         if uid in self._running:
             self._dirty[uid] = None
+            if due:
+                self._due_after_run.add(uid)
         elif due:
             if uid not in self._due_queued:
                 self._due_queued.add(uid)

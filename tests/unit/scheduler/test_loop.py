@@ -433,3 +433,24 @@ async def test_passes_that_are_not_due_keep_to_their_own_slots(
     assert made.in_flight == 0
     assert made.most_in_flight == 4
     assert len(set(made.passes)) == 10
+
+
+async def test_a_time_that_comes_while_its_trigger_has_a_pass_running_stays_due(
+    split_loop: tuple[Loop, list[HangingPatches]],
+) -> None:
+    # The pass running (a Job event's, say) when the time comes: once it ends the trigger
+    # waits for a due slot, not behind the back-fill.
+    made, _ = split_loop
+    made.add(schedule="*/5 * * * *")
+    await settle()
+    scheduler = made.scheduler
+    now = made.clock.now()
+    scheduler._running.add(UID)
+    scheduler._queue(UID, now, due=True)
+    assert UID in scheduler._dirty
+    assert UID not in scheduler._due_queued
+    scheduler._running.discard(UID)
+    scheduler._queue_dirty(now)
+    assert UID in scheduler._due_queued
+    assert UID not in scheduler._queued
+    assert not scheduler._due_after_run
