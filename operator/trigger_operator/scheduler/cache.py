@@ -32,6 +32,7 @@ class TriggerEntry:
         "backoff",
         "deleting",
         "due_at",
+        "fresh_term",
         "generation",
         "jobs",
         "name",
@@ -67,6 +68,9 @@ class TriggerEntry:
         self.jobs: dict[str, ObservedJob] = jobs if jobs is not None else {}
         # When the scheduler must look at this trigger again (None: only on a change).
         self.due_at: Any = None
+        # The leadership term in which this replica last read the trigger from the API
+        # (not from the watch): before that, another leader may have moved its cursor.
+        self.fresh_term = 0
         # The generation whose Job template passed the server-side dry run, and the last
         # problem reported, so that an invalid trigger is reported once, not in a storm.
         self.template_ok_generation: int | None = None

@@ -279,6 +279,7 @@ class Scheduler:
                 # A new leader looks at every trigger once: the last one may have left
                 # work undone (a created Job whose status patch never happened).
                 was_leading = True
+                self.reconciler.new_term()
                 for uid in list(self.cache.triggers):
                     self._dirty[uid] = None
                 # Job events seen while another replica led went unrecorded here; the

@@ -49,6 +49,7 @@ from trigger_operator.kube.gateway import (
     NotFound,
 )
 from trigger_operator.metrics import TriggerState
+from trigger_operator.models.api import GROUP
 from trigger_operator.models.instants import parse_api_time
 from trigger_operator.models.runs import RunKind
 from trigger_operator.models.spec import ConcurrencyPolicy, TriggerSpec
@@ -144,6 +145,8 @@ class Reconciler:
         self.clock = clock
         self.recorder = recorder
         self.upcoming_count = upcoming_count
+        # Leadership terms of this replica, counted by the scheduler (`new_term`).
+        self.term = 0
         publisher = StatusPublisher(gateway=gateway, gate=gate)
         self.publisher = publisher
         self.validator = Validator(
@@ -153,6 +156,10 @@ class Reconciler:
         self.manual = ManualRuns(runs=self.runs, publisher=publisher)
         self.failures = FailureGuard(publisher=publisher, recorder=recorder)
         self.backfill = Backfiller(runs=self.runs, publisher=publisher, recorder=recorder)
+
+    def new_term(self) -> None:
+        """This replica leads again: what its watch showed may lag another leader's writes."""
+        self.term += 1
 
     async def reconcile(self, entry: TriggerEntry) -> datetime | None:
         """One pass; the domain errors of the API become a time to look again."""
@@ -203,6 +210,8 @@ class Reconciler:
         work.failures = self.failures.check(entry, spec, work.status, work.jobs, now=now)
         work.status = work.failures.status
         await self._plan(work)
+        if _may_start(work) and not await self._fresh(entry):
+            return self.clock.now()  # the cache lagged: plan again from what the API has
         # 4. Concurrency policy, then create; first a time Queue held, once nothing runs.
         await self._start_queued(work)
         for run in work.outcome.starts:
@@ -376,6 +385,28 @@ class Reconciler:
             return None
         return retry_at
 
+    async def _fresh(self, entry: TriggerEntry) -> bool:
+        """Whether the cached trigger is what the API has, read once per leadership term
+        before the pass may start a run.
+
+        A replica that takes the Lease may not have processed its watch's events yet (a
+        process resumed from a pause supersedes a lower revision within milliseconds): its
+        copy may show a cursor before times the previous leader ran and whose Jobs are
+        gone, and a Job would start a second time. The previous leader's writes are all
+        in the API by now (it stopped at its deadline), so one read in this term
+        suffices; this leader's own writes keep the copy current after that.
+        """
+        if entry.fresh_term == self.term:
+            return True
+        fresh = await self.gateway.read_trigger(entry.namespace, entry.name)
+        if fresh is None or fresh["metadata"]["uid"] != entry.uid:
+            raise NotFound(f"scheduledtriggers {entry.name} is gone", status=404)
+        entry.fresh_term = self.term
+        if fresh["metadata"].get("resourceVersion") == entry.resource_version:
+            return True
+        entry.body = compact(fresh)
+        return False
+
     async def _reread(self, entry: TriggerEntry) -> datetime | None:
         """Someone wrote the trigger since we read it: re-read, plan again at once.
 
@@ -487,6 +518,18 @@ def _not_started(work: _Pass) -> list[NotStarted]:
         for queued, _ in work.superseded
     ]
     return passed
+
+
+# The annotations by which people ask for runs: run-now (and its payload), backfill, resume.
+REQUEST_PREFIX = f"{GROUP}/"
+
+
+def _may_start(work: _Pass) -> bool:
+    """Whether the pass may start a run: a due time, a held one, or a request annotated."""
+    if work.outcome.starts or work.status.queued is not None:
+        return True
+    annotations = work.entry.body["metadata"].get("annotations") or {}
+    return any(key.startswith(REQUEST_PREFIX) for key in annotations)
 
 
 def _created(body: dict[str, Any], now: datetime) -> datetime:

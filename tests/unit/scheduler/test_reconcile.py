@@ -8,6 +8,7 @@ integration tier; here the interleavings that are hard to provoke there are chos
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -1191,3 +1192,33 @@ async def test_a_held_time_whose_job_a_crashed_pass_created_is_not_created_again
 
     assert world.gateway.calls.count("create_job") == 2
     assert world.status().get("queued") is None
+
+
+async def test_a_new_leader_whose_copy_lags_reads_the_trigger_before_starting_anything(
+    world: World,
+) -> None:
+    # Another leader ran 02:10, moved the cursor and let the Job go; this replica's watch
+    # had not caught up when it took the Lease (a process resumed from a pause supersedes
+    # within milliseconds). Its copy still shows 02:10 due and no Job.
+    entry = world.trigger(schedule="*/10 * * * *")
+    lagging = copy.deepcopy(entry.body)
+    world.at(at(2, 10))
+    await world.run(entry)
+    assert world.job_times() == ["2026-11-26T02:10:00Z"]
+    world.gateway.jobs.clear()  # handled, released, gone
+    entry.body = lagging
+    entry.jobs = {}
+
+    world.reconciler.new_term()
+    world.at(at(2, 10, 5))
+    again = await world.run(entry)
+    assert again == at(2, 10, 5)  # planned again at once, from what the API has
+    await world.run(entry)
+
+    assert world.gateway.calls.count("create_job") == 1
+    assert world.job_times() == []
+    assert world.gateway.calls.count("read_trigger") == 1  # once in the term, not per pass
+    world.at(at(2, 20))
+    await world.run(entry)
+    assert world.job_times() == ["2026-11-26T02:20:00Z"]
+    assert world.gateway.calls.count("read_trigger") == 1
