@@ -133,6 +133,7 @@ class LeaseElector:
         self.clock = clock
         self.on_change = on_change
         self._leading = False
+        self._term = 0
         self._deadline = 0.0
         self._last_record: tuple[Any, ...] | None = None
         self._last_holder: Holder | None = None
@@ -171,6 +172,10 @@ class LeaseElector:
     @property
     def writer(self) -> LeaderIdentity:
         return self._writer
+
+    @property
+    def term(self) -> int:
+        return self._term
 
     @property
     def deadline(self) -> float | None:
@@ -379,6 +384,8 @@ class LeaseElector:
         self._note(written)
         with self._state:
             self._deadline = write_deadline(started, self.lease.duration_seconds)
+            if not self._leading:
+                self._term += 1
             self._leading = True
         self._signal(self._became_leader)
         self._signal(self._changed)

@@ -32,6 +32,12 @@ class Gate(Protocol):
         """Set whenever leadership changes, so a sleeping scheduler wakes up."""
         ...
 
+    @property
+    def term(self) -> int:
+        """How many times this replica began to lead: it changes with every take of the
+        Lease, even one that follows a loss too quickly for the scheduler to see."""
+        ...
+
 
 class NotLeading(Exception):
     """The gate closed mid-pass: stop writing at once (fencing)."""

@@ -268,6 +268,7 @@ class Scheduler:
         log.info("scheduler started")
         leadership = self.gate.changed()
         was_leading = peak = False
+        term = self.gate.term
         while not self._stopping:
             if not self.gate.may_write():
                 if was_leading:
@@ -275,11 +276,11 @@ class Scheduler:
                 was_leading = False
                 await self.gate.wait_until_leader()
                 continue
-            if not was_leading:
+            if not was_leading or self.gate.term != term:
                 # A new leader looks at every trigger once: the last one may have left
-                # work undone (a created Job whose status patch never happened).
-                was_leading = True
-                self.reconciler.new_term()
+                # work undone (a created Job whose status patch never happened). A new
+                # term is a takeover even when its loss came and went between two turns.
+                was_leading, term = True, self.gate.term
                 for uid in list(self.cache.triggers):
                     self._dirty[uid] = None
                 # Job events seen while another replica led went unrecorded here; the

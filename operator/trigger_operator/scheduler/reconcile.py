@@ -145,8 +145,6 @@ class Reconciler:
         self.clock = clock
         self.recorder = recorder
         self.upcoming_count = upcoming_count
-        # Leadership terms of this replica, counted by the scheduler (`new_term`).
-        self.term = 0
         publisher = StatusPublisher(gateway=gateway, gate=gate)
         self.publisher = publisher
         self.validator = Validator(
@@ -156,10 +154,6 @@ class Reconciler:
         self.manual = ManualRuns(runs=self.runs, publisher=publisher)
         self.failures = FailureGuard(publisher=publisher, recorder=recorder)
         self.backfill = Backfiller(runs=self.runs, publisher=publisher, recorder=recorder)
-
-    def new_term(self) -> None:
-        """This replica leads again: what its watch showed may lag another leader's writes."""
-        self.term += 1
 
     async def reconcile(self, entry: TriggerEntry) -> datetime | None:
         """One pass; the domain errors of the API become a time to look again."""
@@ -396,12 +390,13 @@ class Reconciler:
         in the API by now (it stopped at its deadline), so one read in this term
         suffices; this leader's own writes keep the copy current after that.
         """
-        if entry.fresh_term == self.term:
+        term = self.gate.term
+        if entry.fresh_term == term:
             return True
         fresh = await self.gateway.read_trigger(entry.namespace, entry.name)
         if fresh is None or fresh["metadata"]["uid"] != entry.uid:
             raise NotFound(f"scheduledtriggers {entry.name} is gone", status=404)
-        entry.fresh_term = self.term
+        entry.fresh_term = term
         if fresh["metadata"].get("resourceVersion") == entry.resource_version:
             return True
         entry.body = compact(fresh)
@@ -525,8 +520,9 @@ REQUEST_PREFIX = f"{GROUP}/"
 
 
 def _may_start(work: _Pass) -> bool:
-    """Whether the pass may start a run: a due time, a held one, or a request annotated."""
-    if work.outcome.starts or work.status.queued is not None:
+    """Whether the pass may start a run: a due time, a held one, a backfill, or a request
+    annotated."""
+    if work.outcome.starts or work.status.queued is not None or work.status.backfill:
         return True
     annotations = work.entry.body["metadata"].get("annotations") or {}
     return any(key.startswith(REQUEST_PREFIX) for key in annotations)

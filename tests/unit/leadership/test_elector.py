@@ -651,3 +651,27 @@ async def test_an_ordinary_outage_never_stops_the_elector(
     leases.fail_with = None
     await a.step()
     assert a.may_write()
+
+
+async def test_each_take_of_the_lease_is_a_new_term_renews_are_not(
+    replica: Replica, leases: FakeLeases, clock: FakeClock
+) -> None:
+    # A process paused past its deadline that takes the Lease back at once (a higher
+    # revision supersedes): loss and take may both fall between two turns of the
+    # scheduler, which tells the takeover by the term.
+    low, high = replica("low", revision=1), replica("high", revision=2)
+    assert high.term == 0
+    await high.step()
+    assert high.may_write() and high.term == 1
+    clock.advance(1.0)
+    await high.step()  # a renew
+    assert high.term == 1
+
+    await low.step()  # sees the Lease; expiry counts from now
+    clock.advance(DURATION + 0.1)  # "high" paused past its deadline
+    await low.step()
+    assert low.may_write() and low.term == 1
+    await high.step()  # resumed: its renew finds another holder, and it looks again
+    await high.step()  # at once: it supersedes the lower revision
+    assert high.may_write() and leases.holder() == "high"
+    assert high.term == 2

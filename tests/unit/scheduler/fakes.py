@@ -325,6 +325,7 @@ class FakeGate:
 
     def __init__(self, *, leading: bool = True) -> None:
         self.leading = leading
+        self.term = 0  # bumped by each set_leading(True) after a loss
         self._changed = asyncio.Event()
         self._leader = asyncio.Event()
         if leading:
@@ -344,6 +345,8 @@ class FakeGate:
         return self._changed
 
     def set_leading(self, leading: bool) -> None:
+        if leading and not self.leading:
+            self.term += 1
         self.leading = leading
         if leading:
             self._leader.set()

@@ -454,3 +454,17 @@ async def test_a_time_that_comes_while_its_trigger_has_a_pass_running_stays_due(
     assert UID in scheduler._due_queued
     assert UID not in scheduler._queued
     assert not scheduler._due_after_run
+
+
+async def test_a_new_term_is_a_takeover_even_when_its_loss_was_never_seen(loop: Loop) -> None:
+    # Lost and taken again between two turns of the loop (a resumed process supersedes
+    # within milliseconds): every trigger is looked at again, as after any takeover.
+    loop.add(schedule="0 3 * * *")
+    await settle()
+    before = len(loop.passes)
+    await loop.advance(1)
+    assert len(loop.passes) == before  # nothing to do: no pass
+    loop.gate.term += 1
+    loop.gate.changed().set()
+    await settle()
+    assert len(loop.passes) == before + 1
