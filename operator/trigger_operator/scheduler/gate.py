@@ -7,6 +7,7 @@ Lease elector answers it (fenced by its local deadline), for one replica as for 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from typing import Protocol
 
 from trigger_operator.jobs.builder import LeaderIdentity
@@ -43,7 +44,21 @@ class NotLeading(Exception):
     """The gate closed mid-pass: stop writing at once (fencing)."""
 
 
+# The leadership term a pass began in (each pass is a task of its own, with its own value).
+_PASS_TERM: contextvars.ContextVar[int | None] = contextvars.ContextVar("pass_term", default=None)
+
+
+def begin_pass(gate: Gate) -> None:
+    """Tie the current task's writes to the term it leads in now (see `require_leader`)."""
+    _PASS_TERM.set(gate.term)
+
+
 def require_leader(gate: Gate) -> None:
-    """Raise `NotLeading` unless `gate` lets this replica write now."""
+    """Raise `NotLeading` unless `gate` lets this replica write now, and, in a pass, in the
+    term the pass began in: a pass that began before a loss (a process paused mid-pass)
+    decided from what the cache showed then, and must not write in the next term."""
     if not gate.may_write():
+        raise NotLeading
+    began = _PASS_TERM.get()
+    if began is not None and began != gate.term:
         raise NotLeading

@@ -73,7 +73,7 @@ from trigger_operator.scheduler.cache import TriggerEntry, compact
 from trigger_operator.scheduler.calendars import CalendarStore
 from trigger_operator.scheduler.evidence import EXCLUDED_REASON, FORBID_REASON, MISSED_REASON
 from trigger_operator.scheduler.failures import FailureCheck, FailureGuard
-from trigger_operator.scheduler.gate import Gate, NotLeading
+from trigger_operator.scheduler.gate import Gate, NotLeading, begin_pass
 from trigger_operator.scheduler.manual import ManualRuns
 from trigger_operator.scheduler.ports import SchedulerGateway
 from trigger_operator.scheduler.publish import StatusPublisher
@@ -186,6 +186,7 @@ class Reconciler:
     async def _reconcile(self, entry: TriggerEntry) -> datetime | None:
         if entry.body["metadata"].get("deletionTimestamp"):
             return None
+        begin_pass(self.gate)
         now = self.clock.now()
         status = status_of(entry.body)
         # 1. Validate.

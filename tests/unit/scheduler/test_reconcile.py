@@ -1223,3 +1223,23 @@ async def test_a_new_leader_whose_copy_lags_reads_the_trigger_before_starting_an
     await world.run(entry)
     assert world.job_times() == ["2026-11-26T02:20:00Z"]
     assert world.gateway.calls.count("read_trigger") == 1
+
+
+async def test_a_pass_begun_before_a_loss_writes_nothing_in_the_next_term(world: World) -> None:
+    # The process pauses mid-pass (after the pass read the trigger), loses the Lease and
+    # takes it again on resuming: the pass decided from what it saw before, so it must not
+    # create in the new term; the new term's own pass does.
+    entry = world.trigger(schedule="*/10 * * * *")
+    world.gate.set_leading(False)
+    world.gate.set_leading(True)
+
+    def lost_and_taken_again() -> None:
+        world.gate.set_leading(False)
+        world.gate.set_leading(True)
+
+    world.gateway.before("read_trigger", lost_and_taken_again, once=True)
+    world.at(at(2, 10))
+    assert await world.run(entry) is None  # stopped mid-pass
+    assert world.jobs() == []
+    await world.run(entry)
+    assert world.job_times() == ["2026-11-26T02:10:00Z"]
