@@ -1,7 +1,8 @@
 """Writing what the scheduler decided onto the trigger: its status and its Events.
 
 Status goes in a merge patch with a resourceVersion precondition, so a writer holding a
-stale copy gets `Conflict` and must re-read: the cursor never moves back. Nothing is
+stale copy gets `Conflict` and must re-read: the cursor never moves back. A patch that
+went through also proves the copy current in the leadership term it was sent in. Nothing is
 written unless the gate lets this replica write at that moment (fencing), and a status
 that would not change is not written at all.
 """
@@ -34,6 +35,7 @@ class StatusPublisher:
             return
         after = new.model_dump(mode="json")
         require_leader(self.gate)
+        term = self.gate.term
         updated = await self.gateway.patch_trigger_status(
             entry.namespace,
             entry.name,
@@ -42,6 +44,9 @@ class StatusPublisher:
         )
         if updated["metadata"]["uid"] == entry.uid:
             entry.body = compact(updated)
+            # The patch held our copy's resourceVersion as its precondition: our copy was
+            # the API's, so it is fresh for this term (no read needed before a start).
+            entry.fresh_term = max(entry.fresh_term, term)
 
     async def warn(self, entry: TriggerEntry, *, reason: str, message: str, now: datetime) -> None:
         """A Warning Event about the trigger (best effort; only while leading)."""
