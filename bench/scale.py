@@ -67,7 +67,7 @@ from bench.cronjob_comparison import (
     private_cluster,
     say,
 )
-from trigger_operator.jobs.builder import ANNOTATION_SCHEDULED_FOR
+from trigger_operator.jobs.builder import ANNOTATION_LEADER, ANNOTATION_SCHEDULED_FOR
 from trigger_operator.models.api import GROUP, PLURAL, VERSION
 
 NAMESPACE = "scale"  # the operator's triggers, its Lease
@@ -514,15 +514,28 @@ def rollout(bench: Bench, first: Operator, resident: int, seconds_after: float) 
     # Whether a slot ran: its Job (the history keeps them all), not only the watch's
     # sightings, which time the runs.
     listed = batch(bench.api).list_namespaced_job(NAMESPACE, _preload_content=False)
-    got = {
-        parse_time(item["metadata"]["annotations"][ANNOTATION_SCHEDULED_FOR])
+    items = [
+        item
         for item in json.loads(listed.data)["items"]
         if item["metadata"]["name"].startswith("every-2s-")
+    ]
+    got = {
+        parse_time(item["metadata"]["annotations"][ANNOTATION_SCHEDULED_FOR]) for item in items
     } | {s.scheduled for s in slots}
+    # The new process's first Job: start -> Lease -> first Job, the whole hand-over.
+    by_second = {
+        item["metadata"]["name"]
+        for item in items
+        if item["metadata"]["annotations"].get(ANNOTATION_LEADER) == second.name
+    }
+    first_job = min((s.seen for s in slots if s.name in by_second), default=None)
     lateness = [s.lateness for s in slots]
     result = {
         "resident": resident,
         "new_leader_after_seconds": round(took - second.started, 2),
+        "first_job_after_seconds": round(first_job - second.started, 2)
+        if first_job is not None
+        else None,
         "slots_expected": len(expected),
         "slots_lost": len(expected - got),
         "worst_lateness_seconds": round(max(lateness), 3) if lateness else None,
@@ -635,6 +648,7 @@ SPREAD: list[tuple[str, Callable[[dict[str, Any]], float]]] = [
     ("cold_start_all_scheduled_seconds", lambda r: r["cold_start"]["to_all_scheduled_seconds"]),
     ("idle_rss_mib", lambda r: r["idle"]["rss_mib"]),
     ("idle_cpu_percent", lambda r: r["idle"]["cpu_percent_of_one_core"]),
+    ("rollout_first_job_after_seconds", lambda r: r["rollout"]["first_job_after_seconds"]),
     ("rollout_worst_lateness_seconds", lambda r: r["rollout"]["worst_lateness_seconds"]),
     ("rollout_slots_lost", lambda r: r["rollout"]["slots_lost"]),
 ]
@@ -809,6 +823,9 @@ def print_table(results: dict[str, Any]) -> None:
         ("cold start: all scheduled s", lambda r: r["cold_start"]["to_all_scheduled_seconds"]),
         ("idle RSS MiB", lambda r: r["idle"]["rss_mib"]),
         ("idle CPU % of a core", lambda r: r["idle"]["cpu_percent_of_one_core"]),
+        ("rollout: new process to Lease s", lambda r: r["rollout"]["new_leader_after_seconds"]),
+        ("rollout: new process to first Job s",
+         lambda r: r["rollout"].get("first_job_after_seconds")),
         ("rollout: worst lateness s", lambda r: r["rollout"]["worst_lateness_seconds"]),
         ("rollout: slots lost", lambda r: r["rollout"]["slots_lost"]),
     ]  # fmt: skip
