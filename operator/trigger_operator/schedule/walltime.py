@@ -1,8 +1,8 @@
 """The wall-clock times a cron expression matches, on a naive calendar without zones.
 
 Times are whole seconds. The walk skips by the field sets (a month not in the month
-field is stepped over whole, a day that does not match costs one check, a matching day
-yields only its own times), and counting is arithmetic: a whole matching day adds
+field is stepped over whole, a month's matching days are worked out once and kept, a
+matching day yields only its own times), and counting is arithmetic: a whole matching day adds
 `times_per_day`, a part of a day is counted hour by hour and minute by minute with a
 bisection over the seconds. Every function takes a half-open range [start, end) so that
 callers bound the work; nothing here searches without an end.
@@ -10,6 +10,7 @@ callers bound the work; nothing here searches without an end.
 
 from __future__ import annotations
 
+import calendar
 from bisect import bisect_left
 from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta
@@ -18,7 +19,6 @@ from functools import lru_cache
 from trigger_operator.schedule.cron import CronExpression
 
 _DAY_SECONDS = 86_400
-_ONE_DAY = timedelta(days=1)
 
 
 def wall_times(expression: CronExpression, start: datetime, end: datetime) -> Iterator[datetime]:
@@ -65,12 +65,23 @@ def union_times_per_day(expressions: tuple[CronExpression, ...]) -> int:
 def _matching_days(expression: CronExpression, first: date, last: date) -> Iterator[date]:
     day = first
     while day <= last:
-        if day.month not in expression.months:
-            day = _first_of_next_month(day)
-            continue
-        if expression.matches_date(day):
-            yield day
-        day += _ONE_DAY
+        if day.month in expression.months:
+            for number in _days_of_month(expression, day.year, day.month):
+                if number < day.day:
+                    continue
+                match = day.replace(day=number)
+                if match > last:
+                    return
+                yield match
+        day = _first_of_next_month(day)
+
+
+@lru_cache(maxsize=4096)
+def _days_of_month(expression: CronExpression, year: int, month: int) -> tuple[int, ...]:
+    """The days of a month the date fields allow: a yearly or monthly schedule's next
+    time is then found without checking the month's other days one by one."""
+    length = calendar.monthrange(year, month)[1]
+    return tuple(d for d in range(1, length + 1) if expression.matches_date(date(year, month, d)))
 
 
 def _seconds_in_day(expression: CronExpression, low: int, high: int) -> Iterator[int]:
