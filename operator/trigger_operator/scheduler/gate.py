@@ -53,6 +53,11 @@ def begin_pass(gate: Gate) -> None:
     _PASS_TERM.set(gate.term)
 
 
+def pass_term() -> int | None:
+    """The term the current pass began in (None outside a pass)."""
+    return _PASS_TERM.get()
+
+
 def require_leader(gate: Gate) -> None:
     """Raise `NotLeading` unless `gate` lets this replica write now, and, in a pass, in the
     term the pass began in: a pass that began before a loss (a process paused mid-pass)

@@ -398,9 +398,19 @@ class Reconciler:
         if fresh is None or fresh["metadata"]["uid"] != entry.uid:
             raise NotFound(f"scheduledtriggers {entry.name} is gone", status=404)
         entry.fresh_term = term
-        if fresh["metadata"].get("resourceVersion") == entry.resource_version:
+        cached = entry.resource_version
+        if fresh["metadata"].get("resourceVersion") == cached:
             return True
         entry.body = compact(fresh)
+        log.info(
+            "the copy of the trigger lagged; planning again from the API",
+            extra={
+                **self._context(entry),
+                "term": term,
+                "cached_version": cached,
+                "api_version": entry.resource_version,
+            },
+        )
         return False
 
     async def _reread(self, entry: TriggerEntry) -> datetime | None:

@@ -42,7 +42,7 @@ from trigger_operator.scheduler.evidence import (
     run_ref,
     trigger_evidence,
 )
-from trigger_operator.scheduler.gate import Gate
+from trigger_operator.scheduler.gate import Gate, pass_term
 from trigger_operator.scheduler.queue import SUPERSEDED_REASON
 from trigger_operator.scheduler.status import status_of
 
@@ -125,7 +125,10 @@ class RunRecorder:
 
     def started(self, ref: TriggerRef, job: ObservedJob, *, due: datetime | None) -> None:
         """This replica created `job`; `due` is when it was due (None for run-now)."""
-        log.info("run started", extra=_job_context(ref, job))
+        log.info(
+            "run started",
+            extra={**_job_context(ref, job), "term": self.gate.term, "pass_term": pass_term()},
+        )
         self.metrics.runs.labels(result=RunOutcome.STARTED).inc()
         lateness = 0.0 if due is None else max(0.0, (self.clock.now() - due).total_seconds())
         self.metrics.dispatch_lateness.observe(lateness)
