@@ -47,7 +47,7 @@ from trigger_operator.models.api import CALENDAR_PLURAL, GROUP, PLURAL, VERSION
 from trigger_operator.models.leadership import LeadershipEvent
 from trigger_operator.models.settings import Settings
 from trigger_operator.scheduler.cache import TriggerCache
-from trigger_operator.scheduler.gate import Gate
+from trigger_operator.scheduler.gate import Gate, fence_for
 from trigger_operator.scheduler.loop import Scheduler
 from trigger_operator.scheduler.reconcile import Reconciler
 from trigger_operator.scheduler.recorder import RunRecorder
@@ -389,7 +389,7 @@ async def _build(settings: Settings, *, clock: Clock, registry: CollectorRegistr
         on_change=leadership_reporter(gateway, lease, writer, metrics, ledger, clock),
     )
     gate: Gate = elector
-    gateway.fence = elector.holds
+    gateway.fence = fence_for(elector)
     recorder = RunRecorder(ledger=ledger, metrics=metrics, gate=gate, clock=clock)
     reconciler = Reconciler(
         gateway=gateway,

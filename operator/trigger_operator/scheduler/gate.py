@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+from collections.abc import Callable
 from typing import Protocol
 
 from trigger_operator.jobs.builder import LeaderIdentity
@@ -67,3 +68,29 @@ def require_leader(gate: Gate) -> None:
     began = _PASS_TERM.get()
     if began is not None and began != gate.term:
         raise NotLeading
+
+
+class Holder(Protocol):
+    """What the fence asks leadership, from any thread: the Lease held, and which term."""
+
+    def holds(self) -> bool: ...
+
+    @property
+    def term(self) -> int: ...
+
+
+def fence_for(leader: Holder) -> Callable[[], bool]:
+    """The check a write makes as it leaves (the gateway's `fence`): the Lease still held
+    and, for a write of a pass, in the term the pass began in.
+
+    `require_leader` checks when the pass decides; a write then waits for its turn in the
+    client (the API budget, a free connection) and a process paused meanwhile may have
+    lost the Lease and taken it back by the time the write leaves. Read in the writing
+    task, so the pass's term is the one its context carries.
+    """
+
+    def fence() -> bool:
+        began = _PASS_TERM.get()
+        return leader.holds() and (began is None or began == leader.term)
+
+    return fence
