@@ -63,11 +63,14 @@ def require_leader(gate: Gate) -> None:
     """Raise `NotLeading` unless `gate` lets this replica write now, and, in a pass, in the
     term the pass began in: a pass that began before a loss (a process paused mid-pass)
     decided from what the cache showed then, and must not write in the next term."""
-    if not gate.may_write():
+    if not gate.may_write() or not _in_pass_term(gate.term):
         raise NotLeading
+
+
+def _in_pass_term(term: int) -> bool:
+    """Whether `term` is the one the current pass began in (True outside a pass)."""
     began = _PASS_TERM.get()
-    if began is not None and began != gate.term:
-        raise NotLeading
+    return began is None or began == term
 
 
 class Holder(Protocol):
@@ -90,7 +93,6 @@ def fence_for(leader: Holder) -> Callable[[], bool]:
     """
 
     def fence() -> bool:
-        began = _PASS_TERM.get()
-        return leader.holds() and (began is None or began == leader.term)
+        return leader.holds() and _in_pass_term(leader.term)
 
     return fence

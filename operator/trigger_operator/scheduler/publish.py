@@ -46,7 +46,7 @@ class StatusPublisher:
             entry.body = compact(updated)
             # The patch held our copy's resourceVersion as its precondition: our copy was
             # the API's, so it is fresh for this term (no read needed before a start).
-            entry.fresh_term = max(entry.fresh_term, term)
+            entry.fresh_term = term
 
     async def warn(self, entry: TriggerEntry, *, reason: str, message: str, now: datetime) -> None:
         """A Warning Event about the trigger (best effort; only while leading)."""
