@@ -305,33 +305,65 @@ async def wait_until_served(
         delay = min(10.0, delay * 2)
 
 
-class OperatorLoop(asyncio.SelectorEventLoop):
-    """An event loop on which our stop-signal handler survives kopf installing its own.
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-    kopf replaces SIGINT/SIGTERM handlers when it starts; here its handler is chained
-    with ours, so the scheduler stops dispatching the moment a signal arrives. A second
-    signal during the stop runs ours again (it is idempotent) and is no error of kopf's.
+
+class OperatorLoop(asyncio.SelectorEventLoop):
+    """An event loop that holds SIGINT and SIGTERM until the process exits.
+
+    kopf installs handlers for both when it starts and removes them when it stops, and
+    removing an asyncio handler restores the default action: a signal repeated late in
+    the stop (while the ledger is flushed and the Lease released) would kill the process
+    half-way. From `hold_stop_signals` on, one handler of the process's own holds the two
+    signals: ours runs first for every signal (it is idempotent), kopf's is chained after
+    it while installed (it sets the result of one future and may find it set: nothing is
+    lost), removing kopf's only unchains it, and once the loop is closed the signals are
+    ignored until the process exits.
     """
 
-    on_stop_signal: Callable[[signal.Signals], None] | None = None
+    def __init__(self) -> None:
+        super().__init__()
+        self._stop_handler: Callable[[signal.Signals], None] | None = None
+        self._chained: dict[int, tuple[Callable[..., object], tuple[Any, ...]]] = {}
+
+    def hold_stop_signals(self, handler: Callable[[signal.Signals], None]) -> None:
+        self._stop_handler = handler
+        for signum in _STOP_SIGNALS:
+            signal.signal(signum, self._arrived)
+
+    def _arrived(self, signum: int, _frame: object) -> None:
+        # Runs on the main thread between two bytecodes, like asyncio.run's own SIGINT
+        # handler; the work is handed to the loop.
+        if not self.is_closed():
+            self.call_soon_threadsafe(self._deliver, signal.Signals(signum))
+
+    def _deliver(self, signum: signal.Signals) -> None:
+        if self._stop_handler is not None:
+            self._stop_handler(signum)
+        chained = self._chained.get(signum)
+        if chained is not None:
+            (callback, args) = chained
+            with contextlib.suppress(asyncio.InvalidStateError):
+                callback(*args)
 
     def add_signal_handler(  # type: ignore[override]
         self, sig: int, callback: Callable[..., object], *args: Any
     ) -> None:
-        hook = self.on_stop_signal
-        if hook is None or sig not in (signal.SIGINT, signal.SIGTERM) or callback == hook:
+        if self._stop_handler is None or sig not in _STOP_SIGNALS:
             super().add_signal_handler(sig, callback, *args)
-            return
+        elif callback != self._stop_handler:
+            self._chained[sig] = (callback, args)
 
-        def both(*given: Any) -> None:
-            hook(signal.Signals(sig))
-            # kopf's handler sets the result of one future for SIGINT and SIGTERM alike;
-            # a second signal during the stop finds it set. kopf is stopping already,
-            # and ours has run: nothing is lost.
-            with contextlib.suppress(asyncio.InvalidStateError):
-                callback(*given)
+    def remove_signal_handler(self, sig: int) -> bool:
+        if self._stop_handler is None or sig not in _STOP_SIGNALS:
+            return super().remove_signal_handler(sig)
+        return self._chained.pop(sig, None) is not None
 
-        super().add_signal_handler(sig, both, *args)
+    def close(self) -> None:
+        super().close()
+        if self._stop_handler is not None:
+            for signum in _STOP_SIGNALS:
+                signal.signal(signum, signal.SIG_IGN)
 
 
 def serve(settings: Settings) -> None:
@@ -537,11 +569,12 @@ async def run_operator(
 
 
 def _on_stop_signal(handler: Callable[[signal.Signals], None]) -> None:
-    """Call `handler` on SIGINT and SIGTERM, also after kopf installs its own handlers."""
+    """Call `handler` on SIGINT and SIGTERM, before, while and after kopf has its own."""
     loop = asyncio.get_running_loop()
     if isinstance(loop, OperatorLoop):
-        loop.on_stop_signal = handler
-    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.hold_stop_signals(handler)
+        return
+    for signum in _STOP_SIGNALS:
         loop.add_signal_handler(signum, handler, signum)
 
 
