@@ -112,6 +112,12 @@ class TriggerEntry:
         self._raw = zlib.compress(orjson.dumps(body), 1)
         self._decoded = body
 
+    def update(self, body: dict[str, Any]) -> None:
+        """Take `body` unless the copy held is newer (a watch event may have overtaken a
+        read)."""
+        if _newer(body["metadata"].get("resourceVersion"), self.resource_version):
+            self.body = body
+
     def release_body(self) -> None:
         """Let the decoded body go; the JSON stays (changes made to the copy are lost)."""
         self._decoded = None
@@ -156,8 +162,8 @@ class TriggerCache:
         if entry is None:
             entry = TriggerEntry(uid=uid, body=body, jobs=self._orphan_jobs.pop(uid, {}))
             self.triggers[uid] = entry
-        elif _newer(body["metadata"].get("resourceVersion"), entry.resource_version):
-            entry.body = body
+        else:
+            entry.update(body)
         return entry
 
     def remove_trigger(self, uid: str) -> TriggerEntry | None:

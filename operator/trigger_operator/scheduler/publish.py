@@ -25,28 +25,33 @@ class StatusPublisher:
         self.gate = gate
 
     async def write_status(
-        self, entry: TriggerEntry, old: TriggerStatus, new: TriggerStatus
-    ) -> None:
-        """Patch `new` over `old` when they differ; the entry then holds the result."""
+        self, entry: TriggerEntry, old: TriggerStatus, new: TriggerStatus, *, version: str
+    ) -> str:
+        """Patch `new` over `old` when they differ; the entry then holds the result.
+
+        `version` is the resourceVersion `old` was read at, and the patch's precondition:
+        not the version the entry holds when the patch leaves, which a watch event may
+        have replaced meanwhile (another writer's status, which `new`, computed from
+        `old`, would overwrite). Returns the version the trigger is at afterwards.
+        """
         # Unset and null are the same to a reader (and to a merge patch), at any depth.
         if old.model_dump(mode="json", exclude_none=True) == new.model_dump(
             mode="json", exclude_none=True
         ):
-            return
+            return version
         after = new.model_dump(mode="json")
         require_leader(self.gate)
         term = self.gate.term
         updated = await self.gateway.patch_trigger_status(
-            entry.namespace,
-            entry.name,
-            resource_version=str(entry.body["metadata"]["resourceVersion"]),
-            status=after,
+            entry.namespace, entry.name, resource_version=version, status=after
         )
         if updated["metadata"]["uid"] == entry.uid:
-            entry.body = compact(updated)
-            # The patch held our copy's resourceVersion as its precondition: our copy was
-            # the API's, so it is fresh for this term (no read needed before a start).
+            entry.update(compact(updated))
+            # The patch held the version its status was computed from as its precondition:
+            # that copy was the API's, so the entry is fresh for this term (no read is
+            # needed before a start).
             entry.fresh_term = term
+        return str(updated["metadata"]["resourceVersion"])
 
     async def warn(self, entry: TriggerEntry, *, reason: str, message: str, now: datetime) -> None:
         """A Warning Event about the trigger (best effort; only while leading)."""

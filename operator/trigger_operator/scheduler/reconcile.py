@@ -110,6 +110,11 @@ class _Pass:
     status: TriggerStatus
     now: datetime
     jobs: dict[str, ObservedJob]
+    # The status as read when the pass began, and the resourceVersion it was read at: the
+    # pass plans from that copy, so its freshness check and its status patch are about
+    # that version, whatever watch events put into the entry while the pass waited.
+    read: TriggerStatus
+    version: str
     progress: Progress | None = None
     jitter: timedelta = timedelta(0)
     exclusions: ExclusionSet = NO_EXCLUSIONS
@@ -189,23 +194,32 @@ class Reconciler:
         begin_pass(self.gate)
         now = self.clock.now()
         status = status_of(entry.body)
+        version = str(entry.resource_version)
         # 1. Validate.
         spec, problem = await self.validator.check(entry)
         if spec is None or problem is not None:
             assert problem is not None
-            await self.validator.report(entry, status, problem, now)
+            await self.validator.report(entry, status, problem, now, version=version)
             self.recorder.set_state(entry.uid, TriggerState.INVALID)
             return None
         retry_at = self._refusal_stands(entry, now)
         if retry_at is not None:
             return retry_at
-        work = _Pass(entry=entry, spec=spec, status=status, now=now, jobs=dict(entry.jobs))
+        work = _Pass(
+            entry=entry,
+            spec=spec,
+            status=status,
+            now=now,
+            jobs=dict(entry.jobs),
+            read=status,
+            version=version,
+        )
         # 2. and 3. Rebuild from the world, plan.
         self.recorder.sync_once(entry, status)
         work.failures = self.failures.check(entry, spec, work.status, work.jobs, now=now)
         work.status = work.failures.status
         await self._plan(work)
-        if _may_start(work) and not await self._fresh(entry):
+        if _may_start(work) and not await self._fresh(entry, work.version):
             return self.clock.now()  # the cache lagged: plan again from what the API has
         # 4. Concurrency policy, then create; first a time Queue held, once nothing runs.
         await self._start_queued(work)
@@ -351,8 +365,10 @@ class Reconciler:
         ).with_not_started(_not_started(work))
         # Against the status as read: the pass may have changed work.status already
         # (a refused run-now value, the failure count) without anything else changing.
-        await self.publisher.write_status(work.entry, status_of(work.entry.body), new_status)
-        work.status = new_status
+        work.version = await self.publisher.write_status(
+            work.entry, work.read, new_status, version=work.version
+        )
+        work.read = work.status = new_status
         if work.failures is not None:
             await self.failures.report(work.entry, work.failures, now=work.now)
         for scheduled_for, kind, active in work.skipped:
@@ -380,9 +396,9 @@ class Reconciler:
             return None
         return retry_at
 
-    async def _fresh(self, entry: TriggerEntry) -> bool:
-        """Whether the cached trigger is what the API has, read once per leadership term
-        before the pass may start a run.
+    async def _fresh(self, entry: TriggerEntry, planned: str) -> bool:
+        """Whether the copy the pass planned from (resourceVersion `planned`) is what the
+        API has, read once per leadership term before the pass may start a run.
 
         A replica that takes the Lease may not have processed its watch's events yet (a
         process resumed from a pause supersedes a lower revision within milliseconds): its
@@ -390,6 +406,10 @@ class Reconciler:
         gone, and a Job would start a second time. The previous leader's writes are all
         in the API by now (it stopped at its deadline), so one read in this term
         suffices; this leader's own writes keep the copy current after that.
+
+        The read is compared with the version planned from, not with the entry as it is
+        when the read returns: the watch catching up during the read puts the API's
+        version into the entry, and would make a plan from the lagging copy look fresh.
         """
         term = self.gate.term
         if entry.fresh_term == term:
@@ -397,18 +417,21 @@ class Reconciler:
         fresh = await self.gateway.read_trigger(entry.namespace, entry.name)
         if fresh is None or fresh["metadata"]["uid"] != entry.uid:
             raise NotFound(f"scheduledtriggers {entry.name} is gone", status=404)
+        api_version = fresh["metadata"].get("resourceVersion")
+        # Either way the entry now holds the API's copy (or a newer one from the watch),
+        # and the next pass plans from it: fresh for this term.
+        if api_version != entry.resource_version:
+            entry.update(compact(fresh))
         entry.fresh_term = term
-        cached = entry.resource_version
-        if fresh["metadata"].get("resourceVersion") == cached:
+        if api_version == planned:
             return True
-        entry.body = compact(fresh)
         log.info(
             "the copy of the trigger lagged; planning again from the API",
             extra={
                 **self._context(entry),
                 "term": term,
-                "cached_version": cached,
-                "api_version": entry.resource_version,
+                "cached_version": planned,
+                "api_version": api_version,
             },
         )
         return False
@@ -422,7 +445,7 @@ class Reconciler:
         fresh = await self.gateway.read_trigger(entry.namespace, entry.name)
         if fresh is None or fresh["metadata"]["uid"] != entry.uid:
             return None
-        entry.body = compact(fresh)
+        entry.update(compact(fresh))
         return self.clock.now()
 
     async def _refused(self, entry: TriggerEntry, error: Invalid) -> datetime:
@@ -459,7 +482,12 @@ class Reconciler:
                 pass  # a calendar gone meanwhile: the next pass reports that
         try:
             await self.validator.report(
-                entry, status_of(entry.body), problem, self.clock.now(), fingerprint=fingerprint
+                entry,
+                status_of(entry.body),
+                problem,
+                self.clock.now(),
+                version=str(entry.resource_version),
+                fingerprint=fingerprint,
             )
             self.recorder.set_state(entry.uid, TriggerState.INVALID)
         except Exception as error:  # the report is best effort; the back-off stands

@@ -108,11 +108,13 @@ class Validator:
         problem: Problem,
         now: datetime,
         *,
+        version: str,
         fingerprint: str | None = None,
     ) -> None:
         """Show `problem` in status (once) and in one Warning Event per generation.
 
-        `fingerprint`: the schedule's, when the spec is valid (see `invalid_status`).
+        `status` as read at resourceVersion `version`; `fingerprint`: the schedule's, when
+        the spec is valid (see `invalid_status`).
         """
         generation = entry.generation
         if not shows_problem(status, problem, generation=generation):
@@ -120,7 +122,7 @@ class Validator:
             new_status = invalid_status(
                 status, problem, generation=generation, now=now, fingerprint=fingerprint
             )
-            await self.publisher.write_status(entry, status, new_status)
+            await self.publisher.write_status(entry, status, new_status, version=version)
         key = (generation, problem.reason, problem.message)
         if entry.reported_problem == key:
             return

@@ -1225,6 +1225,69 @@ async def test_a_new_leader_whose_copy_lags_reads_the_trigger_before_starting_an
     assert world.gateway.calls.count("read_trigger") == 1
 
 
+async def test_a_lagging_plan_is_not_taken_for_fresh_when_the_watch_catches_up_during_the_read(
+    world: World,
+) -> None:
+    # As above, but the watch delivers the events of the pause while the read is on the
+    # wire (a resumed process does both at once): when the read returns, the entry holds
+    # the API's version. The pass planned from the lagging copy all the same, so it must
+    # plan again, not start 02:10 a second time.
+    entry = world.trigger(schedule="*/10 * * * *")
+    lagging = copy.deepcopy(entry.body)
+    world.at(at(2, 10))
+    await world.run(entry)
+    assert world.job_times() == ["2026-11-26T02:10:00Z"]
+    world.gateway.jobs.clear()  # handled, released, gone
+    entry.body = lagging
+    entry.jobs = {}
+
+    def watch_catches_up() -> None:
+        entry.update(copy.deepcopy(world.gateway.triggers[(NAMESPACE, NAME)]))
+
+    world.gateway.before("read_trigger", watch_catches_up, once=True)
+    world.gate.set_leading(False)  # lost and taken again: a new term
+    world.gate.set_leading(True)
+    world.at(at(2, 10, 5))
+    assert await world.run(entry) == at(2, 10, 5)  # planned again at once
+    await world.run(entry)
+
+    assert world.gateway.calls.count("create_job") == 1
+    assert world.job_times() == []
+    assert world.status()["nextRunAt"] == "2026-11-26T02:20:00Z"
+
+
+async def test_a_status_patch_carries_the_version_planned_from_not_one_a_watch_event_brought(
+    world: World,
+) -> None:
+    # Mid-pass, a watch event brings another writer's status (a cursor further on) into
+    # the entry. The pass's status, computed from the copy it planned from, must not be
+    # written over it: the patch's precondition is the version planned from, so it
+    # conflicts, the pass reads again, and the cursor stays where the other writer put it.
+    entry = world.trigger(schedule="*/10 * * * *")
+    world.at(at(2, 5))
+    await world.run(entry)
+    world.at(at(2, 10))
+
+    def another_writer_moves_the_cursor() -> None:
+        stored = world.gateway.triggers[(NAMESPACE, NAME)]
+        stored["status"] = {
+            **stored["status"],
+            "lastScheduleTime": "2026-11-26T02:20:00Z",
+            "nextRunAt": "2026-11-26T02:30:00Z",
+        }
+        stored["metadata"]["resourceVersion"] = str(
+            int(stored["metadata"]["resourceVersion"]) + 100
+        )
+        entry.update(copy.deepcopy(stored))  # the watch event
+
+    world.gateway.before("create_job", another_writer_moves_the_cursor, once=True)
+    again = await world.run(entry)
+
+    assert again == at(2, 10)  # a conflict: read again, plan again at once
+    assert world.status()["nextRunAt"] == "2026-11-26T02:30:00Z"
+    assert world.status()["lastScheduleTime"] == "2026-11-26T02:20:00Z"
+
+
 async def test_a_trigger_whose_status_this_term_patched_starts_without_a_read(
     world: World,
 ) -> None:
