@@ -492,9 +492,9 @@ async def run_operator(
     stop: asyncio.Event | None = None,
 ) -> None:
     """Run until `stop` is set or a signal arrives."""
-    tune_kopf()
     clock = clock or SystemClock()
     parts = await _build(settings, clock=clock, registry=registry)
+    tune_kopf(parts.scheduler.cache)
     health = await _start_health(settings, registry, parts, clock)
     stop_flag = stop or asyncio.Event()
     tasks = (

@@ -7,6 +7,7 @@ within a second of acquiring the lease instead of listing the world first.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -178,6 +179,26 @@ class TriggerCache:
             return previous, previous  # an older copy (from a listing): nothing new
         jobs[state.name] = state
         return state, previous
+
+    def holds(self, plural: str, body: Mapping[str, Any]) -> bool:
+        """Whether the cache holds this very version of a trigger ("scheduledtriggers")
+        or trigger Job ("jobs"): a watch event of it would bring nothing new."""
+        metadata = body.get("metadata") or {}
+        version = metadata.get("resourceVersion")
+        if not version:
+            return False
+        if plural == "jobs":
+            trigger_uid = str((metadata.get("labels") or {}).get(LABEL_TRIGGER_UID, ""))
+            entry = self.triggers.get(trigger_uid)
+            jobs = entry.jobs if entry is not None else self._orphan_jobs.get(trigger_uid, {})
+            job = jobs.get(str(metadata.get("name")))
+            return (
+                job is not None
+                and job.resource_version == version
+                and job.uid == metadata.get("uid")
+            )
+        entry = self.triggers.get(str(metadata.get("uid")))
+        return entry is not None and entry.resource_version == version
 
     def remove_job(self, body: dict[str, Any]) -> ObservedJob | None:
         labels = (body.get("metadata") or {}).get("labels") or {}

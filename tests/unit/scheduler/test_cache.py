@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from trigger_operator.jobs.builder import ANNOTATION_SCHEDULED_FOR, LABEL_TRIGGER_UID
 from trigger_operator.scheduler.cache import TriggerCache, compact
 
 BODY: dict[str, Any] = {
@@ -61,3 +62,41 @@ def test_an_older_copy_does_not_replace_a_newer_one() -> None:
 
     assert entry.body["spec"]["schedule"] == "0 2 * * *"
     assert entry.resource_version == "41"
+
+
+def _job(name: str, *, uid: str, version: str, trigger_uid: str = "u-1") -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": name,
+            "namespace": "team-a",
+            "uid": uid,
+            "resourceVersion": version,
+            "labels": {LABEL_TRIGGER_UID: trigger_uid},
+            "annotations": {ANNOTATION_SCHEDULED_FOR: "2026-11-27T02:00:00Z"},
+        },
+        "spec": {},
+        "status": {},
+    }
+
+
+def test_the_cache_holds_exactly_the_versions_it_has_of_triggers_and_jobs() -> None:
+    cache = TriggerCache()
+    cache.upsert_trigger(copy.deepcopy(BODY))
+    cache.upsert_job(_job("nightly-1", uid="j-1", version="50"))
+    cache.upsert_job(_job("orphan-1", uid="j-2", version="60", trigger_uid="u-gone"))
+    newer = copy.deepcopy(BODY)
+    newer["metadata"]["resourceVersion"] = "42"
+    no_version = copy.deepcopy(BODY)
+    del no_version["metadata"]["resourceVersion"]
+
+    assert cache.holds("scheduledtriggers", BODY)
+    assert not cache.holds("scheduledtriggers", newer)
+    assert not cache.holds("scheduledtriggers", no_version)
+    assert not cache.holds(
+        "scheduledtriggers", {**BODY, "metadata": {**BODY["metadata"], "uid": "u-2"}}
+    )
+    assert cache.holds("jobs", _job("nightly-1", uid="j-1", version="50"))
+    assert not cache.holds("jobs", _job("nightly-1", uid="j-1", version="51"))
+    assert not cache.holds("jobs", _job("nightly-1", uid="j-9", version="50"))  # re-created
+    assert not cache.holds("jobs", _job("nightly-2", uid="j-3", version="50"))
+    assert cache.holds("jobs", _job("orphan-1", uid="j-2", version="60", trigger_uid="u-gone"))
