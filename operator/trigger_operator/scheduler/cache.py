@@ -198,7 +198,11 @@ class TriggerCache:
                 and job.uid == metadata.get("uid")
             )
         entry = self.triggers.get(str(metadata.get("uid")))
-        return entry is not None and entry.resource_version == version
+        # An event older than the copy held is as stale as one of the same version: the
+        # watch running behind the scheduler's own listing or patch response.
+        return entry is not None and (
+            version == entry.resource_version or _after(entry.resource_version, version)
+        )
 
     def remove_job(self, body: dict[str, Any]) -> ObservedJob | None:
         labels = (body.get("metadata") or {}).get("labels") or {}

@@ -127,6 +127,9 @@ class Scheduler:
         self._due_concurrency = due_concurrency if due_concurrency is not None else concurrency
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
+        # Set once a resync has filled the cache: kopf's watches start then, and find
+        # what they list held already (`handlers.watch.skip_events_already_held`).
+        self.listed = asyncio.Event()
         self._lister = lister
         self._namespaces: list[str | None] = list(namespaces) or [None]
 
@@ -255,6 +258,7 @@ class Scheduler:
                 self.recorder.job_deleted(job)
                 self.mark_dirty(job.trigger_uid)
         log.info("cache synced with the API", extra={"triggers": len(self.cache.triggers)})
+        self.listed.set()
         await _give_back_memory()  # the pages the listing's decoded bodies held
 
     def mark_dirty(self, uid: str) -> None:

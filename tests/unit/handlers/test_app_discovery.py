@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import pytest
 
 from trigger_operator.clock import FakeClock
-from trigger_operator.handlers.app import WATCHED_RESOURCES, wait_until_served
+from trigger_operator.handlers.app import WATCHED_RESOURCES, _ready_to_watch, wait_until_served
 from trigger_operator.kube.gateway import ApiUnavailable
 
 START = datetime(2026, 12, 1, tzinfo=UTC)
@@ -87,3 +87,36 @@ async def test_a_stop_ends_the_wait() -> None:
     await asyncio.sleep(0)
     stop.set()
     await asyncio.wait_for(task, timeout=1)
+
+
+class _Listed:
+    """The part of the scheduler `_ready_to_watch` reads: whether its first listing is in."""
+
+    def __init__(self) -> None:
+        self.listed = asyncio.Event()
+
+
+async def test_kopf_starts_watching_only_after_the_schedulers_first_listing() -> None:
+    # kopf's own listing then finds every version held and skips its per-object work.
+    clock = FakeClock(START)
+    scheduler = _Listed()
+    ready = asyncio.create_task(
+        _ready_to_watch(scheduler, Discovery(ready_after=1), clock, stop=asyncio.Event())  # type: ignore[arg-type]
+    )
+    for _ in range(20):
+        await asyncio.sleep(0)
+        clock.advance(1)
+    assert not ready.done()
+    scheduler.listed.set()
+    await _run_until_done(ready, clock)
+
+
+async def test_a_stop_before_the_first_listing_ends_the_wait() -> None:
+    clock = FakeClock(START)
+    stop = asyncio.Event()
+    ready = asyncio.create_task(
+        _ready_to_watch(_Listed(), Discovery(ready_after=1), clock, stop=stop)  # type: ignore[arg-type]
+    )
+    await asyncio.sleep(0)
+    stop.set()
+    await _run_until_done(ready, clock)

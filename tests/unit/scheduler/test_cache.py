@@ -91,6 +91,9 @@ def test_the_cache_holds_exactly_the_versions_it_has_of_triggers_and_jobs() -> N
 
     assert cache.holds("scheduledtriggers", BODY)
     assert not cache.holds("scheduledtriggers", newer)
+    older = copy.deepcopy(BODY)
+    older["metadata"]["resourceVersion"] = "40"
+    assert cache.holds("scheduledtriggers", older)  # behind the copy held: nothing new
     assert not cache.holds("scheduledtriggers", no_version)
     assert not cache.holds(
         "scheduledtriggers", {**BODY, "metadata": {**BODY["metadata"], "uid": "u-2"}}
