@@ -32,7 +32,8 @@ from trigger_operator.handlers.serving import ServingCertificate
 from trigger_operator.handlers.watch import build_registry, tune_kopf
 from trigger_operator.jobs.builder import LeaderIdentity
 from trigger_operator.kube.access import MetricsAccess, bearer_token
-from trigger_operator.kube.gateway import KubeError, KubeGateway, load_api_client
+from trigger_operator.kube.connection import Credentials, load_credentials
+from trigger_operator.kube.gateway import KubeError, KubeGateway
 from trigger_operator.leadership.elector import (
     LeadershipListener,
     LeaseElector,
@@ -382,13 +383,13 @@ class OperatorLoop(asyncio.SelectorEventLoop):
                 signal.signal(signum, signal.SIG_IGN)
 
 
-def serve(settings: Settings) -> None:
+def serve(settings: Settings, credentials: Credentials | None = None) -> None:
     """Run the operator on an `OperatorLoop` until it stops."""
     limit_arenas()  # before any thread of ours starts
     loop = OperatorLoop()
     asyncio.set_event_loop(loop)
     try:
-        loop.run_until_complete(run_operator(settings))
+        loop.run_until_complete(run_operator(settings, credentials=credentials))
     finally:
         asyncio.set_event_loop(None)
         loop.close()
@@ -407,17 +408,19 @@ class _Parts:
     scheduler: Scheduler
 
 
-async def _build(settings: Settings, *, clock: Clock, registry: CollectorRegistry) -> _Parts:
+async def _build(
+    settings: Settings, *, credentials: Credentials, clock: Clock, registry: CollectorRegistry
+) -> _Parts:
     """Every part, wired together; nothing runs yet except the ledger's writer thread."""
     identity = default_identity(settings)
     gateway = KubeGateway(
-        load_api_client(),
+        credentials,
         connections=settings.api_connections,
         qps=settings.api_qps,
         burst=settings.api_burst,
     )
     # The Lease has connections of its own: a dispatch burst never delays a renew.
-    lease_gateway = KubeGateway(load_api_client(), connections=2)
+    lease_gateway = KubeGateway(credentials, connections=2)
     metrics = Metrics.create(registry)
     revision, source = await discover_revision(gateway, settings)
     writer = LeaderIdentity(identity=identity, revision=revision)
@@ -506,10 +509,13 @@ async def run_operator(
     clock: Clock | None = None,
     registry: CollectorRegistry = REGISTRY,
     stop: asyncio.Event | None = None,
+    credentials: Credentials | None = None,
 ) -> None:
     """Run until `stop` is set or a signal arrives."""
     clock = clock or SystemClock()
-    parts = await _build(settings, clock=clock, registry=registry)
+    parts = await _build(
+        settings, credentials=credentials or load_credentials(), clock=clock, registry=registry
+    )
     tune_kopf(parts.scheduler.cache)
     health = await _start_health(settings, registry, parts, clock)
     stop_flag = stop or asyncio.Event()
@@ -568,6 +574,7 @@ async def run_operator(
                 parts.scheduler,
                 lease=(parts.lease.namespace, parts.lease.name),
                 lease_observer=parts.elector,
+                login=parts.gateway.credentials.login_fields,
             ),
             clusterwide=not namespaces,
             namespaces=namespaces,

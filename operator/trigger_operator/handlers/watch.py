@@ -61,10 +61,13 @@ def build_registry(
     *,
     lease: tuple[str, str],
     lease_observer: LeaseObserver,
+    login: Callable[[], dict[str, Any] | None] | None = None,
 ) -> kopf.OperatorRegistry:
     """A kopf registry whose handlers forward watch events to `feed`.
 
     Events of the scheduling Lease (`lease` is its namespace and name) go to `lease_observer`.
+    kopf connects with the fields `login` gives (`kube.connection`; asked again when the
+    API server answers 401), or, when it gives None, through the official client.
     """
     registry = kopf.OperatorRegistry()
     lease_namespace, lease_name = lease
@@ -94,9 +97,12 @@ def build_registry(
         )
 
     @kopf.on.login(registry=registry)
-    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-        # The same credentials as the Kubernetes client: in-cluster, else KUBECONFIG.
-        return kopf.login_via_client(**kwargs)
+    def log_in(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        # The same credentials as the scheduler's client: in-cluster, else KUBECONFIG.
+        fields = login() if login is not None else None
+        if fields is None:
+            return kopf.login_via_client(**kwargs)
+        return kopf.ConnectionInfo(**fields)
 
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
     async def trigger_event(event: kopf.RawEvent, **_: Any) -> None:

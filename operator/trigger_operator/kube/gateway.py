@@ -10,15 +10,15 @@ The operator's calls are JSON over one aiohttp session on the operator's event l
 not the official client: that client is synchronous (it needs a thread per call in
 flight) and spends more CPU per call validating, sanitising and parsing than the
 request itself costs, which at thousands of triggers is what bounds dispatch (see
-docs/benchmarks.md). The official client still reads the configuration (kubeconfig or
-in-cluster service account, with its token refresh) and serves the command line.
+docs/benchmarks.md). Where the API server is and how to authenticate comes from
+`connection` (the service account or the kubeconfig); the official client serves the
+command line (`requests`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import ssl
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,11 +27,9 @@ from urllib.parse import quote
 
 import aiohttp
 import orjson
-from kubernetes import client, config
-from kubernetes.client.exceptions import ApiException
 
-from trigger_operator.jobs.builder import ANNOTATION_RUN_NOW
 from trigger_operator.kube.admission import Admission, Urgency
+from trigger_operator.kube.connection import Credentials
 from trigger_operator.models.api import API_VERSION, GROUP, KIND, PLURAL, VERSION
 from trigger_operator.models.instants import format_instant
 
@@ -96,7 +94,7 @@ class Fenced(KubeError):
     """A write not sent: this replica may no longer write (see `KubeGateway.fence`)."""
 
 
-def _message(body: str | bytes | None, fallback: str) -> tuple[str, str]:
+def status_message(body: str | bytes | None, fallback: str) -> tuple[str, str]:
     """The message and reason of a metav1.Status answer."""
     try:
         status = json.loads(body or "{}")
@@ -110,13 +108,8 @@ def _message(body: str | bytes | None, fallback: str) -> tuple[str, str]:
 _NOT_READY = "cannot find RESTMapping"
 
 
-def _translate(error: ApiException) -> KubeError:
-    """The domain error of the official client's exception (the command line's calls)."""
-    message, reason = _message(error.body, str(error.reason or error))
-    return _error_for(int(error.status or 0), message, reason)
-
-
-def _error_for(status: int, message: str, reason: str) -> KubeError:
+def error_for(status: int, message: str, reason: str) -> KubeError:
+    """The domain error of an HTTP status and the API server's message and reason."""
     if status == 404:
         return NotFound(message, status=status, reason=reason)
     if status == 409:
@@ -148,34 +141,6 @@ def _check_job_size(body: dict[str, Any]) -> None:
         )
 
 
-def load_api_client(*, connections: int = 4) -> client.ApiClient:
-    """An API client from the in-cluster service account, else from the kubeconfig.
-
-    The kubeconfig is the one kubectl reads: `KUBECONFIG`, else `~/.kube/config`. The
-    client keeps up to `connections` connections open: as many as threads use it, so
-    that no call opens (and discards) a connection of its own.
-    """
-    configuration = client.Configuration()
-    try:
-        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-    except config.ConfigException:
-        config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-    configuration.connection_pool_maxsize = connections
-    return client.ApiClient(configuration)
-
-
-def context_namespace() -> str:
-    """The namespace of the current kubeconfig context, as kubectl picks it; else default."""
-    try:
-        # The client's functions are untyped; name the one used here with its shape.
-        list_contexts: Callable[[], tuple[Any, Any]] = config.list_kube_config_contexts
-        _, active = list_contexts()
-    except Exception:
-        return "default"
-    namespace = (active or {}).get("context", {}).get("namespace")
-    return str(namespace) if namespace else "default"
-
-
 class KubeGateway:
     """Typed, async access to the few API calls the operator makes.
 
@@ -186,15 +151,15 @@ class KubeGateway:
 
     def __init__(
         self,
-        api: client.ApiClient,
+        credentials: Credentials,
         *,
         connections: int = 20,
         qps: float = 0.0,
         burst: int = 0,
         timeout: float = REQUEST_TIMEOUT,
     ) -> None:
-        self.configuration = api.configuration
-        self._host = str(self.configuration.host).rstrip("/")
+        self.credentials = credentials
+        self._host = credentials.host.rstrip("/")
         self._timeout = aiohttp.ClientTimeout(
             total=timeout, sock_connect=CONNECT_TIMEOUT, connect=CONNECT_TIMEOUT
         )
@@ -203,7 +168,7 @@ class KubeGateway:
         self.fence: Callable[[], bool] | None = None
         self._session: aiohttp.ClientSession | None = None
         self._admission = Admission(connections=connections, qps=qps, burst=burst)
-        self._ssl = _ssl_context(self.configuration)
+        self._ssl = credentials.ssl_context()
 
     async def aclose(self) -> None:
         session, self._session = self._session, None
@@ -253,7 +218,7 @@ class KubeGateway:
             # deadline is not sent.
             if fenced and self.fence is not None and not self.fence():
                 raise Fenced("not sent: this replica may no longer write")
-            headers = {"Accept": "application/json", **self._auth()}
+            headers = {"Accept": "application/json", **self.credentials.authorization()}
             if data is not None:
                 headers["Content-Type"] = content_type
             try:
@@ -268,16 +233,8 @@ class KubeGateway:
         finally:
             self._admission.release()
         if status >= 400:
-            raise _error_for(status, *_message(text, fallback))
+            raise error_for(status, *status_message(text, fallback))
         return orjson.loads(text) if text else None
-
-    def _auth(self) -> dict[str, str]:
-        """The Authorization header, refreshed as the configuration says (service account
-        tokens are re-read when they expire)."""
-        bearer = self.configuration.auth_settings().get("BearerToken")
-        if bearer and bearer.get("value"):
-            return {"Authorization": str(bearer["value"])}
-        return {}
 
     async def _list(
         self, path: str, each: Callable[[dict[str, Any]], None] | None = None, **query: str | None
@@ -565,32 +522,3 @@ def _dumps(body: Any) -> bytes:
     # orjson: a tenth of the standard library's time to encode, a fifth to decode, on
     # every call of the operator (the profile at ten thousand triggers).
     return orjson.dumps(body)
-
-
-def _ssl_context(configuration: client.Configuration) -> ssl.SSLContext | bool:
-    """TLS as the configuration says: its CA, its client certificate, or no check."""
-    if not str(configuration.host).startswith("https"):
-        return False
-    if not configuration.verify_ssl:
-        return False
-    context = ssl.create_default_context(cafile=configuration.ssl_ca_cert or None)
-    if configuration.cert_file:
-        context.load_cert_chain(configuration.cert_file, configuration.key_file or None)
-    return context
-
-
-def request_run_now(api: client.ApiClient, namespace: str, name: str, value: str) -> None:
-    """Set the trigger's run-now annotation to `value` (a synchronous call, for the CLI)."""
-    body = {"metadata": {"annotations": {ANNOTATION_RUN_NOW: value}}}
-    try:
-        client.CustomObjectsApi(api).patch_namespaced_custom_object(
-            GROUP,
-            VERSION,
-            namespace,
-            PLURAL,
-            name,
-            body,
-            _content_type="application/merge-patch+json",
-        )
-    except ApiException as error:
-        raise _translate(error) from error

@@ -12,15 +12,55 @@ removes) several of them in one merge patch, so the operator never sees half a r
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from kubernetes import client
+from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
-from trigger_operator.kube.gateway import ApiUnavailable, KubeError, NotFound, _translate
+from trigger_operator.kube.gateway import (
+    ApiUnavailable,
+    KubeError,
+    NotFound,
+    error_for,
+    status_message,
+)
 from trigger_operator.models.api import CALENDAR_PLURAL, GROUP, PLURAL, VERSION
+
+
+def load_api_client(*, connections: int = 4) -> client.ApiClient:
+    """An API client from the in-cluster service account, else from the kubeconfig.
+
+    The kubeconfig is the one kubectl reads: `KUBECONFIG`, else `~/.kube/config`. The
+    client keeps up to `connections` connections open: as many as threads use it, so
+    that no call opens (and discards) a connection of its own.
+    """
+    configuration = client.Configuration()
+    try:
+        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    except config.ConfigException:
+        config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    configuration.connection_pool_maxsize = connections
+    return client.ApiClient(configuration)
+
+
+def context_namespace() -> str:
+    """The namespace of the current kubeconfig context, as kubectl picks it; else default."""
+    try:
+        # The client's functions are untyped; name the one used here with its shape.
+        list_contexts: Callable[[], tuple[Any, Any]] = config.list_kube_config_contexts
+        _, active = list_contexts()
+    except Exception:
+        return "default"
+    namespace = (active or {}).get("context", {}).get("namespace")
+    return str(namespace) if namespace else "default"
+
+
+def _translate(error: ApiException) -> KubeError:
+    """The domain error of the official client's exception."""
+    message, reason = status_message(error.body, str(error.reason or error))
+    return error_for(int(error.status or 0), message, reason)
 
 
 def _data(response: Any) -> Any:

@@ -6,9 +6,9 @@ import json
 from typing import Any
 
 import pytest
-from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from trigger_operator.kube.connection import Connection
 from trigger_operator.kube.gateway import (
     AlreadyExists,
     ApiUnavailable,
@@ -19,8 +19,8 @@ from trigger_operator.kube.gateway import (
     KubeError,
     KubeGateway,
     NotFound,
-    _translate,
 )
+from trigger_operator.kube.requests import _translate
 
 
 def _error(status: int, message: str, reason: str = "") -> ApiException:
@@ -58,7 +58,7 @@ def test_an_owner_kind_unknown_to_admission_is_not_ready_rather_than_forbidden()
 
 async def test_a_job_larger_than_the_api_server_stores_is_invalid_before_it_is_sent() -> None:
     # No API server behind this client: the guard answers before any request.
-    gateway = KubeGateway(client.ApiClient(client.Configuration(host="http://127.0.0.1:9")))
+    gateway = KubeGateway(Connection(host="http://127.0.0.1:9", source="nowhere"))
     env = [{"name": "TRIGGER_PAYLOAD", "value": "x" * 30_000}]
     containers = [{"name": f"c{n}", "image": "busybox", "env": env} for n in range(40)]
     body = {
@@ -76,7 +76,7 @@ async def test_a_job_larger_than_the_api_server_stores_is_invalid_before_it_is_s
 async def test_a_write_is_not_sent_once_the_fence_closes_but_reads_still_are() -> None:
     # Port 9 answers nothing: a call that is sent fails as unreachable, one that is
     # fenced fails before it leaves.
-    gateway = KubeGateway(client.ApiClient(client.Configuration(host="http://127.0.0.1:9")))
+    gateway = KubeGateway(Connection(host="http://127.0.0.1:9", source="nowhere"))
     gateway.fence = lambda: False
     body = {
         "metadata": {"name": "run", "namespace": "team-a"},
@@ -100,7 +100,7 @@ async def test_a_write_is_not_sent_once_the_fence_closes_but_reads_still_are() -
 
 @pytest.mark.parametrize("value", [{1, 2}, b"bytes", object()])
 async def test_a_body_that_cannot_be_sent_as_json_is_invalid_before_it_is_sent(value: Any) -> None:
-    gateway = KubeGateway(client.ApiClient(client.Configuration(host="http://127.0.0.1:9")))
+    gateway = KubeGateway(Connection(host="http://127.0.0.1:9", source="nowhere"))
     body = {"metadata": {"name": "run", "namespace": "team-a"}, "spec": {"x": value}}
     try:
         with pytest.raises(Invalid, match="the request body cannot be sent"):
