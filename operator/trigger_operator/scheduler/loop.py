@@ -62,6 +62,11 @@ async def _give_back_memory() -> None:
 _MAX_SLEEP = 60.0
 # Where a trigger with nothing scheduled stands among the waiting passes: after the rest.
 _NOTHING_SCHEDULED = timedelta(days=3650)
+# Passes started in one turn of the loop. A pass runs its planning (decoding, validation,
+# the plan) before its first request; a thousand started at once put that second of CPU
+# before the first Job create could leave. In batches, the creates of the first batch are
+# on the wire while the next one plans.
+STARTS_PER_TURN = 32
 
 
 class _Seen:
@@ -344,14 +349,24 @@ class Scheduler:
                 entry.due_at = None
                 self._queue(uid, due, due=True)
         self._queue_dirty(now)
-        while self._ready_due and len(self._running_due) < self._due_concurrency:
+        started = 0
+        while self._due_slot_free() and started < STARTS_PER_TURN:
             _, _, uid = heapq.heappop(self._ready_due)
             if uid in self._due_queued:
-                self._start(uid, due=True)
-        while self._ready and len(self._running) - len(self._running_due) < self._concurrency:
+                started += self._start(uid, due=True)
+        while self._slot_free() and started < STARTS_PER_TURN:
             _, _, uid = heapq.heappop(self._ready)
             if uid in self._queued:
-                self._start(uid, due=False)
+                started += self._start(uid, due=False)
+        if self._due_slot_free() or self._slot_free():
+            # More to start: the next turn, once these have sent their first requests.
+            self._wake.set()
+
+    def _due_slot_free(self) -> bool:
+        return bool(self._ready_due) and len(self._running_due) < self._due_concurrency
+
+    def _slot_free(self) -> bool:
+        return bool(self._ready) and len(self._running) - len(self._running_due) < self._concurrency
 
     def _queue_dirty(self, now: datetime) -> None:
         for uid in list(self._dirty):
@@ -378,18 +393,20 @@ class Scheduler:
             self._queued.add(uid)
             heapq.heappush(self._ready, (urgency, next(self._seq), uid))
 
-    def _start(self, uid: str, *, due: bool) -> None:
+    def _start(self, uid: str, *, due: bool) -> bool:
+        """Start a pass over `uid`; False when none started (gone, or one is running)."""
         self._queued.discard(uid)
         self._due_queued.discard(uid)
         if uid not in self.cache.triggers:
-            return
+            return False
         if uid in self._running:
             self._dirty[uid] = None
-            return
+            return False
         self._running.add(uid)
         if due:
             self._running_due.add(uid)
         self._spawn(self._reconcile(uid), name=f"reconcile-{uid}")
+        return True
 
     async def _reconcile(self, uid: str) -> None:
         try:

@@ -22,7 +22,7 @@ from trigger_operator.kube.gateway import KubeError
 from trigger_operator.ledger.records import LedgerStatus
 from trigger_operator.metrics import Metrics
 from trigger_operator.scheduler.cache import TriggerCache, TriggerEntry
-from trigger_operator.scheduler.loop import Scheduler
+from trigger_operator.scheduler.loop import STARTS_PER_TURN, Scheduler
 from trigger_operator.scheduler.reconcile import Reconciler
 from trigger_operator.scheduler.recorder import RunRecorder
 
@@ -468,3 +468,61 @@ async def test_a_new_term_is_a_takeover_even_when_its_loss_was_never_seen(loop: 
     loop.gate.changed().set()
     await settle()
     assert len(loop.passes) == before + 1
+
+
+class QueuedCreates:
+    """Job creates that leave from a sender task, as a real client's queue sends them:
+    records how many passes had begun when the first create left."""
+
+    def __init__(self, loop: Loop) -> None:
+        self.queue: asyncio.Queue[tuple[dict[str, Any], asyncio.Future[dict[str, Any]]]]
+        self.queue = asyncio.Queue()
+        self.passes_begun_at_first_send: int | None = None
+        self.sent = 0
+        create = loop.gateway.create_job
+
+        async def queued(body: dict[str, Any]) -> dict[str, Any]:
+            answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+            self.queue.put_nowait((body, answer))
+            return await answer
+
+        async def send() -> None:
+            while True:
+                body, answer = await self.queue.get()
+                if self.passes_begun_at_first_send is None:
+                    self.passes_begun_at_first_send = len(loop.passes)
+                self.sent += 1
+                try:
+                    answer.set_result(await create(body))
+                except Exception as error:  # handed to the pass, as a client would
+                    answer.set_exception(error)
+
+        loop.gateway.create_job = queued  # type: ignore[method-assign]
+        self.sender = asyncio.create_task(send())
+
+
+async def test_a_burst_of_due_passes_sends_its_first_creates_before_every_pass_has_planned() -> (
+    None
+):
+    # 100 triggers fall due at once, with slots for all of them: the first Job create
+    # leaves after the first batch of passes has planned, not after all 100 (each pass
+    # plans before its first request, so the 100th plan held up the first create).
+    made = Loop(due_concurrency=200)
+    task = asyncio.create_task(made.scheduler.run())
+    try:
+        for index in range(100):
+            made.add(name=f"every-5-{index}", uid=f"uid-{index:03d}", schedule="*/5 * * * *")
+        await settle()
+        creates = QueuedCreates(made)
+        begun = len(made.passes)
+        await made.advance(300)
+        for _ in range(20):
+            await settle()
+        assert made.job_times() == ["2026-11-26T02:30:00Z"] * 100
+        assert creates.passes_begun_at_first_send is not None
+        assert creates.passes_begun_at_first_send - begun <= STARTS_PER_TURN
+        creates.sender.cancel()
+    finally:
+        await made.scheduler.stop()
+        task.cancel()
+        made.ledger.close()
