@@ -7,11 +7,19 @@ import inspect
 import json
 from typing import Any
 
+import aiohttp
 import kopf._cogs.clients.api
 import orjson
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
-from trigger_operator.handlers.watch import LIST_CHUNK, decode_watch_streams_with_orjson
+import trigger_operator.handlers.watch as watch
+from trigger_operator.handlers.watch import (
+    LIST_CHUNK,
+    decode_listings_with_orjson,
+    decode_watch_streams_with_orjson,
+)
 
 kopf_api: Any = kopf._cogs.clients.api  # its `json` is an import, not an export
 
@@ -76,3 +84,71 @@ def test_without_the_attribute_nothing_is_swapped() -> None:
 
 def test_the_listing_is_by_pages() -> None:
     assert 100 <= LIST_CHUNK <= 1000
+
+
+@pytest.fixture
+def restore_kopf_get() -> Any:
+    saved = kopf_api.get
+    yield
+    kopf_api.get = saved
+
+
+LISTING = {
+    "kind": "ScheduledTriggerList",
+    "metadata": {"resourceVersion": "42", "continue": ""},
+    "items": [{"metadata": {"name": "ü-nightly", "uid": "1"}, "spec": {"n": 1.5, "x": None}}],
+}
+
+
+@pytest.mark.usefixtures("restore_kopf_get")
+def test_kopf_listings_are_decoded_by_orjson_into_what_json_would_give(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # kopf's own `get`, as its listing calls it, against a real HTTP server; only the
+    # HTTP client's session is ours (kopf's `request` needs its login context).
+    decoded: list[str] = []
+
+    def counting(text: str) -> Any:
+        decoded.append(text)
+        return orjson.loads(text)
+
+    monkeypatch.setattr(watch, "orjson", type("Orjson", (), {"loads": staticmethod(counting)}))
+
+    async def listing(request: web.Request) -> web.Response:
+        return web.Response(body=json.dumps(LISTING).encode(), content_type="application/json")
+
+    async def scenario() -> Any:
+        app = web.Application()
+        app.router.add_get("/apis/triggers.dev/v1alpha1/scheduledtriggers", listing)
+        async with TestServer(app) as server, aiohttp.ClientSession() as session:
+
+            async def request(*, method: str, url: str, **_: Any) -> aiohttp.ClientResponse:
+                return await session.request(method, server.make_url(url))
+
+            monkeypatch.setattr(kopf_api, "request", request)
+            assert decode_listings_with_orjson() is True
+            assert decode_listings_with_orjson() is True  # a second call changes nothing
+            return await kopf_api.get(
+                "/apis/triggers.dev/v1alpha1/scheduledtriggers", settings=None, logger=None
+            )
+
+    assert asyncio.run(scenario()) == LISTING
+    assert len(decoded) == 1
+
+
+@pytest.mark.usefixtures("restore_kopf_get")
+def test_a_kopf_get_of_another_shape_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def get(url: str, *, settings: Any, logger: Any, stream: bool = False) -> Any:
+        return None
+
+    monkeypatch.setattr(kopf_api, "get", get)
+    assert decode_listings_with_orjson() is False
+    assert kopf_api.get is get
+
+
+def test_kopf_get_still_has_the_shape_the_replacement_copies() -> None:
+    # A kopf release that changes `get` must fail here, not lose its new behaviour.
+    original = getattr(kopf_api.get, "__wrapped__", kopf_api.get)
+    assert tuple(inspect.signature(original).parameters) == watch._KOPF_GET_PARAMETERS
+    source = inspect.getsource(original)
+    assert "await request(" in source and "response.json()" in source
