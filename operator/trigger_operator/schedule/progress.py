@@ -38,6 +38,11 @@ class Progress:
     """schedule_fingerprint of the spec this progress belongs to."""
 
 
+# What `json.dumps(..., sort_keys=True, separators=(",", ":"))` writes, without building
+# an encoder on every call (a pass computes a fingerprint each time).
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+
+
 def schedule_fingerprint(spec: TriggerSpec, *, exclusions: str | None = None) -> str:
     """A short stable digest of the fields whose change is an edit of the schedule.
 
@@ -57,7 +62,7 @@ def schedule_fingerprint(spec: TriggerSpec, *, exclusions: str | None = None) ->
         material["schedules"] = list(spec.schedules)
     if spec.calendars or spec.exclude is not None:
         material["exclusions"] = exclusions
-    encoded = json.dumps(material, sort_keys=True, separators=(",", ":")).encode()
+    encoded = _CANONICAL.encode(material).encode()
     return hashlib.sha256(encoded).hexdigest()[:16]
 
 
