@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import timedelta
 from itertools import product
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import StatementError
 
 from tests.ledger.conftest import START, UID, run_ref
+from trigger_operator.ledger.engine import build_engine
+from trigger_operator.ledger.migrate import upgrade
 from trigger_operator.ledger.records import (
     LeadershipEvent,
     LeadershipRecord,
@@ -307,3 +312,32 @@ def test_a_backfill_never_takes_over_a_time_that_ran(store: LedgerStore) -> None
     row = store.run(ran.key)
     assert row is not None
     assert (row.status, row.kind) == (LedgerStatus.SUCCEEDED, RunKind.SCHEDULED)
+
+
+def test_a_sqlite_ledger_loads_no_postgresql_dialect(tmp_path: Path) -> None:
+    # The operator writing to SQLite keeps PostgreSQL's modules out of its memory (once
+    # the database is at its head: a migration loads Alembic, which loads them all).
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    engine = build_engine(url)
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()
+    code = (
+        "import sys\n"
+        "from tests.ledger.conftest import START, run_ref\n"
+        "from trigger_operator.ledger.engine import build_engine\n"
+        "from trigger_operator.ledger.migrate import upgrade\n"
+        "from trigger_operator.ledger.records import LedgerStatus, RunRecord\n"
+        "from trigger_operator.ledger.store import LedgerStore\n"
+        f"engine = build_engine({url!r})\n"
+        "upgrade(engine)\n"
+        "store = LedgerStore(engine)\n"
+        "store.write([RunRecord(ref=run_ref(), status=LedgerStatus.PENDING, observed_at=START)])\n"
+        "assert store.count_runs() == 1\n"
+        "print(sorted(m for m in sys.modules if m.startswith('sqlalchemy.dialects.postgresql')))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "[]"

@@ -35,7 +35,6 @@ from sqlalchemy import (
     or_,
     select,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from trigger_operator.ledger.migrate import upgrade
@@ -247,9 +246,15 @@ def _rank(status: ColumnElement[Any]) -> ColumnElement[int]:
 
 
 def _dialect_insert(dialect: str) -> Any:
+    # Each dialect's module only where it is used: PostgreSQL's is 2 MiB of a process
+    # that writes to SQLite.
     if dialect == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
         return postgresql.insert
     if dialect == "sqlite":
+        from sqlalchemy.dialects import sqlite
+
         return sqlite.insert
     raise ValueError(f"the ledger supports sqlite and postgresql, not {dialect}")
 
