@@ -394,10 +394,24 @@ class StatusWatch:
             self.scheduled[name] = time.time()
 
 
+def migrate_ledger(bench: Bench) -> float:
+    """`trigger-operator migrate` on the ledger the operators will use, before the first
+    start: what every start but a new installation's first finds (a start that migrates
+    keeps Alembic's modules for the life of its process, about 12 MiB)."""
+    started = time.monotonic()
+    subprocess.run(
+        [sys.executable, "-m", "trigger_operator", "migrate",
+         "--database-url", f"sqlite:///{bench.state_dir / 'ledger.db'}"],
+        check=True, capture_output=True, cwd=bench.state_dir, timeout=120,
+    )  # fmt: skip
+    return round(time.monotonic() - started, 2)
+
+
 def cold_start(
     bench: Bench, count: int, profile_dir: Path | None
 ) -> tuple[Operator, dict[str, Any]]:
     say(f"cold start: the operator with {count} triggers and no status")
+    migrated = migrate_ledger(bench)
     watch = StatusWatch(bench.api)
     watch.start()
     operator = start_operator(bench, "first", revision=1)
@@ -422,6 +436,7 @@ def cold_start(
         if len(times) == count
         else None,
         "scheduled": len(times),
+        "ledger_migrated_before_seconds": migrated,
     }
     if spy is not None:
         result["profile"] = spy.stop()
