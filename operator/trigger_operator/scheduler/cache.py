@@ -44,9 +44,11 @@ class TriggerEntry:
         "refused",
         "reported_problem",
         "resource_version",
+        "seen_while_running",
         "template_error",
         "template_ok_generation",
         "uid",
+        "written_version",
     )
     _decoded: dict[str, Any] | None
     _raw: bytes
@@ -85,6 +87,11 @@ class TriggerEntry:
         self.noticed_edit: tuple[str, datetime] | None = None
         # A Job create the API server refused: (generation, message, when to try again).
         self.refused: tuple[int, str, datetime] | None = None
+        # The version the running pass's last status patch produced, and the newest
+        # version a watch event brought while it ran: the same means the event was that
+        # patch's echo, and the trigger needs no second pass for it.
+        self.written_version: str | None = None
+        self.seen_while_running: str | None = None
         self.body = body
 
     @property

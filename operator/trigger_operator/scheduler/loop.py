@@ -160,7 +160,13 @@ class Scheduler:
         if entry.body is not body:
             entry.release_body()  # kept as JSON until a pass needs it
         if seen is None or entry.resource_version != seen:
-            self.mark_dirty(uid)
+            if uid in self._running:
+                # Perhaps the echo of the running pass's own status patch, come before
+                # the patch's answer: whether it needs another pass is known when the
+                # pass ends (`_after_pass`).
+                entry.seen_while_running = str(entry.resource_version)
+            else:
+                self.mark_dirty(uid)
 
     def on_job_event(self, event_type: str | None, body: dict[str, Any]) -> None:
         if event_type == "DELETED":
@@ -393,6 +399,14 @@ class Scheduler:
             self._queued.add(uid)
             heapq.heappush(self._ready, (urgency, next(self._seq), uid))
 
+    def _after_pass(self, entry: TriggerEntry) -> None:
+        """A trigger that changed while its pass ran gets another pass, unless the change
+        was that pass's own status patch: a resourceVersion names one state, and the
+        pass knew the state it wrote."""
+        seen, entry.seen_while_running = entry.seen_while_running, None
+        if seen is not None and seen != entry.written_version:
+            self._dirty[entry.uid] = None
+
     def _start(self, uid: str, *, due: bool) -> bool:
         """Start a pass over `uid`; False when none started (gone, or one is running)."""
         self._queued.discard(uid)
@@ -413,10 +427,12 @@ class Scheduler:
             entry = self.cache.triggers.get(uid)
             if entry is None or self._stopping or not self.gate.may_write():
                 return
+            entry.written_version = entry.seen_while_running = None
             try:
                 due_at = await self.reconciler.reconcile(entry)
             finally:
                 entry.release_body()
+                self._after_pass(entry)
             if due_at is not None and uid in self.cache.triggers:
                 entry.due_at = due_at
                 heapq.heappush(self._heap, (due_at, next(self._seq), uid))

@@ -51,6 +51,7 @@ class StatusPublisher:
             # that copy was the API's, so the entry is fresh for this term (no read is
             # needed before a start).
             entry.fresh_term = term
+            entry.written_version = str(updated["metadata"]["resourceVersion"])
         return str(updated["metadata"]["resourceVersion"])
 
     async def warn(self, entry: TriggerEntry, *, reason: str, message: str, now: datetime) -> None:

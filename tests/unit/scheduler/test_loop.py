@@ -526,3 +526,47 @@ async def test_a_burst_of_due_passes_sends_its_first_creates_before_every_pass_h
         await made.scheduler.stop()
         task.cancel()
         made.ledger.close()
+
+
+class EchoFirst:
+    """Status patches whose watch event arrives before their answer (as it often does
+    on a busy replica); `then` runs once, after the first patch, before its answer."""
+
+    def __init__(self, loop: Loop, then: Any = None) -> None:
+        patch = loop.gateway.patch_trigger_status
+        self.then = then
+
+        async def echo_first(*args: Any, **kwargs: Any) -> dict[str, Any]:
+            answer = await patch(*args, **kwargs)
+            if self.then is not None:
+                then, self.then = self.then, None
+                then()
+            for _ in range(5):
+                await asyncio.sleep(0)  # the echo (and any later event) is delivered
+            return answer
+
+        loop.gateway.patch_trigger_status = echo_first  # type: ignore[method-assign]
+
+
+async def test_the_echo_of_a_pass_own_status_patch_brings_no_second_pass(loop: Loop) -> None:
+    EchoFirst(loop)
+    loop.add(schedule="*/5 * * * *")
+    await settle()
+    assert loop.passes == ["every-5"]
+    assert loop.gateway.triggers[("team-a", "every-5")]["status"]["nextRunAt"] == (
+        "2026-11-26T02:30:00Z"
+    )
+
+
+async def test_a_change_by_someone_else_while_a_pass_runs_gets_a_second_pass(loop: Loop) -> None:
+    def edit() -> None:
+        loop.gateway.edit_trigger(
+            "team-a", "every-5", lambda body: body["spec"].update(schedule="*/10 * * * *")
+        )
+
+    EchoFirst(loop, then=edit)
+    loop.add(schedule="*/5 * * * *")
+    await settle()
+    assert loop.passes == ["every-5", "every-5"]
+    status = loop.gateway.triggers[("team-a", "every-5")]["status"]
+    assert status["observedGeneration"] == 2
