@@ -351,16 +351,31 @@ class KubeGateway:
         return True
 
     async def release_job(
-        self, namespace: str, name: str, *, uid: str, finalizers: Sequence[str], finalizer: str
+        self,
+        namespace: str,
+        name: str,
+        *,
+        uid: str,
+        finalizers: Sequence[str],
+        finalizer: str,
+        resource_version: str | None = None,
     ) -> bool:
         """Remove `finalizer` from a Job known to have `finalizers`; False if it is gone.
 
-        A JSON patch that first tests the uid and the finalizer's position, so a Job that
-        changed meanwhile is refused (`Invalid`) instead of losing another finalizer.
+        A JSON patch that first tests the uid and the finalizer's position, and with
+        `resource_version` the version the decision was made on, so a Job that changed
+        meanwhile is refused (`Invalid`) instead of losing another finalizer, or going
+        with an outcome (its run finished) the caller has not seen.
         """
         index = list(finalizers).index(finalizer)
+        version = (
+            [{"op": "test", "path": "/metadata/resourceVersion", "value": resource_version}]
+            if resource_version
+            else []
+        )
         patch = [
             {"op": "test", "path": "/metadata/uid", "value": uid},
+            *version,
             {"op": "test", "path": f"/metadata/finalizers/{index}", "value": finalizer},
             {"op": "remove", "path": f"/metadata/finalizers/{index}"},
         ]

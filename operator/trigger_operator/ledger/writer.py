@@ -55,6 +55,8 @@ from trigger_operator.ledger.records import (
     LedgerStatus,
     RunRecord,
     RunRef,
+    moves_forward,
+    next_status,
 )
 from trigger_operator.metrics import DropReason
 from trigger_operator.models.instants import format_instant
@@ -200,7 +202,8 @@ class LedgerWriter:
         self._next_prune: float | None = None
         self._thread: threading.Thread | None = None
         self._recovery_listeners: list[Callable[[], None]] = []
-        self._settled: OrderedDict[str, None] = OrderedDict()
+        # The runs whose final row is committed, with the status the row has now.
+        self._settled: OrderedDict[str, LedgerStatus] = OrderedDict()
 
     # --- the callers' side: never blocks on the database -------------------------------
 
@@ -342,11 +345,16 @@ class LedgerWriter:
 
     # --- life cycle --------------------------------------------------------------------
 
-    def settled(self, key: str) -> bool:
+    def settled(self, key: str, outcome: LedgerStatus | None = None) -> bool:
         """Whether this writer has committed a final row for the run `key` (or had one
-        refused by the database, which no retry can change)."""
+        refused by the database, which no retry can change); with `outcome`, a row that
+        a write of `outcome` would not change (a Job seen `Complete` after its run was
+        recorded `cancelled` is settled once `succeeded` is committed)."""
         with self._cond:
-            return key in self._settled
+            committed = self._settled.get(key)
+        if committed is None:
+            return False
+        return outcome is None or not moves_forward(committed, outcome)
 
     @property
     def depth(self) -> int:
@@ -508,8 +516,12 @@ class LedgerWriter:
         with self._cond:
             for record in records:
                 if isinstance(record, RunRecord) and record.status in FINAL_STATUSES:
-                    self._settled[record.ref.key] = None
-                    self._settled.move_to_end(record.ref.key)
+                    key = record.ref.key
+                    before = self._settled.get(key)
+                    self._settled[key] = (
+                        record.status if before is None else next_status(before, record.status)
+                    )
+                    self._settled.move_to_end(key)
             while len(self._settled) > SETTLED_LIMIT:
                 self._settled.popitem(last=False)
 

@@ -218,7 +218,11 @@ class Scheduler:
             self.mark_dirty(job.trigger_uid)
         elif self.gate.may_write():
             self.recorder.orphaned(job)
-            self._spawn(self.reconciler.runs.release(job), name=f"release-{job.name}")
+            self._spawn(self._release_orphan(job), name=f"release-{job.name}")
+
+    async def _release_orphan(self, job: ObservedJob) -> None:
+        # Its trigger is gone, and the run with it whatever the Job shows now.
+        await self.reconciler.runs.release(job, exact=False)
 
     def _release_orphans(self) -> None:
         for job in self.cache.orphan_jobs():

@@ -44,7 +44,14 @@ class SchedulerGateway(Protocol):
     async def delete_job(self, namespace: str, name: str, *, uid: str) -> bool: ...
 
     async def release_job(
-        self, namespace: str, name: str, *, uid: str, finalizers: Sequence[str], finalizer: str
+        self,
+        namespace: str,
+        name: str,
+        *,
+        uid: str,
+        finalizers: Sequence[str],
+        finalizer: str,
+        resource_version: str | None = None,
     ) -> bool: ...
 
     async def emit_event(

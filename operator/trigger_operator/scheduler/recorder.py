@@ -39,6 +39,7 @@ from trigger_operator.scheduler.evidence import (
     MISSED_REASON,
     excluded_message,
     job_record,
+    job_status,
     run_ref,
     trigger_evidence,
 )
@@ -243,7 +244,10 @@ class RunRecorder:
         run may go at once.
         """
         ref = run_ref(job)
-        if ref is None or self.ledger.settled(ref.key):
+        # A Job that finished after its run was recorded cancelled (deleted by hand as
+        # its pod completed) did run to the end: it goes once that outcome is committed.
+        outcome = job_status(job) if job.result in _FINISHED else None
+        if ref is None or self.ledger.settled(ref.key, outcome):
             self._settling.pop(job.uid, None)
             return True
         if not self.gate.may_write():

@@ -187,16 +187,19 @@ class RunDispatcher:
         for job in doomed:
             if FINALIZER_RUN_RECORD not in job.finalizers:
                 continue
-            if self.recorder.settle(job):
-                await self.release(job)
-            else:
+            if not self.recorder.settle(job) or not await self.release(job):
                 waiting = True
         return waiting
 
-    async def release(self, job: ObservedJob) -> None:
-        """Let a deleted Job go: remove the run-record finalizer (only while leading)."""
+    async def release(self, job: ObservedJob, *, exact: bool = True) -> bool:
+        """Let a deleted Job go: remove the run-record finalizer (only while leading).
+
+        `exact`: only the version of the Job its run's row was decided on goes, so a Job
+        that changed since (its pod finished as someone deleted it) is refused, and the
+        pass, repeated soon, records what it then shows first. False when refused.
+        """
         if FINALIZER_RUN_RECORD not in job.finalizers or not self.gate.may_write():
-            return
+            return True
         try:
             await self.gateway.release_job(
                 job.namespace,
@@ -204,10 +207,13 @@ class RunDispatcher:
                 uid=job.uid,
                 finalizers=job.finalizers,
                 finalizer=FINALIZER_RUN_RECORD,
+                resource_version=str(job.resource_version) if exact else None,
             )
         except KubeError as error:
-            # The Job changed meanwhile; its next watch event brings another try.
+            # The Job changed meanwhile: its watch event, or the pass repeated, tries again.
             log.info("could not release a Job yet", extra={"job": job.name, "error": str(error)})
+            return False
+        return True
 
     async def refresh(self, entry: TriggerEntry, jobs: dict[str, ObservedJob]) -> None:
         """Update `jobs` with the trigger's Jobs as the API lists them now."""

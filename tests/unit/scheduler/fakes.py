@@ -234,7 +234,14 @@ class FakeGateway:
         return True
 
     async def release_job(
-        self, namespace: str, name: str, *, uid: str, finalizers: Sequence[str], finalizer: str
+        self,
+        namespace: str,
+        name: str,
+        *,
+        uid: str,
+        finalizers: Sequence[str],
+        finalizer: str,
+        resource_version: str | None = None,
     ) -> bool:
         await self._enter("release_job")
         body = self.jobs.get((namespace, name))
@@ -242,7 +249,11 @@ class FakeGateway:
             return False
         index = list(finalizers).index(finalizer)
         present = body["metadata"].get("finalizers") or []
-        if body["metadata"]["uid"] != uid or present[index : index + 1] != [finalizer]:
+        if (
+            body["metadata"]["uid"] != uid
+            or present[index : index + 1] != [finalizer]
+            or (resource_version and body["metadata"]["resourceVersion"] != resource_version)
+        ):
             raise Invalid("the test operation failed", status=422)
         present.pop(index)
         self._changed(body)

@@ -590,6 +590,53 @@ def test_a_deleted_job_may_go_only_once_status_shows_its_run_handled(
 # -- refusals, failures, vanished triggers: reported, backed off, never a storm ---------------
 
 
+async def test_a_job_that_completes_as_it_is_deleted_by_hand_goes_with_its_run_succeeded(
+    world: World,
+) -> None:
+    # Someone deletes a running Job; its pod completes just as the pass that recorded the
+    # run cancelled releases it. The release names the version it decided on, so the
+    # Job, changed meanwhile, stays until its outcome is the committed row (before, it
+    # went with `cancelled` for a run that ran to the end).
+    entry = world.trigger(schedule="*/10 * * * *")
+    world.at(at(2, 10))
+    await _crash_after_create(world, entry, at(2, 10))
+    (job,) = world.jobs()
+    name = job["metadata"]["name"]
+    world.gateway.remove_job(NAMESPACE, name)
+    world.observe(entry)
+
+    def completes() -> None:
+        world.gateway.set_job_status(NAMESPACE, name, _complete(at(2, 10, 1)))
+
+    world.gateway.before("release_job", completes, once=True)
+    again = await world.run(entry)
+    assert again is not None and again <= at(2, 10, 2)
+    assert (world.key(at(2, 10)), LedgerStatus.CANCELLED, "JobDeleted") in world.ledger.written()
+    assert [b["metadata"]["name"] for b in world.jobs()] == [name]  # held for its row
+
+    for _ in range(3):  # the pass repeats while the outcome is on its way to the ledger
+        assert again is not None
+        world.at(again)
+        again = await world.run(entry)
+        world.ledger.written()
+        if not world.jobs():
+            break
+    assert world.jobs() == []
+    rows = [row for row in world.ledger.written() if row[0] == world.key(at(2, 10))]
+    assert rows[-1][1] is LedgerStatus.SUCCEEDED
+    assert world.ledger.writer.settled(world.key(at(2, 10)), LedgerStatus.SUCCEEDED)
+
+
+def _complete(when: datetime) -> dict[str, Any]:
+    return {
+        "succeeded": 1,
+        "completionTime": format_instant(when),
+        "conditions": [
+            {"type": "Complete", "status": "True", "lastTransitionTime": format_instant(when)}
+        ],
+    }
+
+
 async def test_a_job_create_refused_after_validation_is_reported_and_retried_with_back_off(
     world: World,
 ) -> None:
