@@ -69,11 +69,17 @@ def containers(
 ) -> Iterator[StartContainer]:
     """Start a container of the image for one pod of the installed Deployment."""
     started: list[OperatorContainer] = []
+    ports: set[int] = set()
 
     def start(pod: Any, *, namespaces: list[str], **env: str) -> OperatorContainer:
         read = cluster.apps().read_namespaced_deployment
         spec = read(deployment.name("trigger-operator"), deployment.namespace)
+        # A port free now may be the one handed to a container started a moment ago that
+        # has not bound it yet: each container gets a port of its own.
         port = free_port()
+        while port in ports:
+            port = free_port()
+        ports.add(port)
         run = PodRun.from_deployment(
             cluster,
             spec,
