@@ -536,12 +536,7 @@ async def test_the_job_of_the_due_time_itself_is_not_an_active_run_to_forbid_or_
 async def test_a_job_deleted_before_the_cursor_moved_is_not_run_again_then_released(
     world: World,
 ) -> None:
-    entry = world.trigger(schedule="*/10 * * * *")
-    world.at(at(2, 10))
-    await _crash_after_create(world, entry, at(2, 10))
-    (job,) = world.jobs()
-    world.gateway.remove_job(NAMESPACE, job["metadata"]["name"])  # a TTL, or a person
-    world.observe(entry)
+    entry, _ = await _created_then_deleted(world)  # by a TTL, or a person
     assert [b["metadata"]["deletionTimestamp"] for b in world.jobs()]  # held
 
     world.ledger.sink.available.clear()
@@ -559,37 +554,6 @@ async def test_a_job_deleted_before_the_cursor_moved_is_not_run_again_then_relea
     assert "release_job" in world.gateway.calls
 
 
-@pytest.mark.parametrize(
-    ("status", "run_now", "current", "expected"),
-    [
-        ({"cursor": "2026-11-26T02:10:00Z"}, None, None, True),
-        ({"cursor": "2026-11-26T02:00:00Z"}, None, None, False),  # a crash left it ahead
-        ({}, None, None, False),
-        ({"cursor": "2026-11-26T02:00:00Z", "specEpoch": "2026-11-26T02:15:00Z"}, None, None, True),
-        ({"runNow": [{"value": "v", "handledAt": "2026-11-26T02:11:00Z"}]}, "v", "v", True),
-        ({}, "v", "v", False),  # created, not yet recorded: the value would start again
-        ({}, "v", "w", True),  # the annotation moved on: "v" is never started again
-    ],
-)
-def test_a_deleted_job_may_go_only_once_status_shows_its_run_handled(
-    status: dict[str, Any], run_now: str | None, current: str | None, expected: bool
-) -> None:
-    body = build_job(
-        TriggerRef(namespace=NAMESPACE, name=NAME, uid=UID),
-        TEMPLATE,
-        scheduled_for=at(2, 10),
-        kind=RunKind.MANUAL if run_now else RunKind.SCHEDULED,
-        writer=LeaderIdentity(identity="pod-a", revision=1),
-        run_now_value=run_now,
-    )
-    job = observe_job(body)
-
-    assert handled(job, TriggerStatus.model_validate(status), current_run_now=current) is expected
-
-
-# -- refusals, failures, vanished triggers: reported, backed off, never a storm ---------------
-
-
 async def test_a_job_that_completes_as_it_is_deleted_by_hand_goes_with_its_run_succeeded(
     world: World,
 ) -> None:
@@ -597,13 +561,7 @@ async def test_a_job_that_completes_as_it_is_deleted_by_hand_goes_with_its_run_s
     # run cancelled releases it. The release names the version it decided on, so the
     # Job, changed meanwhile, stays until its outcome is the committed row (before, it
     # went with `cancelled` for a run that ran to the end).
-    entry = world.trigger(schedule="*/10 * * * *")
-    world.at(at(2, 10))
-    await _crash_after_create(world, entry, at(2, 10))
-    (job,) = world.jobs()
-    name = job["metadata"]["name"]
-    world.gateway.remove_job(NAMESPACE, name)
-    world.observe(entry)
+    entry, name = await _created_then_deleted(world)
 
     def completes() -> None:
         world.gateway.set_job_status(NAMESPACE, name, _complete(at(2, 10, 1)))
@@ -635,6 +593,50 @@ def _complete(when: datetime) -> dict[str, Any]:
             {"type": "Complete", "status": "True", "lastTransitionTime": format_instant(when)}
         ],
     }
+
+
+async def _created_then_deleted(world: World) -> tuple[TriggerEntry, str]:
+    """The Job of 02:10 created, its leader gone before the cursor moved, then the Job
+    deleted (its finalizer holds it); returns the trigger and the Job's name."""
+    entry = world.trigger(schedule="*/10 * * * *")
+    world.at(at(2, 10))
+    await _crash_after_create(world, entry, at(2, 10))
+    (job,) = world.jobs()
+    name = str(job["metadata"]["name"])
+    world.gateway.remove_job(NAMESPACE, name)
+    world.observe(entry)
+    return entry, name
+
+
+@pytest.mark.parametrize(
+    ("status", "run_now", "current", "expected"),
+    [
+        ({"cursor": "2026-11-26T02:10:00Z"}, None, None, True),
+        ({"cursor": "2026-11-26T02:00:00Z"}, None, None, False),  # a crash left it ahead
+        ({}, None, None, False),
+        ({"cursor": "2026-11-26T02:00:00Z", "specEpoch": "2026-11-26T02:15:00Z"}, None, None, True),
+        ({"runNow": [{"value": "v", "handledAt": "2026-11-26T02:11:00Z"}]}, "v", "v", True),
+        ({}, "v", "v", False),  # created, not yet recorded: the value would start again
+        ({}, "v", "w", True),  # the annotation moved on: "v" is never started again
+    ],
+)
+def test_a_deleted_job_may_go_only_once_status_shows_its_run_handled(
+    status: dict[str, Any], run_now: str | None, current: str | None, expected: bool
+) -> None:
+    body = build_job(
+        TriggerRef(namespace=NAMESPACE, name=NAME, uid=UID),
+        TEMPLATE,
+        scheduled_for=at(2, 10),
+        kind=RunKind.MANUAL if run_now else RunKind.SCHEDULED,
+        writer=LeaderIdentity(identity="pod-a", revision=1),
+        run_now_value=run_now,
+    )
+    job = observe_job(body)
+
+    assert handled(job, TriggerStatus.model_validate(status), current_run_now=current) is expected
+
+
+# -- refusals, failures, vanished triggers: reported, backed off, never a storm ---------------
 
 
 async def test_a_job_create_refused_after_validation_is_reported_and_retried_with_back_off(
