@@ -168,7 +168,7 @@ def decode_listings_with_orjson() -> bool:
         return False
     if getattr(current, "__wrapped__", None) is not None:
         return True
-    if list(inspect.signature(current).parameters) != list(_KOPF_GET_PARAMETERS):
+    if tuple(inspect.signature(current).parameters) != _KOPF_GET_PARAMETERS:
         return False
 
     async def get(
