@@ -215,6 +215,9 @@ class Holder(Protocol):
 
 #: The resources whose watch events are looked at before kopf's per-object work.
 _HELD_RESOURCES = {(GROUP, PLURAL), ("batch", "jobs")}
+#: The event types that bring an object's state: kopf gives the objects of its listings
+#: (the first one, and each relist after a 410) the type None, the watch ADDED/MODIFIED.
+_UPSERTS = (None, "ADDED", "MODIFIED")
 
 
 def skip_events_already_held(holder: Holder) -> bool:
@@ -243,7 +246,7 @@ def skip_events_already_held(holder: Holder) -> bool:
                 if (
                     looked_at
                     and isinstance(raw_event, dict)
-                    and raw_event.get("type") in ("ADDED", "MODIFIED")
+                    and raw_event.get("type") in _UPSERTS
                     and holder.holds(str(plural), raw_event.get("object") or {})
                 ):
                     continue
