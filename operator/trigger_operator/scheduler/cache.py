@@ -51,7 +51,7 @@ class TriggerEntry:
         "written_version",
     )
     _decoded: dict[str, Any] | None
-    _raw: bytes
+    _raw: bytes | None
     namespace: str
     name: str
     resource_version: Any
@@ -98,6 +98,7 @@ class TriggerEntry:
     def body(self) -> dict[str, Any]:
         """The trigger as last seen (decoded on first use after `release_body`)."""
         if self._decoded is None:
+            assert self._raw is not None  # a released body is kept as its JSON
             decoded: dict[str, Any] = orjson.loads(zlib.decompress(self._raw))
             self._decoded = decoded
             return decoded
@@ -115,9 +116,9 @@ class TriggerEntry:
         self.deleting = bool(metadata.get("deletionTimestamp"))
         self.observed_generation = status.get("observedGeneration")
         self.next_run_at = status.get("nextRunAt")
-        # Compressed: smaller still, and a copy of exactly its size (orjson's output keeps
-        # the buffer it grew, several times the JSON).
-        self._raw = zlib.compress(orjson.dumps(body), 1)
+        # Compressed when released, not here: a pass replaces the body with its status
+        # patch's answer and perhaps a fresh read, and only the last of them is kept.
+        self._raw = None
         self._decoded = body
 
     def update(self, body: dict[str, Any]) -> None:
@@ -127,7 +128,14 @@ class TriggerEntry:
             self.body = body
 
     def release_body(self) -> None:
-        """Let the decoded body go; the JSON stays (changes made to the copy are lost)."""
+        """Let the decoded body go; the JSON stays (changes made to the copy are lost).
+
+        The JSON is compressed: smaller still, and a copy of exactly its size (orjson's
+        output keeps the buffer it grew, several times the JSON).
+        """
+        if self._raw is None:
+            assert self._decoded is not None
+            self._raw = zlib.compress(orjson.dumps(self._decoded), 1)
         self._decoded = None
 
     @property

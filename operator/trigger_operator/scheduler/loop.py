@@ -157,7 +157,7 @@ class Scheduler:
         entry = self.cache.upsert_trigger(body)
         if entry.resource_version == body["metadata"].get("resourceVersion"):
             self.reconciler.calendars.track(uid, body)
-        if entry.body is not body:
+        if uid not in self._running:
             entry.release_body()  # kept as JSON until a pass needs it
         if seen is None or entry.resource_version != seen:
             if uid in self._running:

@@ -103,3 +103,17 @@ def test_the_cache_holds_exactly_the_versions_it_has_of_triggers_and_jobs() -> N
     assert not cache.holds("jobs", _job("nightly-1", uid="j-9", version="50"))  # re-created
     assert not cache.holds("jobs", _job("nightly-2", uid="j-3", version="50"))
     assert cache.holds("jobs", _job("orphan-1", uid="j-2", version="60", trigger_uid="u-gone"))
+
+
+def test_a_body_replaced_during_a_pass_is_compressed_once_it_is_released() -> None:
+    cache = TriggerCache()
+    entry = cache.upsert_trigger(copy.deepcopy(BODY))
+    newer = compact(copy.deepcopy(BODY))
+    newer["metadata"]["resourceVersion"] = "42"
+    newer["status"]["nextRunAt"] = "2026-11-28T02:00:00Z"
+    entry.update(copy.deepcopy(newer))
+
+    entry.release_body()
+    assert entry.body == newer
+    entry.release_body()  # released twice: the same JSON
+    assert entry.body == newer
