@@ -141,6 +141,39 @@ def plan(
     )
 
 
+# The next allowed times of a schedule as last listed, by the schedule's identity (the
+# entry holds the schedule, so the identity is not reused): (schedule, exclusions, count,
+# the instant listed after, the times). Compiled schedules are shared by every trigger
+# with the same expression and zone, and a new leader plans all of them within seconds.
+_FOLLOWING: dict[int, tuple[Schedule, ExclusionSet, int, datetime, tuple[datetime, ...]]] = {}
+_FOLLOWING_LIMIT = 1024
+
+
+def _following(
+    schedule: RecurringSchedule, exclusions: ExclusionSet, after: datetime, count: int
+) -> list[datetime]:
+    """The first `count` allowed times after `after` (`allowed_times`).
+
+    A listing made after an earlier instant serves any instant before its first time:
+    no allowed time lies between the two, so the times after either are the same.
+    """
+    held = _FOLLOWING.get(id(schedule))
+    if (
+        held is not None
+        and held[0] is schedule
+        and held[2] == count
+        and held[3] <= after < held[4][0]
+        and (held[1] is exclusions or held[1] == exclusions)
+    ):
+        return list(held[4])
+    times = tuple(islice(allowed_times(schedule, exclusions, after), count))
+    if len(times) == count:  # fewer: the schedule or the search ended; not kept
+        if len(_FOLLOWING) >= _FOLLOWING_LIMIT:
+            _FOLLOWING.clear()
+        _FOLLOWING[id(schedule)] = (schedule, exclusions, count, after, times)
+    return list(times)
+
+
 def latest_times(schedule: Schedule, after: datetime, until: datetime, n: int) -> list[datetime]:
     """The newest `n` fire times in (after, until], oldest first, without listing the rest."""
     if n <= 0:
@@ -188,7 +221,7 @@ def _plan_cron(
         missed_count = total - len(excluded) - len(started) - len(ran)
         cursor = recent[-1]
     after = max(floor, due_until)
-    following = list(islice(allowed_times(schedule, exclusions, after), max(count, 1)))
+    following = _following(schedule, exclusions, after, max(count, 1))
     outcome = _with_next(
         Plan(
             starts=_runs(started, missed_count, now=now, jitter=jitter),

@@ -15,14 +15,15 @@ from trigger_operator.models.calendar import Exclusions
 from trigger_operator.models.spec import CatchUp
 from trigger_operator.schedule.calendars import (
     EXCLUDED_SEARCH_LIMIT,
+    NO_EXCLUSIONS,
     ExclusionSet,
     InvalidCalendar,
     allowed_times,
     compile_exclusions,
 )
-from trigger_operator.schedule.planner import plan
+from trigger_operator.schedule.planner import _following, plan
 from trigger_operator.schedule.progress import Progress, schedule_fingerprint
-from trigger_operator.schedule.times import compile_schedule, upcoming
+from trigger_operator.schedule.times import RecurringSchedule, compile_schedule, upcoming
 
 
 def utc(
@@ -281,3 +282,46 @@ def takewhile_until(times: Any, end: datetime) -> Any:
         if instant > end:
             return
         yield instant
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    expression=st.sampled_from(["0 0 1 1 *", "*/7 * * * *", "0 9 * * 1-5", "*/20 * * * * *"]),
+    excluded=st.booleans(),
+    offsets=st.lists(st.integers(min_value=-3 * 86_400, max_value=3 * 86_400), max_size=12),
+    count=st.integers(min_value=1, max_value=4),
+)
+def test_the_remembered_next_times_are_those_a_fresh_listing_gives(
+    expression: str, excluded: bool, offsets: list[int], count: int
+) -> None:
+    # Listings from instants in any order, around excluded days and around the times
+    # themselves (a second before, at, after): each is what allowed_times lists afresh.
+    schedule = compile_schedule(schedule=expression, run_at=None, time_zone="Europe/Berlin")
+    assert isinstance(schedule, RecurringSchedule)
+    exclusions = (
+        calendar("Europe/Berlin", dates=["2026-12-24", "2026-12-25"], yearly=["01-01"])
+        if excluded
+        else NO_EXCLUSIONS
+    )
+    base = utc(2026, 12, 24, 8, 59, 59)
+    afters = [base + timedelta(seconds=offset) for offset in offsets]
+    for first in list(afters):
+        fresh = list(islice(allowed_times(schedule, exclusions, first), count))
+        afters += [t + timedelta(seconds=d) for t in fresh for d in (-1, 0, 1)]
+    for after in afters:
+        assert _following(schedule, exclusions, after, count) == list(
+            islice(allowed_times(schedule, exclusions, after), count)
+        ), after
+
+
+def test_remembered_times_are_of_the_exclusions_asked_about() -> None:
+    schedule = compile_schedule(schedule="0 9 * * *", run_at=None, time_zone="UTC")
+    assert isinstance(schedule, RecurringSchedule)
+    after = utc(2026, 12, 23, 10)
+    plain = _following(schedule, NO_EXCLUSIONS, after, 2)
+    christmas = calendar(dates=["2026-12-24"])
+
+    assert _following(schedule, christmas, after, 2) == [utc(2026, 12, 25, 9), utc(2026, 12, 26, 9)]
+    assert plain == [utc(2026, 12, 24, 9), utc(2026, 12, 25, 9)]
+    assert _following(schedule, NO_EXCLUSIONS, after, 2) == plain
+    assert _following(schedule, NO_EXCLUSIONS, after, 3)[2] == utc(2026, 12, 26, 9)
