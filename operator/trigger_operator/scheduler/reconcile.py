@@ -196,7 +196,7 @@ class Reconciler:
         status = status_of(entry.body)
         version = str(entry.resource_version)
         # 1. Validate.
-        spec, problem = await self.validator.check(entry)
+        spec, problem = await self.validator.check(entry, status)
         if spec is None or problem is not None:
             assert problem is not None
             await self.validator.report(entry, status, problem, now, version=version)

@@ -20,6 +20,7 @@ from collections import OrderedDict
 from datetime import datetime
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 
 from trigger_operator.clock import Clock
@@ -90,15 +91,20 @@ class Validator:
         self._passed: OrderedDict[tuple[str, str], float] = OrderedDict()
         self.calendars = calendars or CalendarStore()
 
-    async def check(self, entry: TriggerEntry) -> tuple[TriggerSpec | None, Problem | None]:
-        """The spec, and the problem that keeps it from running (None when it can run)."""
+    async def check(
+        self, entry: TriggerEntry, status: TriggerStatus | None = None
+    ) -> tuple[TriggerSpec | None, Problem | None]:
+        """The spec, and the problem that keeps it from running (None when it can run).
+
+        `status`: the entry's, when the caller has read it already.
+        """
         spec, problem = load_spec(entry.body)
         if spec is not None and problem is None:
             try:
                 self.calendars.resolve(entry.namespace, spec)
             except ScheduleError as error:
                 return spec, Problem(error.reason, str(error))
-            problem = await self._check_job_template(entry, spec)
+            problem = await self._check_job_template(entry, spec, status)
         return spec, problem
 
     async def report(
@@ -138,18 +144,20 @@ class Validator:
         )
         await self.publisher.warn(entry, reason=problem.reason, message=problem.message, now=now)
 
-    async def _check_job_template(self, entry: TriggerEntry, spec: TriggerSpec) -> Problem | None:
+    async def _check_job_template(
+        self, entry: TriggerEntry, spec: TriggerSpec, status: TriggerStatus | None
+    ) -> Problem | None:
         generation = entry.generation
         if entry.template_ok_generation == generation:
             return None
         if entry.template_error is not None and entry.template_error[0] == generation:
             return Problem(INVALID_JOB_TEMPLATE, entry.template_error[1])
-        if ready_at(status_of(entry.body), generation):
+        if ready_at(status if status is not None else status_of(entry.body), generation):
             # A leader (this one before a restart, or its predecessor) ran this very
             # generation: its template passed then. A new leader does not ask again.
             entry.template_ok_generation = generation
             return None
-        key = (entry.namespace, _template_key(spec))
+        key = (entry.namespace, _template_key(entry.body, spec))
         passed = self._passed.get(key)
         if passed is not None and self.clock.monotonic() - passed < TEMPLATE_PASS_TTL:
             # The same template in the same namespace passed a moment ago (thousands of
@@ -182,10 +190,13 @@ class Validator:
             self._passed.popitem(last=False)
 
 
-def _template_key(spec: TriggerSpec) -> str:
-    """What the dry run of a trigger's Job depends on, besides names and the namespace."""
-    shape = {
-        "jobTemplate": spec.job_template.model_dump(mode="json", by_alias=True),
-        "payload": spec.payload,
-    }
-    return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()
+def _template_key(body: dict[str, Any], spec: TriggerSpec) -> str:
+    """What the dry run of a trigger's Job depends on, besides names and the namespace:
+    the template as the trigger spells it (`spec`, read from `body`, is the same template
+    whenever the spelling is), and the payload."""
+    shape = {"jobTemplate": body["spec"]["jobTemplate"], "payload": spec.payload}
+    try:
+        encoded = orjson.dumps(shape, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # an integer beyond 64 bits, which only the standard library writes
+        encoded = json.dumps(shape, sort_keys=True).encode()
+    return hashlib.sha256(encoded).hexdigest()
