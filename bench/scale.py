@@ -5,9 +5,13 @@ folder) and, for each N of resident triggers, measures in that same run:
 
 - **limit**: the same-stack limit, L Jobs created by a plain Python client with 32
   threads (the Jobs the burst creates, at the fastest this machine's API server takes
-  them from Python): Jobs per second;
+  them from Python; their namespace is deleted before the next phase, so that the Job
+  controller's work on them loads no later phase): Jobs per second;
 - **cold start**: the operator started with N triggers that have no status yet: process
-  start → Lease, → first status, → every trigger showing `status.nextRunAt`;
+  start → Lease, → first status, → every trigger showing `status.nextRunAt`; from the
+  Lease on, against N status patches at the same-stack limit of status patches (a plain
+  Python client with 32 threads giving 2,000 new triggers their first status), and
+  the cores the operator and kube-apiserver were busy meanwhile;
 - **idle**: the operator's CPU and resident memory over a quiet window with N resident;
 - **burst**: B one-time triggers due at one instant, with N resident: time from that
   instant until all B Jobs exist, against B / limit;
@@ -73,6 +77,7 @@ from trigger_operator.models.api import GROUP, PLURAL, VERSION
 NAMESPACE = "scale"  # the operator's triggers, its Lease
 CRONJOBS = "scale-cronjob"
 LIMIT = "scale-limit"
+LIMIT_STATUS = "scale-limit-status"
 FAR = "0 0 1 1 *"  # once a year: resident, never due during the run
 THREADS = 32
 
@@ -316,9 +321,74 @@ def same_stack_limit(bench: Bench, count: int) -> dict[str, Any]:
         for index in range(count)
     ]
     seconds = create_many("limit Jobs", calls)
-    with contextlib.suppress(ApiException):
-        client.CoreV1Api(bench.api).delete_namespace(LIMIT)
+    # Gone before the next phase: the Job controller making their pods, at its client's
+    # QPS, kept the API server busy through the cold start that followed.
+    waited = time.monotonic()
+    delete_namespace(bench, LIMIT)
+    say(f"  limit Jobs deleted in {time.monotonic() - waited:.1f} s")
     return {"jobs": count, "seconds": round(seconds, 2), "jobs_per_second": round(count / seconds)}
+
+
+#: The status a pass writes on a new trigger (its first pass, in the cold start).
+FIRST_STATUS: dict[str, Any] = {
+    "active": [], "activeCount": 0, "completed": False, "missedRuns": 0, "notStarted": [],
+    "observedGeneration": 1, "runNow": [], "scheduleHash": "9921430188c857a8",
+    "nextRunAt": "2027-01-01T00:00:00Z",
+    "upcomingRuns": ["2027-01-01T00:00:00Z", "2028-01-01T00:00:00Z", "2029-01-01T00:00:00Z"],
+    "conditions": [{
+        "type": "Ready", "status": "True", "reason": "Scheduled", "observedGeneration": 1,
+        "message": "next run at 2027-01-01T00:00:00Z",
+        "lastTransitionTime": "2026-12-03T18:15:22.597893Z",
+    }],
+}  # fmt: skip
+
+
+def status_patch_limit(bench: Bench, count: int) -> dict[str, Any]:
+    """The same-stack limit of a cold start: `count` new triggers (in a namespace of their
+    own, which no operator watches) given the status of their first pass by a plain
+    Python client with 32 threads, one merge patch each: patches per second."""
+    say(f"limit: {count} status patches from a plain Python client, {THREADS} threads")
+    ensure_namespace(bench.api, LIMIT_STATUS)
+    api = custom(bench.api)
+    create_many(
+        "limit triggers",
+        [
+            partial(api.create_namespaced_custom_object, GROUP, VERSION, LIMIT_STATUS, PLURAL,
+                    trigger_body(f"limit-{i:05d}", {"schedule": FAR}))
+            for i in range(count)
+        ],
+    )  # fmt: skip
+    seconds = create_many(
+        "limit status patches",
+        [
+            partial(api.patch_namespaced_custom_object_status, GROUP, VERSION, LIMIT_STATUS,
+                    PLURAL, f"limit-{i:05d}", {"status": FIRST_STATUS})
+            for i in range(count)
+        ],
+    )  # fmt: skip
+    delete_namespace(bench, LIMIT_STATUS)
+    return {
+        "patches": count,
+        "seconds": round(seconds, 2),
+        "patches_per_second": round(count / seconds),
+    }
+
+
+def delete_namespace(bench: Bench, name: str) -> None:
+    """Delete a namespace and wait until it is gone (its objects' deletion loads no later
+    phase)."""
+    core = client.CoreV1Api(bench.api)
+    with contextlib.suppress(ApiException):
+        core.delete_namespace(name)
+    gone_by = time.monotonic() + 180
+    while time.monotonic() < gone_by:
+        try:
+            core.read_namespace(name)
+        except ApiException as error:
+            if error.status == 404:
+                return
+            raise
+        time.sleep(0.5)
 
 
 def create_resident(bench: Bench, count: int) -> float:
@@ -407,6 +477,62 @@ def migrate_ledger(bench: Bench) -> float:
     return round(time.monotonic() - started, 2)
 
 
+def api_requests(bench: Bench) -> collections.Counter[str]:
+    """kube-apiserver's requests so far by verb, resource and subresource (its metrics)."""
+    text = subprocess.run(
+        [str(bench.kubectl), "--kubeconfig", str(bench.cluster.kubeconfig),
+         "get", "--raw", "/metrics"],
+        check=True, capture_output=True, text=True, timeout=60,
+    ).stdout  # fmt: skip
+    counts: collections.Counter[str] = collections.Counter()
+    for line in text.splitlines():
+        if not line.startswith("apiserver_request_total{"):
+            continue
+        labels = dict(
+            part.split("=", 1) for part in line[line.index("{") + 1 : line.rindex("}")].split(",")
+        )
+        label = {k: v.strip('"') for k, v in labels.items()}
+        key = " ".join(
+            x for x in (label.get("verb"), label.get("resource"), label.get("subresource")) if x
+        )
+        counts[key] += int(float(line.rsplit(" ", 1)[1]))
+    return counts
+
+
+class BusyCores:
+    """The CPU the operator and the control plane's processes use from now on, in cores:
+    what bounds a phase on this machine (the operator's own CPU, or the API server's)."""
+
+    def __init__(self, bench: Bench, operator: Operator) -> None:
+        state = bench.cluster.state
+        self.pids = {
+            "operator": operator.process.pid,
+            **{
+                name: pid
+                for name, pid in (state.pids if state is not None else {}).items()
+                if name in ("kube-apiserver", "etcd", "kube-controller-manager")
+            },
+        }
+        self.started = time.monotonic()
+        self.spent = self._spent()
+
+    def _spent(self) -> dict[str, float]:
+        spent = {}
+        for name, pid in self.pids.items():
+            with contextlib.suppress(OSError):
+                spent[name] = cpu_seconds(pid)
+        return spent
+
+    def cores(self) -> dict[str, float]:
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        now = self._spent()
+        return {
+            name: round((now[name] - self.spent[name]) / elapsed, 2)
+            for name in self.pids
+            if name in now and name in self.spent
+        }
+
+
 def cold_start(
     bench: Bench, count: int, profile_dir: Path | None
 ) -> tuple[Operator, dict[str, Any]]:
@@ -416,7 +542,9 @@ def cold_start(
     watch.start()
     operator = start_operator(bench, "first", revision=1)
     spy = Profile(operator.process.pid, profile_dir / f"cold-{count}.txt") if profile_dir else None
+    requests_before = api_requests(bench)
     lease = operator.wait_for("lease acquired", 120)
+    busy = BusyCores(bench, operator)
     deadline = time.monotonic() + 900
     reported = 0.0
     while len(watch.scheduled) < count and time.monotonic() < deadline:
@@ -426,6 +554,8 @@ def cold_start(
             say(f"  scheduled: {len(watch.scheduled)}/{count}")
             reported = time.monotonic()
         time.sleep(0.2)
+    cores = busy.cores()
+    requests = api_requests(bench) - requests_before
     watch.stop()
     times = sorted(watch.scheduled.values())
     result: dict[str, Any] = {
@@ -437,11 +567,24 @@ def cold_start(
         else None,
         "scheduled": len(times),
         "ledger_migrated_before_seconds": migrated,
+        "busy_cores_after_lease": cores,
+        # Every client's, the benchmark's own watch among them; the most frequent first.
+        "api_requests": dict(requests.most_common(12)),
     }
     if spy is not None:
         result["profile"] = spy.stop()
     say(f"  cold start: {result}")
     return operator, result
+
+
+def cold_start_ratio(cold: dict[str, Any], patches_per_second: float) -> float | None:
+    """The cold start from the Lease to every trigger scheduled, against N status patches
+    at the same-stack limit's rate."""
+    if cold["to_all_scheduled_seconds"] is None or not patches_per_second:
+        return None
+    ideal = float(cold["triggers"]) / patches_per_second
+    spent = float(cold["to_all_scheduled_seconds"]) - float(cold["to_lease_seconds"])
+    return round(spent / ideal, 2)
 
 
 def idle(operator: Operator, seconds: float) -> dict[str, Any]:
@@ -644,8 +787,12 @@ def one_size(
         ensure_namespace(bench.api, NAMESPACE)
         result: dict[str, Any] = {"resident": resident, "repetition": repetition}
         result["limit"] = same_stack_limit(bench, opts.limit_jobs)
+        result["patch_limit"] = status_patch_limit(bench, opts.limit_patches)
         result["create_resident_seconds"] = round(create_resident(bench, resident), 1)
         operator, result["cold_start"] = cold_start(bench, resident, profile_dir)
+        result["cold_start"]["ratio_to_patch_limit"] = cold_start_ratio(
+            result["cold_start"], result["patch_limit"]["patches_per_second"]
+        )
         try:
             result["idle"] = idle(operator, opts.idle_seconds)
             result["burst"] = burst(
@@ -669,6 +816,8 @@ SPREAD: list[tuple[str, Callable[[dict[str, Any]], float]]] = [
     ("burst_seconds", lambda r: r["burst"]["seconds_until_all_exist"]),
     ("burst_ratio_to_limit", lambda r: r["burst"]["ratio_to_limit"]),
     ("cold_start_all_scheduled_seconds", lambda r: r["cold_start"]["to_all_scheduled_seconds"]),
+    ("patch_limit_per_second", lambda r: r["patch_limit"]["patches_per_second"]),
+    ("cold_start_ratio_to_patch_limit", lambda r: r["cold_start"]["ratio_to_patch_limit"]),
     ("idle_rss_mib", lambda r: r["idle"]["rss_mib"]),
     ("idle_cpu_percent", lambda r: r["idle"]["cpu_percent_of_one_core"]),
     ("rollout_first_job_after_seconds", lambda r: r["rollout"]["first_job_after_seconds"]),
@@ -772,6 +921,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="no CronJob peer")
     parser.add_argument("--burst", type=int, default=1000, help="B, the triggers due at once")
     parser.add_argument("--limit-jobs", type=int, default=1000, help="L, Jobs of the limit")
+    parser.add_argument(
+        "--limit-patches", type=int, default=2000, help="status patches of the cold start's limit"
+    )
     parser.add_argument("--idle-seconds", type=float, default=20)
     parser.add_argument("--rollout-seconds", type=float, default=20)
     parser.add_argument(
@@ -843,7 +995,13 @@ def print_table(results: dict[str, Any]) -> None:
         ("CronJob burst s, raised QPS",
          lambda r: (r.get("cronjob_raised_qps") or {}).get("seconds_until_all_exist")),
         ("cold start: to lease s", lambda r: r["cold_start"]["to_lease_seconds"]),
+        ("status patch limit /s", lambda r: r["patch_limit"]["patches_per_second"]),
         ("cold start: all scheduled s", lambda r: r["cold_start"]["to_all_scheduled_seconds"]),
+        ("cold start after Lease, ratio to limit",
+         lambda r: f"{r['cold_start']['ratio_to_patch_limit']}x"),
+        ("cold start: cores busy, operator / apiserver",
+         lambda r: " / ".join(str(r["cold_start"]["busy_cores_after_lease"].get(k))
+                              for k in ("operator", "kube-apiserver"))),
         ("idle RSS MiB", lambda r: r["idle"]["rss_mib"]),
         ("idle CPU % of a core", lambda r: r["idle"]["cpu_percent_of_one_core"]),
         ("rollout: new process to Lease s", lambda r: r["rollout"]["new_leader_after_seconds"]),
