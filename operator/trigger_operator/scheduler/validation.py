@@ -5,7 +5,8 @@ cron grammar and the time zone (compiling the schedule), the calendars it refere
 (they exist in its namespace and can be read), and the Job template (a
 server-side dry-run create, once per generation; not again by a new leader when status
 shows that generation Ready, nor for a template that passed in the same namespace a
-moment ago, as thousands of triggers made from one manifest have). A problem is
+moment ago or is being asked about right now, as thousands of triggers made from one
+manifest are at a cold start). A problem is
 reported on the trigger as Ready=False with a reason and a message naming the field,
 and with one Warning Event per problem and generation: an invalid trigger never runs
 and is never reported in a storm.
@@ -13,6 +14,7 @@ and is never reported in a storm.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -89,6 +91,8 @@ class Validator:
         self.publisher = publisher
         # (namespace, template key) → when its dry run last passed (monotonic seconds).
         self._passed: OrderedDict[tuple[str, str], float] = OrderedDict()
+        # (namespace, template key) → whether the dry run being asked now passes.
+        self._asking: dict[tuple[str, str], asyncio.Future[bool]] = {}
         self.calendars = calendars or CalendarStore()
 
     async def check(
@@ -158,9 +162,9 @@ class Validator:
             entry.template_ok_generation = generation
             return None
         key = (entry.namespace, _template_key(entry.body, spec))
-        passed = self._passed.get(key)
-        if passed is not None and self.clock.monotonic() - passed < TEMPLATE_PASS_TTL:
-            # The same template in the same namespace passed a moment ago (thousands of
+        if await self._passed_for_another(key):
+            # The same template in the same namespace passed a moment ago, or did just
+            # now for the trigger whose dry run this one waited for (thousands of
             # triggers made from one manifest): the answer would be the same.
             entry.template_ok_generation = generation
             return None
@@ -172,16 +176,39 @@ class Validator:
             writer=self.gate.writer,
             payload=spec.payload,
         )
+        asking = None
+        if key not in self._asking:
+            asking = self._asking[key] = asyncio.get_running_loop().create_future()
+        passed = False
         try:
             await self.gateway.dry_run_job(body)
+            passed = True
         except Invalid as error:
             message = f"spec.jobTemplate: the API server rejects the Job: {error}"
             entry.template_error = (generation, message)
             return Problem(INVALID_JOB_TEMPLATE, message)
+        finally:
+            if passed:
+                self._remember(key)
+            if asking is not None:
+                del self._asking[key]
+                asking.set_result(passed)
         entry.template_ok_generation = generation
         entry.template_error = None
-        self._remember(key)
         return None
+
+    async def _passed_for_another(self, key: tuple[str, str]) -> bool:
+        """Whether `key`'s dry run passed a moment ago, or passes for the one in flight.
+
+        A rejection, or an error, is not shared: the waiter asks for itself, since the
+        API server may have rejected what differs between triggers (a name, a label).
+        """
+        passed = self._passed.get(key)
+        if passed is not None and self.clock.monotonic() - passed < TEMPLATE_PASS_TTL:
+            return True
+        asking = self._asking.get(key)
+        # Shielded: a waiter cancelled (its pass ends) leaves the owner's answer alone.
+        return asking is not None and await asyncio.shield(asking)
 
     def _remember(self, key: tuple[str, str]) -> None:
         self._passed[key] = self.clock.monotonic()

@@ -288,9 +288,9 @@ class FakeGateway:
         hook = self._before.get(method)
         if hook is not None:
             hook()
+        await asyncio.sleep(0)  # a real call, answered or failed, yields to the event loop
         if self._failures[method]:
             raise self._failures[method].popleft()
-        await asyncio.sleep(0)  # a real call yields to the event loop
 
     def _listing(
         self,

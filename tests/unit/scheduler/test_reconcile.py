@@ -8,6 +8,7 @@ integration tier; here the interleavings that are hard to provoke there are chos
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 from collections.abc import Iterator
@@ -491,6 +492,72 @@ async def test_one_template_in_one_namespace_is_dry_run_once_for_many_triggers(
     assert all(
         world.gateway.triggers[(e.namespace, e.name)]["status"]["nextRunAt"] for e in entries
     )
+
+
+async def test_triggers_of_one_template_checked_at_once_share_one_dry_run(
+    world: World,
+) -> None:
+    spec = {"schedule": "30 2 * * *", "jobTemplate": TEMPLATE}
+    entries = [
+        world.cache.upsert_trigger(
+            world.gateway.add_trigger(spec, name=f"t{i}", uid=f"uid-{i}", created=CREATED)
+        )
+        for i in range(8)
+    ]
+
+    await asyncio.gather(*(world.reconciler.reconcile(entry) for entry in entries))
+
+    # The first asks; the seven checked while its answer was on the way wait for it.
+    assert world.gateway.calls.count("dry_run_job") == 1
+    assert all(
+        world.gateway.triggers[(e.namespace, e.name)]["status"]["nextRunAt"] for e in entries
+    )
+
+
+async def test_a_rejection_in_flight_is_not_shared_each_trigger_asks_for_itself(
+    world: World,
+) -> None:
+    template = {"spec": {"template": {"spec": {"containers": [{"name": "run"}]}}}}
+    entries = [
+        world.cache.upsert_trigger(
+            world.gateway.add_trigger(
+                {"schedule": "30 2 * * *", "jobTemplate": template},
+                name=f"t{i}",
+                uid=f"uid-{i}",
+                created=CREATED,
+            )
+        )
+        for i in range(3)
+    ]
+
+    await asyncio.gather(*(world.reconciler.reconcile(entry) for entry in entries))
+
+    assert world.gateway.calls.count("dry_run_job") == 3
+    for entry in entries:
+        (ready,) = world.gateway.triggers[(entry.namespace, entry.name)]["status"]["conditions"]
+        assert (ready["status"], ready["reason"]) == ("False", "InvalidJobTemplate")
+
+
+async def test_a_dry_run_that_fails_in_flight_leaves_its_waiters_to_ask_for_themselves(
+    world: World,
+) -> None:
+    spec = {"schedule": "30 2 * * *", "jobTemplate": TEMPLATE}
+    entries = [
+        world.cache.upsert_trigger(
+            world.gateway.add_trigger(spec, name=f"t{i}", uid=f"uid-{i}", created=CREATED)
+        )
+        for i in range(3)
+    ]
+    world.gateway.fail("dry_run_job", ApiUnavailable("connection refused"))
+
+    await asyncio.gather(*(world.reconciler.reconcile(entry) for entry in entries))
+
+    assert world.gateway.calls.count("dry_run_job") == 3
+    shown = [
+        "nextRunAt" in world.gateway.triggers[(e.namespace, e.name)].get("status", {})
+        for e in entries
+    ]
+    assert shown == [False, True, True]
 
 
 def _job_at(world: World, instant: datetime) -> dict[str, Any]:
