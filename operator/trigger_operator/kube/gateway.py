@@ -210,25 +210,31 @@ class KubeGateway:
                 # Not JSON (a value of the wrong type): the object is at fault.
                 raise Invalid(f"the request body cannot be sent: {error}") from error
         params = {key: str(value) for key, value in (query or {}).items() if value is not None}
+        fence = self.fence if fenced else None
+        payload: Any = data
+        if fence is not None and data is not None:
+            payload = _FencedBody(data, fence, content_type)
         session = self._open()
         await self._admission.acquire(urgency)
         try:
-            # Checked right before the request leaves, after any wait for a free
-            # connection: a write that waited (or a paused process) past the leader's
-            # deadline is not sent.
-            if fenced and self.fence is not None and not self.fence():
+            # Checked after any wait for the API budget: a write that waited (or a paused
+            # process) past the leader's deadline is not even begun. The body checks
+            # again as its bytes go out (`_FencedBody`).
+            if fence is not None and not fence():
                 raise Fenced("not sent: this replica may no longer write")
             headers = {"Accept": "application/json", **self.credentials.authorization()}
             if data is not None:
                 headers["Content-Type"] = content_type
             try:
                 async with session.request(
-                    method, self._host + path, params=params, data=data, headers=headers
+                    method, self._host + path, params=params, data=payload, headers=headers
                 ) as response:
                     text = await response.read()
                     status = response.status
                     fallback = response.reason or f"HTTP {status}"
             except (aiohttp.ClientError, OSError, TimeoutError) as error:
+                if isinstance(payload, _FencedBody) and payload.withheld:
+                    raise Fenced("not sent: this replica may no longer write") from error
                 raise ApiUnavailable(f"API server unreachable: {error!r}") from error
         finally:
             self._admission.release()
@@ -531,6 +537,35 @@ def _jobs(namespace: str | None, name: str | None = None) -> str:
 
 def _leases(namespace: str, name: str | None = None) -> str:
     return _path("/apis/coordination.k8s.io/v1", "leases", namespace, name)
+
+
+class _FencedBody(aiohttp.BytesPayload):
+    """A write's body that asks the fence once more as its bytes go out.
+
+    Between the check in `_request` and the write on the socket there are turns of the
+    event loop (a connection to open, the task that writes the body); a process paused
+    in one of them, past its Lease, would otherwise send its write when it resumes, in
+    another leader's term. aiohttp holds the request's headers back and sends them with
+    the body's first bytes, so a body withheld here means nothing of the request is
+    sent: the API server never sees it. From this check to the socket's send no other
+    code runs.
+    """
+
+    def __init__(self, value: bytes, fence: Callable[[], bool], content_type: str) -> None:
+        super().__init__(value, content_type=content_type)
+        self._fence = fence
+        self.withheld = False
+
+    async def write_with_length(
+        self, writer: aiohttp.abc.AbstractStreamWriter, content_length: int | None
+    ) -> None:
+        if not self._fence():
+            self.withheld = True
+            raise Fenced("not sent: this replica may no longer write")
+        await super().write_with_length(writer, content_length)
+
+    async def write(self, writer: aiohttp.abc.AbstractStreamWriter) -> None:
+        await self.write_with_length(writer, None)
 
 
 def _dumps(body: Any) -> bytes:
