@@ -188,13 +188,12 @@ class Validator:
             entry.template_error = (generation, message)
             return Problem(INVALID_JOB_TEMPLATE, message)
         finally:
-            if passed:
-                self._remember(key)
             if asking is not None:
                 del self._asking[key]
                 asking.set_result(passed)
         entry.template_ok_generation = generation
         entry.template_error = None
+        self._remember(key)
         return None
 
     async def _passed_for_another(self, key: tuple[str, str]) -> bool:
