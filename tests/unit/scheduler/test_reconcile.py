@@ -497,13 +497,7 @@ async def test_one_template_in_one_namespace_is_dry_run_once_for_many_triggers(
 async def test_triggers_of_one_template_checked_at_once_share_one_dry_run(
     world: World,
 ) -> None:
-    spec = {"schedule": "30 2 * * *", "jobTemplate": TEMPLATE}
-    entries = [
-        world.cache.upsert_trigger(
-            world.gateway.add_trigger(spec, name=f"t{i}", uid=f"uid-{i}", created=CREATED)
-        )
-        for i in range(8)
-    ]
+    entries = _triggers_of(world, {"schedule": "30 2 * * *", "jobTemplate": TEMPLATE}, 8)
 
     await asyncio.gather(*(world.reconciler.reconcile(entry) for entry in entries))
 
@@ -518,17 +512,7 @@ async def test_a_rejection_in_flight_is_not_shared_each_trigger_asks_for_itself(
     world: World,
 ) -> None:
     template = {"spec": {"template": {"spec": {"containers": [{"name": "run"}]}}}}
-    entries = [
-        world.cache.upsert_trigger(
-            world.gateway.add_trigger(
-                {"schedule": "30 2 * * *", "jobTemplate": template},
-                name=f"t{i}",
-                uid=f"uid-{i}",
-                created=CREATED,
-            )
-        )
-        for i in range(3)
-    ]
+    entries = _triggers_of(world, {"schedule": "30 2 * * *", "jobTemplate": template}, 3)
 
     await asyncio.gather(*(world.reconciler.reconcile(entry) for entry in entries))
 
@@ -541,13 +525,7 @@ async def test_a_rejection_in_flight_is_not_shared_each_trigger_asks_for_itself(
 async def test_a_dry_run_that_fails_in_flight_leaves_its_waiters_to_ask_for_themselves(
     world: World,
 ) -> None:
-    spec = {"schedule": "30 2 * * *", "jobTemplate": TEMPLATE}
-    entries = [
-        world.cache.upsert_trigger(
-            world.gateway.add_trigger(spec, name=f"t{i}", uid=f"uid-{i}", created=CREATED)
-        )
-        for i in range(3)
-    ]
+    entries = _triggers_of(world, {"schedule": "30 2 * * *", "jobTemplate": TEMPLATE}, 3)
     world.gateway.fail("dry_run_job", ApiUnavailable("connection refused"))
 
     await asyncio.gather(*(world.reconciler.reconcile(entry) for entry in entries))
@@ -558,6 +536,16 @@ async def test_a_dry_run_that_fails_in_flight_leaves_its_waiters_to_ask_for_them
         for e in entries
     ]
     assert shown == [False, True, True]
+
+
+def _triggers_of(world: World, spec: dict[str, Any], count: int) -> list[TriggerEntry]:
+    """`count` triggers of one spec in the default namespace, t0, t1, ..., in the cache."""
+    return [
+        world.cache.upsert_trigger(
+            world.gateway.add_trigger(spec, name=f"t{i}", uid=f"uid-{i}", created=CREATED)
+        )
+        for i in range(count)
+    ]
 
 
 def _job_at(world: World, instant: datetime) -> dict[str, Any]:
